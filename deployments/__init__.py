@@ -1,0 +1,1 @@
+"""What the Prefect server runs: the `glasses/full` deployment."""

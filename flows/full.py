@@ -1,0 +1,117 @@
+"""`glasses/full`: data → validation → folds → CNN and ScatNet cross-validation → registry → test."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefect import flow, get_run_logger
+from prefect.runtime import flow_run
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from glasses.config import ProfileName, resolve_config
+from glasses.crossval import FAMILIES, best_fold
+from tasks.data import load_images, split_images, validate_images
+from tasks.features import scattering_coefficients
+from tasks.registry import evaluate_on_test, register_model
+from tasks.reporting import log_augmented_samples, publish_summary, summarise_family
+from tasks.tracking import client, experiment_id, git_commit, log_metrics, log_params, run_url, start_run
+from tasks.training import train_fold
+
+
+def cache_dir() -> Path:
+    """Synthetic images and scattering coefficients; `GLASSES_CACHE_DIR` moves it."""
+    return Path(os.environ.get("GLASSES_CACHE_DIR", ".cache/glasses")).resolve()
+
+
+@flow(name="glasses", log_prints=True)
+def glasses(
+    data: str = "synthetic",
+    profile: ProfileName = "quick",
+    overrides: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """Cross-validate the CNN and the ScatNet on `data`, register and test the best of each.
+
+    `data`: "synthetic" (generated), an ImageFolder folder, a labels.csv (path,label[,group]) or a
+    Kaggle train.csv. `overrides`: nested config values on top of the profile, e.g.
+    {"cnn": {"optimiser": {"epochs": 3}}}.
+    """
+    config = resolve_config(profile, overrides)
+    logger = get_run_logger()
+    tracking = client()
+    experiment = experiment_id(tracking)
+    run_id = start_run(
+        tracking, experiment, f"glasses-{profile}", None,
+        {"prefect_flow_run_id": str(flow_run.get_id()), "git_commit": git_commit(),
+         "profile": profile, "data": data},
+    )
+    log_params(tracking, run_id, {"data": data, **config.flat()})
+    url = run_url(tracking, experiment, run_id)
+    logger.info("MLflow run: %s", url)
+
+    @contextmanager
+    def stage(name: str) -> Iterator[None]:
+        started = time.perf_counter()
+        yield
+        log_metrics(tracking, run_id, {f"stage_{name}_seconds": time.perf_counter() - started})
+
+    try:
+        with stage("load"):
+            images = load_images(data, config, cache_dir())
+            tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
+        with stage("validate"):
+            split = split_images(images, config, run_id)
+            validate_images(images, split, config, data, run_id)
+            log_augmented_samples(images, split, config, run_id)
+        with stage("scattering"):
+            coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
+        labels = torch.from_numpy(images.labels)
+        inputs = {"cnn": torch.from_numpy(images.pixels), "scatnet": coefficients}
+        family_runs = {
+            family: start_run(tracking, experiment, family, run_id, {"family": family})
+            for family in FAMILIES
+        }
+        with stage("cross_validation"):
+            workers = 1 if config.runtime.task_runner == "sequential" else config.runtime.workers
+            fold_task = train_fold.with_options(retries=config.runtime.retries)
+            with ThreadPoolTaskRunner(max_workers=workers) as runner:
+                futures = {
+                    family: [
+                        runner.submit(fold_task, {
+                            "family": family, "fold": fold, "config": config,
+                            "inputs": inputs[family], "labels": labels, "split": split,
+                            "experiment_id": experiment, "family_run_id": family_runs[family],
+                        })
+                        for fold in range(config.split.folds)
+                    ]
+                    for family in FAMILIES
+                }
+                results = {family: [f.result() for f in futures[family]] for family in FAMILIES}
+        tables, tests = {}, {}
+        test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
+        test_labels = images.labels[split.test]
+        example = (test_pixels[:2].float() / 255).numpy()
+        with stage("registry_and_test"):
+            for family in FAMILIES:
+                tables[family] = summarise_family(family, results[family], family_runs[family])
+                best = results[family][best_fold([r.outcome for r in results[family]])]
+                version = register_model(family, best.model, example, family_runs[family])
+                tests[family] = evaluate_on_test(family, version, test_pixels, test_labels, family_runs[family])
+                tracking.set_terminated(family_runs[family], "FINISHED")
+        summary = publish_summary(tables, tests, url, run_id)
+    except BaseException:
+        tracking.set_terminated(run_id, "FAILED")
+        raise
+    tracking.set_terminated(run_id, "FINISHED")
+    print(summary)
+    return {
+        "mlflow_run_id": run_id,
+        "mlflow_run_url": url,
+        **{f"{f}_test_accuracy": tests[f].accuracy for f in FAMILIES},
+        **{f"{f}_cv_accuracy": float(tables[f].loc["mean", "accuracy val"]) for f in FAMILIES},
+    }

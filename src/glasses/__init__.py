@@ -1,0 +1,1 @@
+"""Glasses / no glasses: train, compare and explain a CNN and a wavelet-scattering network."""

@@ -1,0 +1,1 @@
+"""Loading, scanning and splitting face images."""

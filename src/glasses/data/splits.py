@@ -1,0 +1,106 @@
+"""Seeded, stratified, leak-free splits: a fixed test split and k folds on the rest.
+
+A "unit" is what must never be split: all images of one person (when the data names people) and
+all copies of one image (same content hash). Both splits are grouped by unit, so neither identity
+nor duplicated pixels can inflate validation or test scores.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+from sklearn.model_selection import StratifiedGroupKFold
+
+
+class SplitError(ValueError):
+    """The data cannot be split as configured; the message says why and what to change."""
+
+
+def split_units(manifest: pd.DataFrame) -> np.ndarray:
+    """Union of person groups and identical content into one integer unit per row."""
+    parent = list(range(len(manifest)))
+
+    def find(i: int) -> int:
+        while parent[i] != i:
+            parent[i] = parent[parent[i]]
+            i = parent[i]
+        return i
+
+    for column in ("group", "sha256"):
+        if column not in manifest:
+            continue
+        first: dict[str, int] = {}
+        for row, key in enumerate(manifest[column].astype(str)):
+            if not key:
+                continue
+            if key in first:
+                parent[find(row)] = find(first[key])
+            else:
+                first[key] = row
+    roots = [find(i) for i in range(len(manifest))]
+    return pd.factorize(pd.Series(roots))[0]
+
+
+def _grouped_folds(labels: np.ndarray, units: np.ndarray, folds: int, seed: int, what: str):
+    n_units = len(np.unique(units))
+    if n_units < folds:
+        raise SplitError(
+            f"{what}: only {n_units} independent unit(s) (people or distinct images) for "
+            f"{folds} folds; add data or lower the fold count"
+        )
+    splitter = StratifiedGroupKFold(n_splits=folds, shuffle=True, random_state=seed)
+    return list(splitter.split(np.zeros(len(labels)), labels, units))
+
+
+def held_out_mask(manifest: pd.DataFrame, test_size: float, seed: int) -> np.ndarray:
+    """True for rows of the held-out test split (about `test_size` of each class).
+
+    One fold of a grouped, stratified k-fold with k = round(1 / test_size) is the test split:
+    sklearn has no grouped stratified shuffle split, and this keeps both properties.
+    """
+    folds = max(2, round(1 / test_size))
+    labels = manifest["label"].to_numpy()
+    _, test = _grouped_folds(labels, split_units(manifest), folds, seed, "test split")[0]
+    mask = np.zeros(len(manifest), dtype=bool)
+    mask[test] = True
+    return mask
+
+
+def fold_of(manifest: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
+    """The validation fold index (0..folds-1) of every row of a training manifest."""
+    labels = manifest["label"].to_numpy()
+    assignment = np.full(len(manifest), -1, dtype=np.int64)
+    for index, (_, validation) in enumerate(
+        _grouped_folds(labels, split_units(manifest), folds, seed, "cross-validation")
+    ):
+        assignment[validation] = index
+    return assignment
+
+
+@dataclass(frozen=True)
+class Split:
+    """Row-aligned with the manifest: the test flag, and the fold of every training row."""
+
+    test: np.ndarray  # bool
+    fold: np.ndarray  # int, -1 on test rows
+
+    def fold_indices(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
+        """Row indices (into the manifest) of the fold's training and validation parts."""
+        train_rows = ~self.test
+        return np.where(train_rows & (self.fold != fold))[0], np.where(self.fold == fold)[0]
+
+    def table(self, manifest: pd.DataFrame) -> pd.DataFrame:
+        """Fold membership, logged so any run's partition can be inspected and reproduced."""
+        membership = manifest[["path", "label", "group", "sha256"]].copy()
+        membership["split"] = np.where(self.test, "test", "train")
+        membership["fold"] = self.fold
+        return membership
+
+
+def make_split(manifest: pd.DataFrame, test_size: float, folds: int, seed: int) -> Split:
+    test = held_out_mask(manifest, test_size, seed)
+    fold = np.full(len(manifest), -1, dtype=np.int64)
+    fold[~test] = fold_of(manifest[~test].reset_index(drop=True), folds, seed)
+    return Split(test=test, fold=fold)

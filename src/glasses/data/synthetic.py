@@ -1,0 +1,706 @@
+"""Deterministic synthetic faces with and without glasses: the embedded default data set.
+
+The pipeline must run anywhere without a download, so it ships a generator instead of images.
+Each synthetic person keeps identity traits (skin, face shape, hair, eyes, brows) across several
+images, so group-aware splits behave like they would on real photographs.  Per-image jitter
+(pose, scale, light, background, noise) and label-independent look-alikes (bushy brows, shadows
+under the eyes, fringes and headbands across the forehead, eyeliner) keep the task from reducing
+to "dark pixels near the eyes", while the glasses themselves stay clearly learnable.
+
+Everything is drawn with PIL on a supersampled canvas through one affine pose, so the glasses
+mask shares the exact geometry of the glasses in the image.
+"""
+
+from __future__ import annotations
+
+import csv
+import functools
+import json
+import math
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+# Bump whenever the rendering changes, so cached data sets of an older look are not reused.
+GENERATOR_VERSION = 1
+
+SYNTHETIC_COLUMNS = ["path", "label", "label_name", "group", "glasses_kind", "mask_path"]
+
+CLEAR_SHAPES = ("round", "oval", "rectangular", "browline")
+SUNGLASSES = "sunglasses"
+GLASSES_KINDS = (*CLEAR_SHAPES, SUNGLASSES)
+NO_GLASSES = "none"
+SUNGLASSES_SHARE = 0.25
+IMAGES_PER_PERSON = (4, 10)
+HAIR_STYLES = ("short", "fringe", "side_part", "long", "bald")
+
+# Eye-region look-alikes are a little more frequent without glasses, so that darkness around
+# the eyes does not by itself predict the label.
+SHADOW_RATE = {False: 0.40, True: 0.20}
+HEADBAND_RATE = {False: 0.20, True: 0.10}
+EYELINER_RATE = {False: 0.30, True: 0.15}
+
+Color = tuple[int, int, int]
+Rgba = tuple[int, int, int, int]
+Points = np.ndarray  # (n, 2) float array in face coordinates (fractions of the image width)
+
+SKIN_TONES = np.array(
+    [[255, 226, 204], [241, 194, 160], [224, 172, 130], [198, 134, 96], [160, 102, 70],
+     [112, 72, 50], [78, 52, 38]],
+    dtype=float,
+)  # fmt: skip
+HAIR_COLORS: tuple[Color, ...] = (
+    (24, 20, 20), (55, 38, 28), (105, 70, 42), (140, 62, 34), (212, 176, 110), (168, 166, 160),
+)  # fmt: skip
+EYE_COLORS: tuple[Color, ...] = (
+    (88, 54, 30), (45, 30, 20), (70, 118, 176), (78, 128, 82), (128, 108, 58), (118, 128, 138),
+)  # fmt: skip
+FRAME_COLORS: tuple[Color, ...] = (
+    (18, 18, 20), (92, 54, 30), (196, 160, 78), (182, 186, 192), (168, 34, 40), (30, 44, 100),
+    (120, 120, 126),
+)  # fmt: skip
+SUN_TINTS: tuple[Color, ...] = ((22, 22, 26), (58, 38, 24), (28, 48, 34), (36, 52, 96))
+
+
+@dataclass(frozen=True)
+class Eyewear:
+    """One pair of glasses; sizes are relative to the face half-width."""
+
+    shape: str
+    frame_color: Color
+    thickness: float
+    lens_rx: float
+    aspect: float
+    lens_tint: Rgba
+
+
+@dataclass(frozen=True)
+class Person:
+    """Identity traits that stay fixed across all images of one synthetic person."""
+
+    group: str
+    skin: Color
+    half_width: float
+    aspect: float
+    chin_taper: float
+    squareness: float
+    hair_color: Color
+    hair_style: str
+    eye_color: Color
+    eye_spacing: float
+    brow_color: Color
+    brow_thickness: float
+    glasses: Eyewear
+    sunglasses: Eyewear
+
+
+@dataclass(frozen=True)
+class Shot:
+    """Everything that varies from one image of a person to the next."""
+
+    person: Person
+    eyewear: Eyewear | None
+    kind: str
+    center: tuple[float, float]
+    angle: float
+    scale: float
+    turn: float
+    eye_open: float
+    gaze: float
+    smile: float
+    clothes: Color
+    background: tuple[Color, Color, float]
+    light: tuple[float, float, float]
+    noise: float
+    shadow_alpha: int
+    headband: Color | None
+    headband_height: float
+    eyeliner: bool
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where the facial features sit, in face coordinates, for one shot."""
+
+    a: float
+    b: float
+    dx: float
+    eye_y: float
+    eye_sep: float
+    eye_rx: float
+    eye_ry: float
+    brow_y: float
+    nose_y: float
+    mouth_y: float
+
+
+def generate_synthetic(root: Path, count: int, n_glasses: int, size: int, seed: int) -> Path:
+    """Write the data set once into `root` and return the path of its labels.csv."""
+    root = Path(root)
+    params = {
+        "generator_version": GENERATOR_VERSION,
+        "count": int(count),
+        "n_glasses": int(n_glasses),
+        "size": int(size),
+        "seed": int(seed),
+    }
+    if _is_cached(root, params):
+        return root / "labels.csv"
+    if count < 1 or not 0 <= n_glasses <= count or size < 16:
+        raise ValueError(f"synthetic data: need count >= 1, 0 <= n_glasses <= count, size >= 16; "
+                         f"got count={count}, n_glasses={n_glasses}, size={size}")  # fmt: skip
+    root.parent.mkdir(parents=True, exist_ok=True)
+    # A private sibling folder renamed into place makes the data set appear all at once: a killed
+    # run leaves no half-written set behind, and racing processes cannot mix their files.
+    staging = Path(tempfile.mkdtemp(prefix=f".{root.name}.partial-", dir=root.parent))
+    try:
+        _write_dataset(staging, params)
+        try:
+            os.replace(staging, root)
+        except OSError:
+            if not _is_cached(root, params):
+                raise
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    return root / "labels.csv"
+
+
+def _is_cached(root: Path, params: dict[str, int]) -> bool:
+    """True when `root` already holds this very data set; refuses to touch any other content."""
+    if not root.exists():
+        return False
+    params_file = root / "params.json"
+    if params_file.is_file():
+        found = json.loads(params_file.read_text())
+        if found == params:
+            return True
+        raise ValueError(
+            f"{root} already holds a synthetic data set made with {found}, not {params}; "
+            "choose another folder for these parameters"
+        )
+    if any(root.iterdir()):
+        raise ValueError(f"{root} is not empty and holds no synthetic data set (no params.json)")
+    return False
+
+
+def _write_dataset(folder: Path, params: dict[str, int]) -> None:
+    rng = np.random.default_rng(params["seed"])
+    shots = plan_shots(rng, params["count"], params["n_glasses"])
+    (folder / "images").mkdir()
+    (folder / "masks").mkdir()
+    rows = []
+    for index, shot in enumerate(shots):
+        name = f"{index:05d}.png"
+        image, mask = render(shot, params["size"], rng)
+        image.save(folder / "images" / name, format="PNG", compress_level=1)
+        mask_path = ""
+        if mask is not None:
+            mask_path = f"masks/{name}"
+            mask.save(folder / mask_path, format="PNG", compress_level=1)
+        wears = shot.eyewear is not None
+        rows.append([f"images/{name}", int(wears), "glasses" if wears else "no_glasses",
+                     shot.person.group, shot.kind, mask_path])  # fmt: skip
+    with open(folder / "labels.csv", "w", newline="") as handle:
+        writer = csv.writer(handle, lineterminator="\n")
+        writer.writerow(SYNTHETIC_COLUMNS)
+        writer.writerows(rows)
+    # Written last: its presence is what marks the folder as a finished data set.
+    (folder / "params.json").write_text(json.dumps(params, indent=2, sort_keys=True) + "\n")
+
+
+# --------------------------------------------------------------------------- planning
+
+
+def plan_shots(rng: np.random.Generator, count: int, n_glasses: int) -> list[Shot]:
+    """Decide who appears in each image and with which glasses, hitting the class counts exactly."""
+    per_person = _images_per_person(rng, count)
+    wears = rng.permutation(np.arange(count) < n_glasses)
+    n_sun = round(SUNGLASSES_SHARE * n_glasses)
+    sunny = iter(rng.permutation(np.arange(n_glasses) < n_sun))
+    shots = []
+    image = 0
+    for index, n_images in enumerate(per_person):
+        person = make_person(rng, f"p{index:04d}")
+        for _ in range(n_images):
+            if not wears[image]:
+                eyewear, kind = None, NO_GLASSES
+            elif next(sunny):
+                eyewear, kind = person.sunglasses, SUNGLASSES
+            else:
+                eyewear, kind = person.glasses, person.glasses.shape
+            shots.append(make_shot(rng, person, eyewear, kind))
+            image += 1
+    return shots
+
+
+def _images_per_person(rng: np.random.Generator, count: int) -> list[int]:
+    """Split `count` into persons of 4-10 images; the last one absorbs a short remainder."""
+    low, high = IMAGES_PER_PERSON
+    sizes: list[int] = []
+    remaining = count
+    while remaining > 0:
+        n = min(int(rng.integers(low, high + 1)), remaining)
+        if remaining - n < low:
+            n = remaining
+        sizes.append(n)
+        remaining -= n
+    return sizes
+
+
+def make_person(rng: np.random.Generator, group: str) -> Person:
+    tone = rng.uniform(0, len(SKIN_TONES) - 1)
+    low = int(tone)
+    skin = SKIN_TONES[low] + (tone - low) * (
+        SKIN_TONES[min(low + 1, len(SKIN_TONES) - 1)] - SKIN_TONES[low]
+    )
+    skin = np.clip(skin + rng.normal(0, 6, 3), 0, 255)
+    # Hair varies in lightness, not hue: independent channel noise turns black hair purple.
+    hair = shade(HAIR_COLORS[rng.integers(len(HAIR_COLORS))], rng.uniform(0.8, 1.2))
+    # About a third of people get dark, bushy brows whatever their hair: a glasses look-alike.
+    bushy = rng.random() < 0.35
+    brow = (28, 22, 22) if bushy else tuple(int(c * 0.7) for c in hair)
+    return Person(
+        group=group,
+        skin=tuple(int(c) for c in skin),
+        half_width=rng.uniform(0.23, 0.28),
+        aspect=rng.uniform(1.2, 1.42),
+        chin_taper=rng.uniform(0.0, 0.28),
+        squareness=rng.uniform(2.0, 2.8),
+        hair_color=hair,
+        hair_style=HAIR_STYLES[rng.choice(len(HAIR_STYLES), p=[0.28, 0.22, 0.18, 0.22, 0.10])],
+        eye_color=_jitter(rng, EYE_COLORS[rng.integers(len(EYE_COLORS))], 10),
+        eye_spacing=rng.uniform(0.39, 0.46),
+        brow_color=brow,
+        brow_thickness=rng.uniform(0.10, 0.16) if bushy else rng.uniform(0.04, 0.09),
+        glasses=make_eyewear(rng, sun=False),
+        sunglasses=make_eyewear(rng, sun=True),
+    )
+
+
+def make_eyewear(rng: np.random.Generator, sun: bool) -> Eyewear:
+    if sun:
+        shape = ("round", "oval", "rectangular")[rng.integers(3)]
+        tint = SUN_TINTS[rng.integers(len(SUN_TINTS))]
+        lens_tint = (*tint, int(rng.integers(205, 245)))
+        lens_rx, aspect = rng.uniform(0.29, 0.34), rng.uniform(0.75, 0.95)
+    else:
+        shape = CLEAR_SHAPES[rng.integers(len(CLEAR_SHAPES))]
+        lens_tint = (215, 232, 250, int(rng.integers(20, 50)))
+        lens_rx, aspect = rng.uniform(0.25, 0.31), rng.uniform(0.62, 0.82)
+    if shape == "round":
+        aspect = 1.0 if not sun else 0.95
+    thin = rng.random() < 0.5
+    return Eyewear(
+        shape=shape,
+        frame_color=_jitter(rng, FRAME_COLORS[rng.integers(len(FRAME_COLORS))], 10),
+        thickness=rng.uniform(0.04, 0.06) if thin else rng.uniform(0.08, 0.13),
+        lens_rx=lens_rx,
+        aspect=aspect,
+        lens_tint=lens_tint,
+    )
+
+
+def make_shot(rng: np.random.Generator, person: Person, eyewear: Eyewear | None, kind: str) -> Shot:
+    wears = eyewear is not None
+    light_angle = rng.uniform(0, 2 * np.pi)
+    # Muted towards grey: saturated backdrops are rare behind real portraits.
+    bg_a = mix(
+        tuple(int(c) for c in rng.integers(30, 235, 3)), (128, 128, 128), rng.uniform(0, 0.6)
+    )
+    bg_b = _jitter(rng, bg_a, 45)
+    return Shot(
+        person=person,
+        eyewear=eyewear,
+        kind=kind,
+        center=(0.5 + rng.uniform(-0.05, 0.05), 0.5 + rng.uniform(-0.04, 0.04)),
+        angle=rng.uniform(-10, 10),
+        scale=rng.uniform(0.9, 1.1),
+        turn=rng.uniform(-1, 1),
+        eye_open=rng.uniform(0.7, 1.1) if rng.random() > 0.05 else 0.25,
+        gaze=rng.uniform(-0.25, 0.25),
+        smile=rng.uniform(-0.2, 1.0),
+        clothes=tuple(int(c) for c in rng.integers(20, 235, 3)),
+        background=(bg_a, bg_b, rng.uniform(0, 2 * np.pi)),
+        light=(light_angle, rng.uniform(0.0, 0.35), rng.uniform(0.7, 1.15)),
+        noise=rng.uniform(1.5, 7.0),
+        shadow_alpha=int(rng.integers(60, 140)) if rng.random() < SHADOW_RATE[wears] else 0,
+        headband=_headband_color(rng) if rng.random() < HEADBAND_RATE[wears] else None,
+        headband_height=rng.uniform(0.15, 0.45),
+        eyeliner=bool(rng.random() < EYELINER_RATE[wears]),
+    )
+
+
+def _headband_color(rng: np.random.Generator) -> Color:
+    """Half of the headbands are near-black, as dark as a frame or a sunglass lens."""
+    if rng.random() < 0.5:
+        return _jitter(rng, (25, 25, 30), 10)
+    return tuple(int(c) for c in rng.integers(30, 240, 3))
+
+
+def _jitter(rng: np.random.Generator, color: Color, spread: float) -> Color:
+    return tuple(int(c) for c in np.clip(np.asarray(color) + rng.normal(0, spread, 3), 0, 255))
+
+
+# --------------------------------------------------------------------------- geometry
+
+
+def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 40, power: float = 2.0) -> Points:
+    """Superellipse outline; power 2 is an ellipse, larger powers approach a rounded rectangle."""
+    return unit_superellipse(n, power) * (rx, ry) + (cx, cy)
+
+
+@functools.cache
+def unit_superellipse(n: int, power: float) -> Points:
+    """Cached because a few hundred thousand outlines are drawn from a handful of shapes."""
+    t = np.linspace(0, 2 * np.pi, n, endpoint=False)
+    c, s = np.cos(t), np.sin(t)
+    e = 2.0 / power
+    return np.column_stack([np.sign(c) * np.abs(c) ** e, np.sign(s) * np.abs(s) ** e])
+
+
+def rotated(points: Points, center: tuple[float, float], degrees: float) -> Points:
+    angle = np.deg2rad(degrees)
+    rot = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    return (points - center) @ rot.T + center
+
+
+def shade(color: Color, factor: float) -> Color:
+    return tuple(int(min(255, c * factor)) for c in color)
+
+
+def mix(a: Color, b: Color, t: float) -> Color:
+    return tuple(int(x + (y - x) * t) for x, y in zip(a, b, strict=True))
+
+
+class Canvas:
+    """Draws shapes given in face coordinates through the shot's pose onto a supersampled image.
+
+    Face coordinates put the face centre at the origin with y pointing down, in fractions of the
+    image width, so every part is posed (shifted, scaled, rotated) by the same transform.
+    """
+
+    def __init__(self, image: Image.Image, shot: Shot) -> None:
+        self.draw = ImageDraw.Draw(image, "RGBA" if image.mode == "RGB" else None)
+        self.unit = image.width * shot.scale
+        angle = np.deg2rad(shot.angle)
+        self.matrix = self.unit * np.array(
+            [[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]]
+        )
+        self.offset = np.asarray(shot.center) * image.width
+
+    def _pixels(self, points: Points) -> list[float]:
+        return (points @ self.matrix.T + self.offset).ravel().tolist()
+
+    def fill(self, points: Points, color: Color | Rgba | int) -> None:
+        self.draw.polygon(self._pixels(points), fill=color)
+
+    def stroke(self, points: Points, width: float, color: Color | Rgba | int, closed=False) -> None:
+        if closed:
+            points = np.vstack([points, points[:2]])
+        pixels = max(1, round(width * self.unit))
+        self.draw.line(self._pixels(points), fill=color, width=pixels, joint="curve")
+
+
+# --------------------------------------------------------------------------- rendering
+
+
+def render(
+    shot: Shot, size: int, rng: np.random.Generator
+) -> tuple[Image.Image, Image.Image | None]:
+    """Draw one shot; return the RGB image and, with glasses, its binary glasses mask."""
+    factor = max(2, -(-256 // size))  # supersample to at least 256 px for smooth edges
+    canvas_px = size * factor
+    image = draw_background(shot, canvas_px)
+    canvas = Canvas(image, shot)
+    layout = layout_face(shot)
+    draw_body(canvas, shot, layout)
+    draw_hair_volume(canvas, shot.person, layout)
+    draw_ears(canvas, shot.person, layout)
+    draw_face(canvas, shot.person, layout)
+    draw_forehead_hair(canvas, shot.person, layout)
+    if shot.headband is not None:
+        draw_headband(canvas, shot, layout)
+    draw_brows(canvas, shot.person, layout)
+    draw_under_eye_shadows(canvas, shot, layout)
+    draw_eyes(canvas, shot, layout)
+    draw_nose(canvas, shot.person, layout)
+    draw_mouth(canvas, shot, layout)
+    mask = None
+    if shot.eyewear is not None:
+        parts = glasses_geometry(shot.eyewear, layout)
+        draw_glasses(canvas, shot.eyewear, parts)
+        mask_canvas = Image.new("L", image.size, 0)
+        draw_glasses_mask(Canvas(mask_canvas, shot), parts)
+        mask_small = np.asarray(mask_canvas.reduce(factor))
+        mask = Image.fromarray(np.where(mask_small >= 128, 255, 0).astype(np.uint8), mode="L")
+    small = image.reduce(factor)  # box filter: the anti-aliasing step
+    return Image.fromarray(apply_light_and_noise(np.asarray(small), shot, rng)), mask
+
+
+def draw_background(shot: Shot, px: int) -> Image.Image:
+    """Linear two-colour gradient in a random direction, as behind a studio or office portrait."""
+    first, second, direction = shot.background
+    ramp = np.linspace(-0.5, 0.5, px, dtype=np.float32)
+    t = math.cos(direction) * ramp[None, :] + math.sin(direction) * ramp[:, None] + 0.5
+    np.clip(t, 0, 1, out=t)
+    # Channel by channel: far faster than broadcasting over a trailing colour axis.
+    pairs = zip(first, second, strict=True)
+    channels = [Image.fromarray((a + t * (b - a)).astype(np.uint8)) for a, b in pairs]
+    return Image.merge("RGB", channels)
+
+
+def layout_face(shot: Shot) -> Layout:
+    """Place the features on the face; the head turn slides them sideways (a cheap yaw)."""
+    person = shot.person
+    a = person.half_width
+    b = a * person.aspect
+    eye_ry = a * 0.085 * shot.eye_open
+    eye_y = -0.08 * b
+    return Layout(
+        a=a,
+        b=b,
+        dx=shot.turn * 0.1 * a,
+        eye_y=eye_y,
+        eye_sep=person.eye_spacing * a,
+        eye_rx=0.18 * a,
+        eye_ry=eye_ry,
+        brow_y=eye_y - 0.26 * a,
+        nose_y=0.3 * b,
+        mouth_y=0.56 * b,
+    )
+
+
+def face_outline(person: Person, layout: Layout, grow: float = 1.0) -> Points:
+    """Superellipse narrowing towards the chin, so faces range from round to long and square."""
+    t = np.linspace(0, 2 * np.pi, 64, endpoint=False)
+    c, s = np.cos(t), np.sin(t)
+    e = 2.0 / person.squareness
+    x = layout.a * grow * np.sign(c) * np.abs(c) ** e * (1 - person.chin_taper * np.clip(s, 0, 1))
+    y = layout.b * grow * np.sign(s) * np.abs(s) ** e
+    return np.column_stack([x, y])
+
+
+def draw_body(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    a, b = layout.a, layout.b
+    person = shot.person
+    if person.hair_style == "long":
+        back = ellipse(0, 0.35 * b, 1.3 * a, 1.35 * b, power=3.0)
+        canvas.fill(back, shade(person.hair_color, 0.85))
+    canvas.fill(ellipse(0, b + 0.24, 2.3 * a, 0.26), shot.clothes)
+    neck = np.array(
+        [[-0.45 * a, 0.4 * b], [0.45 * a, 0.4 * b], [0.5 * a, b + 0.1], [-0.5 * a, b + 0.1]]
+    )
+    canvas.fill(neck, shade(person.skin, 0.82))
+
+
+def draw_hair_volume(canvas: Canvas, person: Person, layout: Layout) -> None:
+    """Hair behind the face: visible above the forehead and along the temples."""
+    if person.hair_style == "bald":
+        return
+    a, b = layout.a, layout.b
+    drop = 0.05 if person.hair_style == "long" else 0.22
+    canvas.fill(ellipse(0, -drop * b, 1.12 * a, 1.08 * b - drop * b * 0.3), person.hair_color)
+
+
+def draw_ears(canvas: Canvas, person: Person, layout: Layout) -> None:
+    for side in (-1, 1):
+        x = side * layout.a + layout.dx * 0.5
+        canvas.fill(ellipse(x, layout.eye_y + 0.12 * layout.b, 0.15 * layout.a, 0.22 * layout.b),
+                    shade(person.skin, 0.9))  # fmt: skip
+
+
+def draw_face(canvas: Canvas, person: Person, layout: Layout) -> None:
+    canvas.fill(face_outline(person, layout), person.skin)
+
+
+def draw_forehead_hair(canvas: Canvas, person: Person, layout: Layout) -> None:
+    """Hair over the forehead down to a hairline; a fringe reaches the brows like a thick frame."""
+    style = person.hair_style
+    if style == "bald":
+        return
+    a, b = layout.a, layout.b
+    top = face_outline(person, layout, grow=1.07)
+    top = top[top[:, 1] <= 0]
+    top = top[np.argsort(np.arctan2(top[:, 1], top[:, 0]))]  # left side, over the top, right side
+    xs = np.linspace(1.07 * a, -1.07 * a, 31)
+    hairline = {"short": -0.6 * b, "long": -0.55 * b, "side_part": -0.5 * b}.get(
+        style, layout.brow_y - 0.07 * a
+    )
+    ys = hairline + (layout.eye_y - hairline) * np.abs(xs / (1.07 * a)) ** 6
+    if style == "side_part":
+        ys = ys + 0.12 * xs
+    if style == "fringe":
+        ys[1::2] -= 0.06 * a  # separate strands
+    canvas.fill(np.vstack([top, np.column_stack([xs, ys])]), person.hair_color)
+
+
+def draw_headband(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    a = layout.a
+    xs = np.linspace(-1.08 * a, 1.08 * a, 21)
+    middle = layout.brow_y - shot.headband_height * a - 0.06 * a * (1 - (xs / (1.08 * a)) ** 2)
+    half = 0.09 * a
+    band = np.vstack(
+        [np.column_stack([xs, middle - half]), np.column_stack([xs, middle + half])[::-1]]
+    )
+    canvas.fill(band, shot.headband)
+
+
+def draw_brows(canvas: Canvas, person: Person, layout: Layout) -> None:
+    a = layout.a
+    length = 0.22 * a
+    u = np.linspace(-1, 1, 15)
+    for side in (-1, 1):
+        cx = side * layout.eye_sep + layout.dx
+        xs = cx + side * u * length
+        centre = layout.brow_y - 0.05 * a * (1 - u**2)
+        # Thick at the inner end, tapering outward, like real brows.
+        half = person.brow_thickness * a * (0.6 - 0.25 * u)
+        outline = np.vstack([np.column_stack([xs, centre - half]),
+                             np.column_stack([xs, centre + half])[::-1]])  # fmt: skip
+        canvas.fill(outline, person.brow_color)
+
+
+def draw_under_eye_shadows(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    """Dark rings below the eyes: a no-glasses look-alike of a lower lens rim."""
+    if not shot.shadow_alpha:
+        return
+    for side in (-1, 1):
+        cx = side * layout.eye_sep + layout.dx
+        cy = layout.eye_y + 0.12 * layout.a
+        for grow, alpha in ((1.3, shot.shadow_alpha // 2), (1.0, shot.shadow_alpha // 2)):
+            canvas.fill(ellipse(cx, cy, layout.eye_rx * 1.2 * grow, 0.09 * layout.a * grow),
+                        (70, 38, 48, alpha))  # fmt: skip
+
+
+def draw_eyes(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    person = shot.person
+    lid = (40, 28, 26)
+    for side in (-1, 1):
+        cx = side * layout.eye_sep + layout.dx
+        cy = layout.eye_y
+        rx, ry = layout.eye_rx, layout.eye_ry
+        white = ellipse(cx, cy, rx, ry, n=32)
+        canvas.fill(white, (238, 236, 230))
+        iris_r = min(0.5 * rx, ry * 1.05)
+        ix = cx + shot.gaze * rx * 0.4
+        canvas.fill(ellipse(ix, cy, iris_r, iris_r, n=24), person.eye_color)
+        canvas.fill(ellipse(ix, cy, iris_r * 0.45, iris_r * 0.45, n=16), (12, 10, 10))
+        canvas.fill(ellipse(ix - 0.3 * iris_r, cy - 0.3 * iris_r, iris_r * 0.2, iris_r * 0.2, n=8),
+                    (250, 250, 250))  # fmt: skip
+        upper = white[(white[:, 1] <= cy + 1e-9)]
+        upper = upper[np.argsort(upper[:, 0])]
+        width = 0.07 * layout.a if shot.eyeliner else 0.025 * layout.a
+        canvas.stroke(upper, width, (15, 12, 12) if shot.eyeliner else lid)
+
+
+def draw_nose(canvas: Canvas, person: Person, layout: Layout) -> None:
+    a, dx = layout.a, layout.dx * 1.3
+    shadow = shade(person.skin, 0.8)
+    bridge = np.array(
+        [[dx - 0.08 * a, layout.eye_y + 0.1 * a], [dx - 0.1 * a, layout.nose_y - 0.1 * a]]
+    )
+    canvas.stroke(bridge, 0.03 * a, shadow)
+    canvas.fill(ellipse(dx, layout.nose_y, 0.17 * a, 0.08 * a), shade(person.skin, 0.9))
+    for side in (-1, 1):
+        canvas.fill(ellipse(dx + side * 0.08 * a, layout.nose_y + 0.02 * a, 0.045 * a, 0.03 * a),
+                    shade(person.skin, 0.5))  # fmt: skip
+
+
+def draw_mouth(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    a = layout.a
+    half = 0.36 * a
+    u = np.linspace(-1, 1, 21)
+    xs = layout.dx * 1.2 + u * half
+    bend = shot.smile * 0.1 * a * u**2  # corners up when smiling
+    upper = layout.mouth_y - 0.06 * a * (1 - u**2) - bend
+    lower = layout.mouth_y + 0.09 * a * (1 - u**2) - bend
+    lips = mix(shot.person.skin, (165, 60, 72), 0.45)
+    canvas.fill(np.vstack([np.column_stack([xs, upper]), np.column_stack([xs, lower])[::-1]]), lips)
+    canvas.stroke(np.column_stack([xs, layout.mouth_y - bend]), 0.02 * a, shade(lips, 0.6))
+
+
+@dataclass(frozen=True)
+class GlassesParts:
+    """Glasses geometry shared by the image and the mask, so the mask matches the pixels."""
+
+    lenses: list[Points]
+    bridge: Points
+    temples: list[Points]
+    browline: list[Points]
+    thickness: float
+
+
+def glasses_geometry(eyewear: Eyewear, layout: Layout) -> GlassesParts:
+    a, dx = layout.a, layout.dx
+    rx = eyewear.lens_rx * a
+    ry = rx * eyewear.aspect
+    power = {"round": 2.0, "oval": 2.2, "rectangular": 4.5, "browline": 3.5}[eyewear.shape]
+    cy = layout.eye_y + 0.03 * a
+    lenses, temples, browline = [], [], []
+    for side in (-1, 1):
+        cx = side * layout.eye_sep + dx
+        lens = ellipse(cx, cy, rx, ry, n=48, power=power)
+        lenses.append(lens)
+        hinge = (cx + side * rx * 0.98, cy - 0.45 * ry)
+        temples.append(np.array([hinge, (side * 1.02 * a + dx * 0.5, layout.eye_y - 0.08 * a)]))
+        if eyewear.shape == "browline":
+            top = lens[lens[:, 1] <= cy - 0.35 * ry]
+            browline.append(top[np.argsort(top[:, 0])])
+    inner = layout.eye_sep - rx * 0.95
+    bridge = np.array(
+        [[dx - inner, cy - 0.3 * ry], [dx, cy - 0.42 * ry], [dx + inner, cy - 0.3 * ry]]
+    )
+    return GlassesParts(lenses, bridge, temples, browline, eyewear.thickness * a)
+
+
+def draw_glasses(canvas: Canvas, eyewear: Eyewear, parts: GlassesParts) -> None:
+    for lens in parts.lenses:
+        canvas.fill(lens, eyewear.lens_tint)
+        draw_lens_glint(canvas, lens, eyewear)
+    draw_frame(canvas, parts, eyewear.frame_color)
+
+
+def draw_glasses_mask(canvas: Canvas, parts: GlassesParts) -> None:
+    for lens in parts.lenses:
+        canvas.fill(lens, 255)
+    draw_frame(canvas, parts, 255)
+
+
+def draw_frame(canvas: Canvas, parts: GlassesParts, color: Color | int) -> None:
+    for temple in parts.temples:
+        canvas.stroke(temple, parts.thickness, color)
+    canvas.stroke(parts.bridge, parts.thickness, color)
+    for lens in parts.lenses:
+        canvas.stroke(lens, parts.thickness, color, closed=True)
+    for top in parts.browline:
+        canvas.stroke(top, parts.thickness * 2.6, color)
+
+
+def draw_lens_glint(canvas: Canvas, lens: Points, eyewear: Eyewear) -> None:
+    """A slanted reflection: the cue that there is glass in front of the eye at all."""
+    cx, cy = lens.mean(axis=0)
+    rx = np.ptp(lens[:, 0]) / 2
+    ry = np.ptp(lens[:, 1]) / 2
+    glint = ellipse(cx - 0.25 * rx, cy - 0.3 * ry, 0.38 * rx, 0.09 * ry + 0.05 * rx, n=20)
+    alpha = 70 if eyewear.lens_tint[3] > 128 else 95
+    canvas.fill(rotated(glint, (cx - 0.25 * rx, cy - 0.3 * ry), -35), (255, 255, 255, alpha))
+
+
+def apply_light_and_noise(pixels: np.ndarray, shot: Shot, rng: np.random.Generator) -> np.ndarray:
+    """Directional light and sensor noise, applied at the final size where they are cheap."""
+    direction, strength, brightness = shot.light
+    size = pixels.shape[0]
+    ramp = np.linspace(-1, 1, size, dtype=np.float32)
+    field = brightness * (
+        1 + strength * (math.cos(direction) * ramp[None, :] + math.sin(direction) * ramp[:, None])
+    )
+    # Luminance noise only: one draw per pixel instead of three, and real sensor noise is mostly
+    # shared by the colour channels anyway.
+    noise = rng.standard_normal((size, size, 1), dtype=np.float32) * shot.noise
+    out = pixels * field[..., None] + noise + 0.5
+    return np.clip(out, 0, 255, out=out).astype(np.uint8)

@@ -1,0 +1,1 @@
+"""The CNN, the scattering network and the classifier head they share."""

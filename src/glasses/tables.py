@@ -1,0 +1,20 @@
+"""Markdown rendering of result tables, for MLflow text artifacts and Prefect artifacts."""
+
+from __future__ import annotations
+
+import pandas as pd
+
+
+def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
+    """A GitHub-style table; index as first column, floats rounded, NaN left blank."""
+
+    def cell(value: object) -> str:
+        if isinstance(value, float):
+            return "" if pd.isna(value) else f"{value:.{digits}f}"
+        return str(value)
+
+    header = [str(table.index.name or "")] + [str(c) for c in table.columns]
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for index, row in table.iterrows():
+        lines.append("| " + " | ".join([cell(index)] + [cell(v) for v in row]) + " |")
+    return "\n".join(lines)

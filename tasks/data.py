@@ -1,0 +1,45 @@
+"""Data tasks: read the images once, split them, and validate them before anything trains."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from glasses.config import GlassesConfig
+from glasses.data.images import ImageSet, scan_images, subsample
+from glasses.data.sources import load_source
+from glasses.data.splits import Split, make_split
+from glasses.validation import ValidationRules, raise_for_failures, validate_manifest
+from tasks.tracking import client, log_dataset, log_file, log_table
+
+
+@task(name="load-images", cache_policy=NO_CACHE)
+def load_images(data: str, config: GlassesConfig, cache_dir: Path) -> ImageSet:
+    """Decode every image once; the pixels stay in memory for the rest of the run."""
+    table = load_source(data, config.data, cache_dir, config.seed)
+    return scan_images(subsample(table, config.data.max_images, config.seed), config.data.image_size)
+
+
+@task(name="split-images", cache_policy=NO_CACHE)
+def split_images(images: ImageSet, config: GlassesConfig, run_id: str) -> Split:
+    split = make_split(images.manifest, config.split.test_size, config.split.folds, config.seed)
+    log_table(client(), run_id, split.table(images.manifest), "data/folds.csv")
+    return split
+
+
+@task(name="validate-images", cache_policy=NO_CACHE)
+def validate_images(images: ImageSet, split: Split, config: GlassesConfig, data: str, run_id: str):
+    """Great Expectations suite on the manifest; the report is logged whether it passes or not."""
+    manifest = images.manifest.assign(split=["test" if t else "train" for t in split.test])
+    rules = ValidationRules(**config.validation.model_dump())
+    report = validate_manifest(manifest, rules)
+    tracking = client()
+    log_file(tracking, run_id, json.dumps(report.result, indent=1, default=str), "validation/result.json")
+    log_file(tracking, run_id, report.html, "validation/data_docs.html")
+    tracking.set_tag(run_id, "validation", "passed" if report.success else "failed")
+    raise_for_failures(report)
+    log_dataset(tracking, run_id, manifest, source=data, name=f"glasses-{images.fingerprint}")
+    return report.success

@@ -1,0 +1,113 @@
+"""Model Registry: register each family's best fold, test it from the registry, and move the
+`champion` alias only when the new version wins on the same test split."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow
+import mlflow.pytorch
+import numpy as np
+import torch
+from mlflow.exceptions import MlflowException
+from mlflow.models import infer_signature
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+from torch import nn
+
+from glasses.crossval import Family, pixels_to_input
+from glasses.metrics import confusion, scores
+from glasses.plots import confusion_figure
+from glasses.training import default_device, predict
+from tasks.tracking import client, log_figure, log_metrics
+
+REGISTERED_NAMES: dict[Family, str] = {"cnn": "glasses-cnn", "scatnet": "glasses-scatnet"}
+CHAMPION = "champion"
+
+
+@task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def register_model(family: Family, model: nn.Module, example: np.ndarray, run_id: str) -> str:
+    """Log the model with signature and input example under the family run; return its version.
+
+    `log_model` works on the fluent active run, which is thread-local: it is resumed here, in
+    this task's own thread, by id. MLflow's default pt2 format (torch.export) is kept: loading it
+    needs no pickle, keeps a dynamic batch size and still lets gradients reach the input pixels.
+    """
+    client()
+    with torch.no_grad():
+        output = model(torch.from_numpy(example)).numpy()
+    with mlflow.start_run(run_id=run_id):
+        info = mlflow.pytorch.log_model(
+            model,
+            name="model",
+            registered_model_name=REGISTERED_NAMES[family],
+            signature=infer_signature(example, output),
+            input_example=example,
+        )
+    return str(info.registered_model_version)
+
+
+@dataclass(frozen=True)
+class HeldOutResult:
+    version: str
+    accuracy: float
+    f1: float
+    champion_version: str
+    decision: str
+
+
+def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
+    """`model` comes from the registry as a torch.export program, already in evaluation mode
+    (it was exported so, and exported programs refuse `.eval()`)."""
+    device = default_device()
+    model = model.to(device)
+    logits = predict(model, pixels, lambda batch, _: pixels_to_input(batch), 64, device)
+    predictions = logits.argmax(1).numpy()
+    return scores(labels, predictions), confusion(labels, predictions)
+
+
+@task(name="evaluate-on-test", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def evaluate_on_test(
+    family: Family, version: str, pixels: torch.Tensor, labels: np.ndarray, run_id: str
+) -> HeldOutResult:
+    """Score the registered version (loaded from the registry, not from memory) on the test split."""
+    tracking = client()
+    name = REGISTERED_NAMES[family]
+    model = mlflow.pytorch.load_model(f"models:/{name}/{version}")
+    result, matrix = _test_scores(model, pixels, labels)
+    log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()})
+    title = f"{name} v{version}: test accuracy {result['accuracy']:.3f}"
+    log_figure(tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png")
+    champion, decision = _decide_champion(name, version, result, pixels, labels)
+    if champion == version:
+        tracking.set_registered_model_alias(name, CHAMPION, version)
+    tracking.set_model_version_tag(name, version, "champion_decision", decision)
+    tracking.set_tag(run_id, "champion_decision", decision)
+    return HeldOutResult(version, result["accuracy"], result["f1"], champion, decision)
+
+
+def _decide_champion(
+    name: str, version: str, result: dict[str, float], pixels: torch.Tensor, labels: np.ndarray
+) -> tuple[str, str]:
+    """(champion version, why). The current champion is re-scored on this very test split."""
+    tracking = client()
+    try:
+        current = tracking.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException:
+        return version, "first version: takes the champion alias"
+    if current.version == version:
+        return version, "already champion"
+    try:
+        champion_scores, _ = _test_scores(
+            mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}"), pixels, labels
+        )
+    except (RuntimeError, ValueError) as error:
+        return current.version, (
+            f"kept v{current.version}: it cannot be scored on this test split ({error}); "
+            "move the alias by hand if the new configuration should replace it"
+        )
+    new = (result["accuracy"], result["f1"])
+    old = (champion_scores["accuracy"], champion_scores["f1"])
+    if new > old:
+        return version, f"promoted: accuracy/F1 {new[0]:.4f}/{new[1]:.4f} beat v{current.version}'s {old[0]:.4f}/{old[1]:.4f}"
+    return current.version, f"kept v{current.version}: accuracy/F1 {old[0]:.4f}/{old[1]:.4f} vs new {new[0]:.4f}/{new[1]:.4f}"

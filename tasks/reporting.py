@@ -1,0 +1,79 @@
+"""Figures and tables of the study, logged as MLflow artifacts."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import torch
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from glasses.augment import augment
+from glasses.config import GlassesConfig
+from glasses.crossval import Family, fold_table, pixels_to_input
+from glasses.data.images import ImageSet
+from glasses.data.splits import Split
+from glasses.tables import markdown_table
+from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
+from tasks.tracking import client, log_figure, log_metrics, log_table
+from tasks.registry import HeldOutResult
+from tasks.training import FoldResult
+
+
+@task(name="augmented-samples", cache_policy=NO_CACHE)
+def log_augmented_samples(images: ImageSet, split: Split, config: GlassesConfig, run_id: str) -> None:
+    """A grid of training images as the CNN sees them after augmentation (seed Fig. 1)."""
+    rng = np.random.default_rng(config.seed)
+    rows = rng.choice(np.where(~split.test)[0], size=min(16, int((~split.test).sum())), replace=False)
+    pixels = pixels_to_input(torch.from_numpy(images.pixels[rows]))
+    augmented = augment(pixels, config.augment, torch.Generator().manual_seed(config.seed))
+    figure = sample_grid(augmented.numpy(), images.labels[rows], "augmented training samples")
+    log_figure(client(), run_id, figure, "figures/augmented_samples.png")
+
+
+@task(name="summarise-family", cache_policy=NO_CACHE)
+def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> pd.DataFrame:
+    """Fold table (seed Tables 1 / 2), fold curves (Figs. 2 / 4) and mean curves (Figs. 3 / 5)."""
+    tracking = client()
+    outcomes = [result.outcome for result in results]
+    table = fold_table(outcomes)
+    log_table(tracking, run_id, table, f"{family}_folds.csv")
+    tracking.log_text(run_id, markdown_table(table), f"{family}_folds.md")
+    histories = [outcome.history for outcome in outcomes]
+    log_figure(tracking, run_id, fold_accuracy_curves(histories, f"{family}: accuracy per fold"), f"figures/{family}_fold_accuracy.png")
+    log_figure(tracking, run_id, mean_curves(histories, f"{family}: mean over folds"), f"figures/{family}_mean_curves.png")
+    mean, std = table.loc["mean"], table.loc["std"]
+    log_metrics(tracking, run_id, {
+        "cv_accuracy_mean": mean["accuracy val"], "cv_accuracy_std": std["accuracy val"],
+        "cv_f1_mean": mean["F1 val"], "cv_f1_std": std["F1 val"],
+        "cv_loss_mean": mean["loss val"],
+    })
+    return table
+
+
+@task(name="publish-summary", cache_policy=NO_CACHE)
+def publish_summary(
+    tables: dict[str, pd.DataFrame], tests: dict[str, HeldOutResult], url: str, run_id: str
+) -> str:
+    """The run's headline table as a Prefect markdown artifact and an MLflow text artifact."""
+    headline = pd.DataFrame(
+        {
+            family: {
+                "CV accuracy": f"{table.loc['mean', 'accuracy val']:.4f} ± {table.loc['std', 'accuracy val']:.4f}",
+                "CV F1": f"{table.loc['mean', 'F1 val']:.4f} ± {table.loc['std', 'F1 val']:.4f}",
+                "test accuracy": f"{tests[family].accuracy:.4f}",
+                "test F1": f"{tests[family].f1:.4f}",
+                "registered version": tests[family].version,
+                "champion": f"v{tests[family].champion_version} ({tests[family].decision})",
+            }
+            for family, table in tables.items()
+        }
+    )
+    headline.index.name = "metric"
+    markdown = f"# glasses: results\n\n{markdown_table(headline)}\n\nMLflow run: {url}\n"
+    for family, table in tables.items():
+        markdown += f"\n## {family} folds\n\n{markdown_table(table)}\n"
+    client().log_text(run_id, markdown, "summary.md")
+    create_markdown_artifact(key="glasses-results", markdown=markdown, description="CV and test results")
+    return markdown
