@@ -384,8 +384,9 @@ class Canvas:
     image width, so every part is posed (shifted, scaled, rotated) by the same transform.
     """
 
-    def __init__(self, image: Image.Image, shot: Shot) -> None:
+    def __init__(self, image: Image.Image, shot: Shot, min_line_px: int = 1) -> None:
         self.draw = ImageDraw.Draw(image, "RGBA" if image.mode == "RGB" else None)
+        self.min_line_px = min_line_px
         self.unit = image.width * shot.scale
         angle = np.deg2rad(shot.angle)
         self.matrix = self.unit * np.array(
@@ -402,7 +403,7 @@ class Canvas:
     def stroke(self, points: Points, width: float, color: Color | Rgba | int, closed=False) -> None:
         if closed:
             points = np.vstack([points, points[:2]])
-        pixels = max(1, round(width * self.unit))
+        pixels = max(self.min_line_px, round(width * self.unit))
         self.draw.line(self._pixels(points), fill=color, width=pixels, joint="curve")
 
 
@@ -435,7 +436,9 @@ def render(
         parts = glasses_geometry(shot.eyewear, layout)
         draw_glasses(canvas, shot.eyewear, parts)
         mask_canvas = Image.new("L", image.size, 0)
-        draw_glasses_mask(Canvas(mask_canvas, shot), parts)
+        # Lines at least one output pixel wide, so a hairline frame that still tints the image
+        # keeps at least half of some pixel and survives the threshold below.
+        draw_glasses_mask(Canvas(mask_canvas, shot, min_line_px=factor), parts)
         mask_small = np.asarray(mask_canvas.reduce(factor))
         mask = Image.fromarray(np.where(mask_small >= 128, 255, 0).astype(np.uint8), mode="L")
     small = image.reduce(factor)  # box filter: the anti-aliasing step

@@ -1,0 +1,47 @@
+# Two commands on a fresh machine: `make demo` and `make test` (see README.md).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+DATA ?= synthetic
+PROFILE ?= quick
+
+.PHONY: install demo up down status test lint format benchmark
+
+install: $(STAMP)
+
+# Reinstall when the project's dependencies change; pip takes torch from local wheels here.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	touch $(STAMP)
+
+up: install
+	scripts/stack.sh up
+
+down:
+	scripts/stack.sh down
+
+status:
+	@scripts/stack.sh status
+
+demo: up
+	eval "$$(scripts/stack.sh env)" && \
+	  $(BIN)/prefect deployment run glasses/full --param data=$(DATA) --param profile=$(PROFILE) --watch && \
+	  $(BIN)/glasses summary
+	@eval "$$(scripts/stack.sh env)" && echo "MLflow UI:  $$MLFLOW_TRACKING_URI" && \
+	  echo "Prefect UI: $${PREFECT_API_URL%/api}"
+
+test: install
+	$(BIN)/python -m pytest -q
+
+lint: install
+	$(BIN)/ruff check . && $(BIN)/ruff format --check .
+
+format: install
+	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
+
+benchmark: install
+	$(BIN)/python benchmarks/stages.py

@@ -1,0 +1,25 @@
+"""The process that serves the deployments to the Prefect server (`make up` starts it).
+
+`prefect deployment run glasses/full` only schedules a run; this process picks it up and runs the
+flow in-process, with the stack's environment (MLflow URI, cache folder) inherited from `make up`.
+"""
+
+from __future__ import annotations
+
+from prefect import serve
+
+from flows.full import glasses
+
+
+def main() -> None:
+    full = glasses.to_deployment(
+        name="full",
+        description="Data → validation → CNN and ScatNet cross-validation → registry → test.",
+        parameters={"data": "synthetic", "profile": "quick"},
+        tags=["glasses"],
+    )
+    serve(full, limit=1)
+
+
+if __name__ == "__main__":
+    main()
