@@ -3,7 +3,7 @@
 The pipeline must run anywhere without a download, so it ships a generator instead of images.
 Each synthetic person keeps identity traits (skin, face shape, hair, eyes, brows) across several
 images, so group-aware splits behave like they would on real photographs.  Per-image jitter
-(pose, scale, light, background, noise) and label-independent look-alikes (bushy brows, shadows
+(pose, scale, light, background, noise) and look-alikes in both classes (bushy brows, shadows
 under the eyes, fringes and headbands across the forehead, eyeliner) keep the task from reducing
 to "dark pixels near the eyes", while the glasses themselves stay clearly learnable.
 
@@ -37,7 +37,7 @@ GLASSES_KINDS = (*CLEAR_SHAPES, SUNGLASSES)
 NO_GLASSES = "none"
 SUNGLASSES_SHARE = 0.25
 IMAGES_PER_PERSON = (4, 10)
-HAIR_STYLES = ("short", "fringe", "side_part", "long", "bald")
+HAIR_STYLE_WEIGHTS = {"short": 0.28, "fringe": 0.22, "side_part": 0.18, "long": 0.22, "bald": 0.10}
 
 # Eye-region look-alikes are a little more frequent without glasses, so that darkness around
 # the eyes does not by itself predict the label.
@@ -127,9 +127,9 @@ class Shot:
 class Layout:
     """Where the facial features sit, in face coordinates, for one shot."""
 
-    a: float
-    b: float
-    dx: float
+    a: float  # face half-width
+    b: float  # face half-height
+    dx: float  # sideways slide of the features that fakes a head turn
     eye_y: float
     eye_sep: float
     eye_rx: float
@@ -189,6 +189,7 @@ def _is_cached(root: Path, params: dict[str, int]) -> bool:
 
 
 def _write_dataset(folder: Path, params: dict[str, int]) -> None:
+    """Render every image in order from one generator, so the seed fixes every byte."""
     rng = np.random.default_rng(params["seed"])
     shots = plan_shots(rng, params["count"], params["n_glasses"])
     (folder / "images").mkdir()
@@ -253,6 +254,7 @@ def _images_per_person(rng: np.random.Generator, count: int) -> list[int]:
 
 
 def make_person(rng: np.random.Generator, group: str) -> Person:
+    """Traits drawn once per person, so images of one person look alike across the split."""
     tone = rng.uniform(0, len(SKIN_TONES) - 1)
     low = int(tone)
     skin = SKIN_TONES[low] + (tone - low) * (
@@ -272,7 +274,7 @@ def make_person(rng: np.random.Generator, group: str) -> Person:
         chin_taper=rng.uniform(0.0, 0.28),
         squareness=rng.uniform(2.0, 2.8),
         hair_color=hair,
-        hair_style=HAIR_STYLES[rng.choice(len(HAIR_STYLES), p=[0.28, 0.22, 0.18, 0.22, 0.10])],
+        hair_style=str(rng.choice(list(HAIR_STYLE_WEIGHTS), p=list(HAIR_STYLE_WEIGHTS.values()))),
         eye_color=_jitter(rng, EYE_COLORS[rng.integers(len(EYE_COLORS))], 10),
         eye_spacing=rng.uniform(0.39, 0.46),
         brow_color=brow,
@@ -283,6 +285,7 @@ def make_person(rng: np.random.Generator, group: str) -> Person:
 
 
 def make_eyewear(rng: np.random.Generator, sun: bool) -> Eyewear:
+    """A person's own pair; half are hairline-thin, the hardest case for a 64 px classifier."""
     if sun:
         shape = ("round", "oval", "rectangular")[rng.integers(3)]
         tint = SUN_TINTS[rng.integers(len(SUN_TINTS))]
@@ -306,6 +309,7 @@ def make_eyewear(rng: np.random.Generator, sun: bool) -> Eyewear:
 
 
 def make_shot(rng: np.random.Generator, person: Person, eyewear: Eyewear | None, kind: str) -> Shot:
+    """Per-image variation, so a model has to find the glasses rather than memorise a photo."""
     wears = eyewear is not None
     light_angle = rng.uniform(0, 2 * np.pi)
     # Muted towards grey: saturated backdrops are rare behind real portraits.
@@ -360,7 +364,9 @@ def unit_superellipse(n: int, power: float) -> Points:
     t = np.linspace(0, 2 * np.pi, n, endpoint=False)
     c, s = np.cos(t), np.sin(t)
     e = 2.0 / power
-    return np.column_stack([np.sign(c) * np.abs(c) ** e, np.sign(s) * np.abs(s) ** e])
+    outline = np.column_stack([np.sign(c) * np.abs(c) ** e, np.sign(s) * np.abs(s) ** e])
+    outline.flags.writeable = False  # shared by every caller
+    return outline
 
 
 def rotated(points: Points, center: tuple[float, float], degrees: float) -> Points:
@@ -489,6 +495,7 @@ def face_outline(person: Person, layout: Layout, grow: float = 1.0) -> Points:
 
 
 def draw_body(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    """Long hair behind the shoulders, clothes and neck: what frames a head in a portrait."""
     a, b = layout.a, layout.b
     person = shot.person
     if person.hair_style == "long":
@@ -531,9 +538,12 @@ def draw_forehead_hair(canvas: Canvas, person: Person, layout: Layout) -> None:
     top = top[top[:, 1] <= 0]
     top = top[np.argsort(np.arctan2(top[:, 1], top[:, 0]))]  # left side, over the top, right side
     xs = np.linspace(1.07 * a, -1.07 * a, 31)
-    hairline = {"short": -0.6 * b, "long": -0.55 * b, "side_part": -0.5 * b}.get(
-        style, layout.brow_y - 0.07 * a
-    )
+    hairline = {
+        "short": -0.6 * b,
+        "long": -0.55 * b,
+        "side_part": -0.5 * b,
+        "fringe": layout.brow_y - 0.07 * a,
+    }[style]
     ys = hairline + (layout.eye_y - hairline) * np.abs(xs / (1.07 * a)) ** 6
     if style == "side_part":
         ys = ys + 0.12 * xs
@@ -543,6 +553,7 @@ def draw_forehead_hair(canvas: Canvas, person: Person, layout: Layout) -> None:
 
 
 def draw_headband(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    """A horizontal band across the forehead: a frame-like bar without any glasses."""
     a = layout.a
     xs = np.linspace(-1.08 * a, 1.08 * a, 21)
     middle = layout.brow_y - shot.headband_height * a - 0.06 * a * (1 - (xs / (1.08 * a)) ** 2)
@@ -554,6 +565,7 @@ def draw_headband(canvas: Canvas, shot: Shot, layout: Layout) -> None:
 
 
 def draw_brows(canvas: Canvas, person: Person, layout: Layout) -> None:
+    """Arched bands; bushy dark ones look like the top bar of a frame at low resolution."""
     a = layout.a
     length = 0.22 * a
     u = np.linspace(-1, 1, 15)
@@ -575,12 +587,14 @@ def draw_under_eye_shadows(canvas: Canvas, shot: Shot, layout: Layout) -> None:
     for side in (-1, 1):
         cx = side * layout.eye_sep + layout.dx
         cy = layout.eye_y + 0.12 * layout.a
-        for grow, alpha in ((1.3, shot.shadow_alpha // 2), (1.0, shot.shadow_alpha // 2)):
+        for grow in (1.3, 1.0):  # two nested translucent layers fake a soft edge
+            alpha = shot.shadow_alpha // 2
             canvas.fill(ellipse(cx, cy, layout.eye_rx * 1.2 * grow, 0.09 * layout.a * grow),
                         (70, 38, 48, alpha))  # fmt: skip
 
 
 def draw_eyes(canvas: Canvas, shot: Shot, layout: Layout) -> None:
+    """Sclera, iris, pupil, catch-light and upper lid; eyeliner thickens the lid into a rim."""
     person = shot.person
     lid = (40, 28, 26)
     for side in (-1, 1):

@@ -1,0 +1,145 @@
+"""Shared fixtures: a tiny, clearly learnable image set on disk and a throw-away MLflow store."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from glasses.config import GlassesConfig, resolve_config
+
+SIZE = 32
+PER_CLASS = 16
+GROUPS = 8  # persons: each has images of both classes, two of each
+BAR_ROWS = slice(13, 19)  # class 1 ("glasses") carries a bright horizontal bar here
+
+
+def draw(label: int, index: int, size: int = SIZE) -> np.ndarray:
+    """A dark, noisy H x W x 3 uint8 image; label 1 adds a bright horizontal bar.
+
+    Every image has its own noise, so no two files share a content hash.
+    """
+    rng = np.random.default_rng(10_000 * label + index)
+    pixels = rng.integers(0, 60, size=(size, size, 3))
+    if label == 1:
+        pixels[BAR_ROWS, 3 : size - 3] = rng.integers(210, 256, size=(6, size - 6, 3))
+    return pixels.astype(np.uint8)
+
+
+def image_rows(per_class: int = PER_CLASS) -> list[dict]:
+    """path (relative), label and group of every image of the tiny set, classes interleaved."""
+    return [
+        {
+            "path": f"images/c{label}_{index:03d}.png",
+            "label": label,
+            "group": f"p{index % GROUPS:02d}",
+        }
+        for index in range(per_class)
+        for label in (0, 1)
+    ]
+
+
+@dataclass(frozen=True)
+class TinyData:
+    root: Path
+    table: pd.DataFrame  # path (relative to root), label, group
+
+    @property
+    def csv(self) -> Path:
+        return self.root / "labels.csv"
+
+    def file(self, row: int) -> Path:
+        return self.root / self.table["path"].iloc[row]
+
+
+def write_csv_set(root: Path, per_class: int = PER_CLASS, size: int = SIZE) -> TinyData:
+    """`root/labels.csv` (path,label,group) and the PNGs under `root/images/`."""
+    (root / "images").mkdir(parents=True, exist_ok=True)
+    table = pd.DataFrame(image_rows(per_class))
+    for row in table.itertuples():
+        index = int(row.path.split("_")[1].split(".")[0])
+        Image.fromarray(draw(row.label, index, size)).save(root / row.path)
+    table.to_csv(root / "labels.csv", index=False)
+    return TinyData(root, table)
+
+
+def write_folder_set(root: Path, per_class: int = 6, size: int = SIZE) -> dict[str, int]:
+    """ImageFolder layout (`glasses/`, `no_glasses/`); returns file name → expected label."""
+    expected = {}
+    for folder, label in (("glasses", 1), ("no_glasses", 0)):
+        (root / folder).mkdir(parents=True, exist_ok=True)
+        for index in range(per_class):
+            name = f"{folder}_{index:02d}.png"
+            Image.fromarray(draw(label, index, size)).save(root / folder / name)
+            expected[name] = label
+    return expected
+
+
+def snapshot(root: Path) -> dict[str, tuple[int, int]]:
+    """Every entry under `root` (files and folders) with its size and mtime in nanoseconds."""
+    return {
+        str(path.relative_to(root)): (path.stat().st_size, path.stat().st_mtime_ns)
+        for path in sorted(root.rglob("*"))
+    }
+
+
+@pytest.fixture
+def tiny_config() -> GlassesConfig:
+    return resolve_config("tiny")
+
+
+@pytest.fixture
+def csv_data(tmp_path: Path) -> TinyData:
+    return write_csv_set(tmp_path / "csv_data")
+
+
+@pytest.fixture
+def folder_data(tmp_path: Path) -> tuple[Path, dict[str, int]]:
+    root = tmp_path / "folder_data"
+    return root, write_folder_set(root)
+
+
+@pytest.fixture
+def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    folder = tmp_path / "cache"
+    monkeypatch.setenv("GLASSES_CACHE_DIR", str(folder))
+    return folder
+
+
+@pytest.fixture
+def mlflow_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A fresh SQLite tracking store in tmp_path; cwd is tmp_path, where `.glasses/` goes."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
+    monkeypatch.chdir(tmp_path)
+    yield uri
+    import mlflow
+
+    while mlflow.active_run() is not None:
+        mlflow.end_run()
+
+
+@pytest.fixture
+def unchanged() -> Callable[[Path], Callable[[], None]]:
+    """`check = unchanged(folder)` before an operation; `check()` after asserts it is untouched."""
+
+    def take(root: Path) -> Callable[[], None]:
+        before = snapshot(root)
+
+        def check() -> None:
+            assert snapshot(root) == before, f"{root} was modified"
+
+        return check
+
+    return take
+
+
+def cpu_count() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()

@@ -1,0 +1,94 @@
+"""`prefect deployment run glasses/full` against real MLflow and Prefect servers.
+
+The stack is started by the same script as `make up`, on free loopback ports and in temporary
+folders, so the test exercises what users run; everything is checked over HTTP afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+from mlflow import MlflowClient
+
+ROOT = Path(__file__).resolve().parents[2]
+BIN = ROOT / ".venv" / "bin"
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("stack")
+    env = {
+        **os.environ,
+        "MLFLOW_PORT": str(free_port()),
+        "PREFECT_PORT": str(free_port()),
+        "STACK_DIR": str(folder / "stack"),
+        "PREFECT_HOME": str(folder / "prefect"),
+        "MLFLOW_STORE_DIR": str(folder / "mlflow"),
+        "GLASSES_CACHE_DIR": str(folder / "cache"),
+    }
+    env.pop("MLFLOW_TRACKING_URI", None)
+    env.pop("PREFECT_API_URL", None)
+    subprocess.run([ROOT / "scripts/stack.sh", "up"], env=env, check=True, timeout=400)
+    lines = subprocess.run(
+        [ROOT / "scripts/stack.sh", "env"], env=env, check=True, capture_output=True, text=True
+    ).stdout.splitlines()
+    env.update(line.removeprefix("export ").split("=", 1) for line in lines)
+    try:
+        yield env
+    finally:
+        subprocess.run([ROOT / "scripts/stack.sh", "down"], env=env, timeout=120)
+
+
+@pytest.mark.e2e
+def test_deployment_run_logs_everything(stack):
+    run = subprocess.run(
+        [BIN / "prefect", "deployment", "run", "glasses/full",
+         "--param", "profile=tiny", "--param", "data=synthetic", "--watch"],
+        env=stack, capture_output=True, text=True, timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "Completed" in run.stdout
+
+    client = MlflowClient(stack["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("glasses")
+    runs = client.search_runs([experiment.experiment_id])
+    parent = next(r for r in runs if "profile" in r.data.tags)
+    assert parent.info.status == "FINISHED"
+    for tag in ("prefect_flow_run_id", "git_commit", "data_fingerprint"):
+        assert parent.data.tags[tag]
+    assert parent.data.params["cnn.optimiser.epochs"] == "2"
+    assert any(k.startswith("stage_") for k in parent.data.metrics)
+    parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
+    assert {"data", "validation", "figures", "summary.md"} <= parent_artifacts
+    assert parent.inputs.dataset_inputs, "dataset not logged with log_input"
+
+    children = {r.data.tags.get("mlflow.runName"): r for r in runs}
+    for family, name in (("cnn", "glasses-cnn"), ("scatnet", "glasses-scatnet")):
+        family_run = children[family]
+        assert family_run.data.tags["mlflow.parentRunId"] == parent.info.run_id
+        assert {"cv_accuracy_mean", "test_accuracy", "test_f1"} <= set(family_run.data.metrics)
+        files = {a.path for a in client.list_artifacts(family_run.info.run_id)}
+        assert {f"{family}_folds.csv", f"{family}_folds.md"} <= files
+        figures = {a.path for a in client.list_artifacts(family_run.info.run_id, "figures")}
+        assert f"figures/{family}_fold_accuracy.png" in figures
+        assert f"figures/{family}_confusion_test.png" in figures
+        folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == family_run.info.run_id]
+        assert len(folds) == 2
+        history = client.get_metric_history(folds[0].info.run_id, "val_accuracy")
+        assert [m.step for m in history] == [1, 2]
+        champion = client.get_model_version_by_alias(name, "champion")
+        assert champion.run_id == family_run.info.run_id
+
+    flow_runs = httpx.post(f"{stack['PREFECT_API_URL']}/artifacts/filter", json={}).json()
+    assert any(a["key"] == "glasses-results" for a in flow_runs)
