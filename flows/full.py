@@ -1,11 +1,11 @@
-"""`glasses/full`: data → validation → folds → CNN and ScatNet cross-validation → registry → test."""
+"""`glasses/full`: data → validation → folds → CNN / ScatNet folds → registry → test.
+
+Wiring only: every step is a task in `tasks/`.
+"""
 
 from __future__ import annotations
 
 import os
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +20,15 @@ from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
 from tasks.registry import evaluate_on_test, register_model
 from tasks.reporting import log_augmented_samples, publish_summary, summarise_family
-from tasks.tracking import client, experiment_id, git_commit, log_metrics, log_params, run_url, start_run
+from tasks.tracking import (
+    connect,
+    experiment_id,
+    git_commit,
+    log_params,
+    run_url,
+    stage_timer,
+    start_run,
+)
 from tasks.training import train_fold
 
 
@@ -43,22 +51,26 @@ def glasses(
     """
     config = resolve_config(profile, overrides)
     logger = get_run_logger()
-    tracking = client()
+    tracking = connect()
     experiment = experiment_id(tracking)
     run_id = start_run(
-        tracking, experiment, f"glasses-{profile}", None,
-        {"prefect_flow_run_id": str(flow_run.get_id()), "git_commit": git_commit(),
-         "profile": profile, "data": data},
+        tracking,
+        experiment,
+        f"glasses-{profile}",
+        None,
+        {
+            "prefect_flow_run_id": str(flow_run.get_id()),
+            "git_commit": git_commit(),
+            "profile": profile,
+            "data": data,
+        },
     )
     log_params(tracking, run_id, {"data": data, **config.flat()})
     url = run_url(tracking, experiment, run_id)
     logger.info("MLflow run: %s", url)
 
-    @contextmanager
-    def stage(name: str) -> Iterator[None]:
-        started = time.perf_counter()
-        yield
-        log_metrics(tracking, run_id, {f"stage_{name}_seconds": time.perf_counter() - started})
+    def stage(name: str):
+        return stage_timer(tracking, run_id, name)
 
     try:
         with stage("load"):
@@ -82,11 +94,19 @@ def glasses(
             with ThreadPoolTaskRunner(max_workers=workers) as runner:
                 futures = {
                     family: [
-                        runner.submit(fold_task, {
-                            "family": family, "fold": fold, "config": config,
-                            "inputs": inputs[family], "labels": labels, "split": split,
-                            "experiment_id": experiment, "family_run_id": family_runs[family],
-                        })
+                        runner.submit(
+                            fold_task,
+                            {
+                                "family": family,
+                                "fold": fold,
+                                "config": config,
+                                "inputs": inputs[family],
+                                "labels": labels,
+                                "split": split,
+                                "experiment_id": experiment,
+                                "family_run_id": family_runs[family],
+                            },
+                        )
                         for fold in range(config.split.folds)
                     ]
                     for family in FAMILIES
@@ -95,13 +115,14 @@ def glasses(
         tables, tests = {}, {}
         test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
         test_labels = images.labels[split.test]
-        example = (test_pixels[:2].float() / 255).numpy()
         with stage("registry_and_test"):
             for family in FAMILIES:
                 tables[family] = summarise_family(family, results[family], family_runs[family])
                 best = results[family][best_fold([r.outcome for r in results[family]])]
-                version = register_model(family, best.model, example, family_runs[family])
-                tests[family] = evaluate_on_test(family, version, test_pixels, test_labels, family_runs[family])
+                version = register_model(family, best.model, test_pixels, family_runs[family])
+                tests[family] = evaluate_on_test(
+                    family, version, test_pixels, test_labels, family_runs[family]
+                )
                 tracking.set_terminated(family_runs[family], "FINISHED")
         summary = publish_summary(tables, tests, url, run_id)
     except BaseException:

@@ -20,7 +20,9 @@ from tasks.tracking import client, log_dataset, log_file, log_table
 def load_images(data: str, config: GlassesConfig, cache_dir: Path) -> ImageSet:
     """Decode every image once; the pixels stay in memory for the rest of the run."""
     table = load_source(data, config.data, cache_dir, config.seed)
-    return scan_images(subsample(table, config.data.max_images, config.seed), config.data.image_size)
+    return scan_images(
+        subsample(table, config.data.max_images, config.seed), config.data.image_size
+    )
 
 
 @task(name="split-images", cache_policy=NO_CACHE)
@@ -37,7 +39,9 @@ def validate_images(images: ImageSet, split: Split, config: GlassesConfig, data:
     rules = ValidationRules(**config.validation.model_dump())
     report = validate_manifest(manifest, rules)
     tracking = client()
-    log_file(tracking, run_id, json.dumps(report.result, indent=1, default=str), "validation/result.json")
+    log_file(
+        tracking, run_id, json.dumps(report.result, indent=1, default=str), "validation/result.json"
+    )
     log_file(tracking, run_id, report.html, "validation/data_docs.html")
     tracking.set_tag(run_id, "validation", "passed" if report.success else "failed")
     raise_for_failures(report)

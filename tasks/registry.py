@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow
 import mlflow.pytorch
 import numpy as np
 import torch
@@ -15,6 +14,7 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 from torch import nn
 
+import mlflow
 from glasses.crossval import Family, pixels_to_input
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
@@ -26,14 +26,16 @@ CHAMPION = "champion"
 
 
 @task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def register_model(family: Family, model: nn.Module, example: np.ndarray, run_id: str) -> str:
+def register_model(family: Family, model: nn.Module, pixels: torch.Tensor, run_id: str) -> str:
     """Log the model with signature and input example under the family run; return its version.
 
     `log_model` works on the fluent active run, which is thread-local: it is resumed here, in
-    this task's own thread, by id. MLflow's default pt2 format (torch.export) is kept: loading it
-    needs no pickle, keeps a dynamic batch size and still lets gradients reach the input pixels.
+    this task's own thread, by id. Saved as a pickled `nn.Module`, not MLflow's default pt2
+    export: exporting the scattering transform's graph took 40-100 s per model here, and the
+    explanation and filter figures need the real modules (layers, wavelet filters) back.
     """
     client()
+    example = pixels_to_input(pixels[:2]).numpy()
     with torch.no_grad():
         output = model(torch.from_numpy(example)).numpy()
     with mlflow.start_run(run_id=run_id):
@@ -43,6 +45,7 @@ def register_model(family: Family, model: nn.Module, example: np.ndarray, run_id
             registered_model_name=REGISTERED_NAMES[family],
             signature=infer_signature(example, output),
             input_example=example,
+            serialization_format="pickle",
         )
     return str(info.registered_model_version)
 
@@ -57,10 +60,8 @@ class HeldOutResult:
 
 
 def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
-    """`model` comes from the registry as a torch.export program, already in evaluation mode
-    (it was exported so, and exported programs refuse `.eval()`)."""
     device = default_device()
-    model = model.to(device)
+    model = model.to(device).eval()
     logits = predict(model, pixels, lambda batch, _: pixels_to_input(batch), 64, device)
     predictions = logits.argmax(1).numpy()
     return scores(labels, predictions), confusion(labels, predictions)
@@ -70,14 +71,16 @@ def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
 def evaluate_on_test(
     family: Family, version: str, pixels: torch.Tensor, labels: np.ndarray, run_id: str
 ) -> HeldOutResult:
-    """Score the registered version (loaded from the registry, not from memory) on the test split."""
+    """Score the registered version, loaded from the registry (not memory), on the test split."""
     tracking = client()
     name = REGISTERED_NAMES[family]
     model = mlflow.pytorch.load_model(f"models:/{name}/{version}")
     result, matrix = _test_scores(model, pixels, labels)
     log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()})
     title = f"{name} v{version}: test accuracy {result['accuracy']:.3f}"
-    log_figure(tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png")
+    log_figure(
+        tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png"
+    )
     champion, decision = _decide_champion(name, version, result, pixels, labels)
     if champion == version:
         tracking.set_registered_model_alias(name, CHAMPION, version)
@@ -108,6 +111,9 @@ def _decide_champion(
         )
     new = (result["accuracy"], result["f1"])
     old = (champion_scores["accuracy"], champion_scores["f1"])
+    versus = (
+        f"accuracy/F1 new {new[0]:.4f}/{new[1]:.4f} vs v{current.version} {old[0]:.4f}/{old[1]:.4f}"
+    )
     if new > old:
-        return version, f"promoted: accuracy/F1 {new[0]:.4f}/{new[1]:.4f} beat v{current.version}'s {old[0]:.4f}/{old[1]:.4f}"
-    return current.version, f"kept v{current.version}: accuracy/F1 {old[0]:.4f}/{old[1]:.4f} vs new {new[0]:.4f}/{new[1]:.4f}"
+        return version, f"promoted: {versus}"
+    return current.version, f"kept v{current.version}: {versus}"

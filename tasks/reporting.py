@@ -14,18 +14,22 @@ from glasses.config import GlassesConfig
 from glasses.crossval import Family, fold_table, pixels_to_input
 from glasses.data.images import ImageSet
 from glasses.data.splits import Split
-from glasses.tables import markdown_table
 from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
-from tasks.tracking import client, log_figure, log_metrics, log_table
+from glasses.tables import markdown_table
 from tasks.registry import HeldOutResult
+from tasks.tracking import client, log_figure, log_metrics, log_table
 from tasks.training import FoldResult
 
 
 @task(name="augmented-samples", cache_policy=NO_CACHE)
-def log_augmented_samples(images: ImageSet, split: Split, config: GlassesConfig, run_id: str) -> None:
+def log_augmented_samples(
+    images: ImageSet, split: Split, config: GlassesConfig, run_id: str
+) -> None:
     """A grid of training images as the CNN sees them after augmentation (seed Fig. 1)."""
     rng = np.random.default_rng(config.seed)
-    rows = rng.choice(np.where(~split.test)[0], size=min(16, int((~split.test).sum())), replace=False)
+    rows = rng.choice(
+        np.where(~split.test)[0], size=min(16, int((~split.test).sum())), replace=False
+    )
     pixels = pixels_to_input(torch.from_numpy(images.pixels[rows]))
     augmented = augment(pixels, config.augment, torch.Generator().manual_seed(config.seed))
     figure = sample_grid(augmented.numpy(), images.labels[rows], "augmented training samples")
@@ -41,14 +45,30 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
     log_table(tracking, run_id, table, f"{family}_folds.csv")
     tracking.log_text(run_id, markdown_table(table), f"{family}_folds.md")
     histories = [outcome.history for outcome in outcomes]
-    log_figure(tracking, run_id, fold_accuracy_curves(histories, f"{family}: accuracy per fold"), f"figures/{family}_fold_accuracy.png")
-    log_figure(tracking, run_id, mean_curves(histories, f"{family}: mean over folds"), f"figures/{family}_mean_curves.png")
+    log_figure(
+        tracking,
+        run_id,
+        fold_accuracy_curves(histories, f"{family}: accuracy per fold"),
+        f"figures/{family}_fold_accuracy.png",
+    )
+    log_figure(
+        tracking,
+        run_id,
+        mean_curves(histories, f"{family}: mean over folds"),
+        f"figures/{family}_mean_curves.png",
+    )
     mean, std = table.loc["mean"], table.loc["std"]
-    log_metrics(tracking, run_id, {
-        "cv_accuracy_mean": mean["accuracy val"], "cv_accuracy_std": std["accuracy val"],
-        "cv_f1_mean": mean["F1 val"], "cv_f1_std": std["F1 val"],
-        "cv_loss_mean": mean["loss val"],
-    })
+    log_metrics(
+        tracking,
+        run_id,
+        {
+            "cv_accuracy_mean": mean["accuracy val"],
+            "cv_accuracy_std": std["accuracy val"],
+            "cv_f1_mean": mean["F1 val"],
+            "cv_f1_std": std["F1 val"],
+            "cv_loss_mean": mean["loss val"],
+        },
+    )
     return table
 
 
@@ -57,11 +77,15 @@ def publish_summary(
     tables: dict[str, pd.DataFrame], tests: dict[str, HeldOutResult], url: str, run_id: str
 ) -> str:
     """The run's headline table as a Prefect markdown artifact and an MLflow text artifact."""
+
+    def spread(table: pd.DataFrame, column: str) -> str:
+        return f"{table.loc['mean', column]:.4f} ± {table.loc['std', column]:.4f}"
+
     headline = pd.DataFrame(
         {
             family: {
-                "CV accuracy": f"{table.loc['mean', 'accuracy val']:.4f} ± {table.loc['std', 'accuracy val']:.4f}",
-                "CV F1": f"{table.loc['mean', 'F1 val']:.4f} ± {table.loc['std', 'F1 val']:.4f}",
+                "CV accuracy": spread(table, "accuracy val"),
+                "CV F1": spread(table, "F1 val"),
                 "test accuracy": f"{tests[family].accuracy:.4f}",
                 "test F1": f"{tests[family].f1:.4f}",
                 "registered version": tests[family].version,
@@ -75,5 +99,7 @@ def publish_summary(
     for family, table in tables.items():
         markdown += f"\n## {family} folds\n\n{markdown_table(table)}\n"
     client().log_text(run_id, markdown, "summary.md")
-    create_markdown_artifact(key="glasses-results", markdown=markdown, description="CV and test results")
+    create_markdown_artifact(
+        key="glasses-results", markdown=markdown, description="CV and test results"
+    )
     return markdown

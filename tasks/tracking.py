@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import io
 import os
 import subprocess
 import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import httpx
 import matplotlib.pyplot as plt
-import mlflow
 import pandas as pd
 from matplotlib.figure import Figure
-from mlflow import MlflowClient
-from mlflow.entities import DatasetInput, InputTag, Metric
+from mlflow.entities import DatasetInput, InputTag, Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+
+import mlflow
+from mlflow import MlflowClient
 
 EXPERIMENT = "glasses"
 LOCAL_STORE = Path(".glasses")
@@ -30,10 +34,42 @@ def tracking_uri() -> str:
 
 
 def client() -> MlflowClient:
+    """Client for the current tracking URI, allowed to load the project's own pickled models.
+
+    MLflow 3 refuses pickled models unless told otherwise; these are the ones this pipeline
+    registered (see `tasks.registry.register_model`).
+    """
+    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
     uri = tracking_uri()
     mlflow.set_tracking_uri(uri)
     mlflow.set_registry_uri(uri)
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+class ServerUnavailable(RuntimeError):
+    """A configured server does not answer; raised before any work starts."""
+
+
+def require_server(name: str, health_url: str, hint: str) -> None:
+    """Fail in seconds with the address, instead of after MLflow's or Prefect's long retries."""
+    try:
+        httpx.get(health_url, timeout=5).raise_for_status()
+    except httpx.HTTPError as error:
+        raise ServerUnavailable(
+            f"{name} at {health_url} is not reachable ({error}); {hint}"
+        ) from None
+
+
+def connect() -> MlflowClient:
+    """The client for a flow run, after checking that a tracking server, if one is set, is up."""
+    tracking = client()
+    if tracking.tracking_uri.startswith("http"):
+        require_server(
+            "MLflow tracking server",
+            f"{tracking.tracking_uri.rstrip('/')}/health",
+            "start the stack with `make up`, or unset MLFLOW_TRACKING_URI for a local store",
+        )
+    return tracking
 
 
 def experiment_id(tracking: MlflowClient) -> str:
@@ -56,7 +92,9 @@ def start_run(
     return tracking.create_run(experiment, run_name=name, tags=run_tags).info.run_id
 
 
-def log_metrics(tracking: MlflowClient, run_id: str, values: dict[str, float], step: int = 0) -> None:
+def log_metrics(
+    tracking: MlflowClient, run_id: str, values: dict[str, float], step: int = 0
+) -> None:
     timestamp = int(pd.Timestamp.now().timestamp() * 1000)
     metrics = [Metric(key, float(value), timestamp, step) for key, value in values.items()]
     tracking.log_batch(run_id, metrics=metrics)
@@ -64,8 +102,6 @@ def log_metrics(tracking: MlflowClient, run_id: str, values: dict[str, float], s
 
 def log_params(tracking: MlflowClient, run_id: str, params: dict[str, str]) -> None:
     """Batches of 100, MLflow's limit per call."""
-    from mlflow.entities import Param
-
     items = [Param(key, value) for key, value in params.items()]
     for start in range(0, len(items), 100):
         tracking.log_batch(run_id, params=items[start : start + 100])
@@ -105,11 +141,17 @@ def git_commit() -> str:
     try:
         commit = subprocess.run(
             ["git", "-C", str(root), "rev-parse", "HEAD"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
         dirty = subprocess.run(
             ["git", "-C", str(root), "status", "--porcelain", "--untracked-files=no"],
-            capture_output=True, text=True, timeout=10, check=True,
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=True,
         ).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return "unknown"
@@ -124,8 +166,9 @@ def run_url(tracking: MlflowClient, experiment: str, run_id: str) -> str:
     return f"{uri} (experiment {experiment}, run {run_id})"
 
 
-def figure_bytes(figure: Figure) -> bytes:
-    buffer = io.BytesIO()
-    figure.savefig(buffer, format="png", dpi=110)
-    plt.close(figure)
-    return buffer.getvalue()
+@contextmanager
+def stage_timer(tracking: MlflowClient, run_id: str, name: str) -> Iterator[None]:
+    """Log a stage's wall time as `stage_<name>_seconds`, the baseline later work is measured by."""
+    started = time.perf_counter()
+    yield
+    log_metrics(tracking, run_id, {f"stage_{name}_seconds": time.perf_counter() - started})

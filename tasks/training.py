@@ -39,7 +39,10 @@ def train_fold(
     torch.set_num_threads(threads_per_worker(config.runtime.workers))
     tracking = client()
     run_id = start_run(
-        tracking, experiment_id, f"{family}-fold-{fold + 1}", family_run_id,
+        tracking,
+        experiment_id,
+        f"{family}-fold-{fold + 1}",
+        family_run_id,
         {"family": family, "fold": str(fold + 1)},
     )
 
@@ -50,8 +53,14 @@ def train_fold(
     train_index, val_index = split.fold_indices(fold)
     try:
         model, outcome = run_fold(
-            family, config, inputs, labels, train_index, val_index,
-            seed=config.seed + 1000 * fold, on_epoch=on_epoch,
+            family,
+            config,
+            inputs,
+            labels,
+            train_index,
+            val_index,
+            seed=config.seed + 1000 * fold,
+            on_epoch=on_epoch,
         )
     except BaseException:
         tracking.set_terminated(run_id, "FAILED")

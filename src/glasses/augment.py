@@ -21,7 +21,9 @@ def _uniform(n: int, spread: float, generator: torch.Generator, centre: float = 
     return centre + (torch.rand(n, generator=generator) * 2 - 1) * spread
 
 
-def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Generator) -> torch.Tensor:
+def augment(
+    images: torch.Tensor, config: AugmentConfig, generator: torch.Generator
+) -> torch.Tensor:
     """Rotation, flips and colour jitter of a float [0, 1] batch (B x 3 x H x W)."""
     n = images.shape[0]
     images = _rotate(images, _uniform(n, config.rotation_degrees, generator))
@@ -37,7 +39,9 @@ def augment(images: torch.Tensor, config: AugmentConfig, generator: torch.Genera
     images = (gray + (images - gray) * saturation).clamp(0, 1)
     if config.hue > 0:
         shifts = _uniform(n, config.hue, generator)
-        images = torch.stack([TF.adjust_hue(image, float(s)) for image, s in zip(images, shifts)])
+        images = torch.stack(
+            [TF.adjust_hue(image, float(s)) for image, s in zip(images, shifts, strict=True)]
+        )
     return images
 
 

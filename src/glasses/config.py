@@ -127,7 +127,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "channels": (16, 32, 32),
             "kernels": (5, 5, 3),
             "head": {"hidden": (128, 32)},
-            "optimiser": {"epochs": 8, "batch_size": 32, "lr": 0.02, "momentum": 0.9},
+            "optimiser": {"epochs": 15, "batch_size": 32, "lr": 0.01, "momentum": 0.9},
         },
         "scatnet": {
             "head": {"hidden": (128, 64)},
@@ -136,7 +136,12 @@ PROFILES: dict[str, dict[str, Any]] = {
     },
     # Seconds-long runs for the test suite: tiny images, two folds, one or two epochs.
     "tiny": {
-        "data": {"image_size": 32, "max_images": 60, "synthetic_count": 60, "synthetic_glasses": 34},
+        "data": {
+            "image_size": 32,
+            "max_images": 60,
+            "synthetic_count": 60,
+            "synthetic_glasses": 34,
+        },
         "split": {"folds": 2},
         "validation": {"min_per_class": 5},
         "cnn": {

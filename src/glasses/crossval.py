@@ -19,7 +19,7 @@ from glasses.augment import augment
 from glasses.config import GlassesConfig, OptimiserConfig
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
-from glasses.training import EpochRecord, FoldOutcome, Prepare, train_fold
+from glasses.training import EpochRecord, FoldOutcome, Prepare, rank, train_fold
 
 Family = Literal["cnn", "scatnet"]
 FAMILIES: tuple[Family, ...] = ("cnn", "scatnet")
@@ -80,7 +80,14 @@ def run_fold(
         model.fit_standardisation(train[0])
         classify, prepare = model.classify, _identity
     outcome = train_fold(
-        model, classify, train, validation, prepare, optimiser_config(family, config), seed, on_epoch
+        model,
+        classify,
+        train,
+        validation,
+        prepare,
+        optimiser_config(family, config),
+        seed,
+        on_epoch,
     )
     model.load_state_dict(outcome.best_state)
     return model.cpu().eval(), outcome
@@ -105,12 +112,12 @@ def fold_table(outcomes: list[FoldOutcome]) -> pd.DataFrame:
         [{column: getattr(o.best, column) for column in TABLE_COLUMNS} for o in outcomes],
         index=[f"fold {i + 1}" for i in range(len(outcomes))],
     )
-    rows["epoch"] = [o.best.epoch for o in outcomes]
     summary = pd.DataFrame({"mean": rows.mean(), "std": rows.std(ddof=1)}).T
-    summary["epoch"] = np.nan
-    return pd.concat([rows, summary]).rename(columns=TABLE_COLUMNS)
+    table = pd.concat([rows, summary]).rename(columns=TABLE_COLUMNS)
+    table["kept epoch"] = pd.array([o.best.epoch for o in outcomes] + [None, None], dtype="Int64")
+    return table
 
 
 def best_fold(outcomes: list[FoldOutcome]) -> int:
-    """Index of the fold whose kept checkpoint validated best (accuracy, then loss)."""
-    return max(range(len(outcomes)), key=lambda i: (outcomes[i].best.val_accuracy, -outcomes[i].best.val_loss))
+    """Index of the fold whose kept checkpoint ranks best."""
+    return max(range(len(outcomes)), key=lambda i: rank(outcomes[i].best))

@@ -20,7 +20,9 @@ CLASS_NAMES = ("no glasses", "glasses")
 def fold_accuracy_curves(histories: list[pd.DataFrame], title: str) -> Figure:
     """Every fold's training and validation accuracy per epoch, their mean in black (Figs. 2, 4)."""
     figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for axis, column, name in zip(axes, ("train_accuracy", "val_accuracy"), ("training", "validation"), strict=True):
+    for axis, column, name in zip(
+        axes, ("train_accuracy", "val_accuracy"), ("training", "validation"), strict=True
+    ):
         for fold, history in enumerate(histories, start=1):
             axis.plot(history["epoch"], history[column], alpha=0.6, label=f"fold {fold}")
         mean = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1).mean(axis=1)
@@ -69,10 +71,22 @@ def confusion_figure(matrix: np.ndarray, title: str) -> Figure:
     axis.imshow(shares, cmap="Blues", vmin=0, vmax=1)
     for (row, column), count in np.ndenumerate(matrix):
         colour = "white" if shares[row, column] > 0.5 else "black"
-        axis.text(column, row, f"{count}\n{shares[row, column]:.0%}", ha="center", va="center", color=colour)
+        axis.text(
+            column,
+            row,
+            f"{count}\n{shares[row, column]:.0%}",
+            ha="center",
+            va="center",
+            color=colour,
+        )
     axis.set(
-        xticks=[0, 1], yticks=[0, 1], xticklabels=CLASS_NAMES, yticklabels=CLASS_NAMES,
-        xlabel="predicted", ylabel="true", title=title,
+        xticks=[0, 1],
+        yticks=[0, 1],
+        xticklabels=CLASS_NAMES,
+        yticklabels=CLASS_NAMES,
+        xlabel="predicted",
+        ylabel="true",
+        title=title,
     )
     figure.tight_layout()
     return figure

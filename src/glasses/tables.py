@@ -9,9 +9,9 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
     """A GitHub-style table; index as first column, floats rounded, NaN left blank."""
 
     def cell(value: object) -> str:
-        if isinstance(value, float):
-            return "" if pd.isna(value) else f"{value:.{digits}f}"
-        return str(value)
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return ""
+        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
     header = [str(table.index.name or "")] + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]

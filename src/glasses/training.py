@@ -38,6 +38,11 @@ class EpochRecord:
     val_f1: float
 
 
+def rank(record: EpochRecord) -> tuple[float, float]:
+    """What "best" means, for epochs and folds alike: validation accuracy, then lower loss."""
+    return record.val_accuracy, -record.val_loss
+
+
 @dataclass
 class FoldOutcome:
     history: pd.DataFrame  # one row per epoch, EpochRecord's fields as columns
@@ -72,9 +77,9 @@ def train_fold(
     on_epoch: Callable[[EpochRecord], None] | None = None,
     device: torch.device | None = None,
 ) -> FoldOutcome:
-    """SGD with cross-entropy on logits; keeps the epoch with the best validation accuracy.
+    """SGD with cross-entropy on logits; keeps the best epoch by `rank`.
 
-    Ties go to the lower validation loss. The reported training loss is the mean over all
+    The reported training loss is the mean over all
     samples of the epoch (the seed study logged only its last batch).
     """
     device = device or default_device()
@@ -113,8 +118,11 @@ def train_fold(
             loss_fn,
         )
         records.append(record)
-        if best is None or (record.val_accuracy, -record.val_loss) > (best.val_accuracy, -best.val_loss):
-            best, best_state = record, copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+        if best is None or rank(record) > rank(best):
+            best, best_state = (
+                record,
+                copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
+            )
         if on_epoch is not None:
             on_epoch(record)
     assert best is not None

@@ -16,7 +16,17 @@ import pandas as pd
 from PIL import Image, UnidentifiedImageError
 from sklearn.model_selection import train_test_split
 
-MANIFEST_COLUMNS = ["path", "label", "group", "width", "height", "mode", "bytes", "sha256", "readable"]
+MANIFEST_COLUMNS = [
+    "path",
+    "label",
+    "group",
+    "width",
+    "height",
+    "mode",
+    "bytes",
+    "sha256",
+    "readable",
+]
 
 
 @dataclass
@@ -33,7 +43,9 @@ class ImageSet:
     @property
     def fingerprint(self) -> str:
         """Content hash of the data set: same images and labels, same fingerprint, any order."""
-        lines = sorted(f"{s}:{lab}" for s, lab in zip(self.manifest["sha256"], self.labels, strict=True))
+        lines = sorted(
+            f"{s}:{lab}" for s, lab in zip(self.manifest["sha256"], self.labels, strict=True)
+        )
         return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
 
 
@@ -60,9 +72,7 @@ def scan_images(table: pd.DataFrame, size: int) -> ImageSet:
         records.append(record)
         if rgb is not None:
             pixels[index] = rgb
-    manifest = pd.concat(
-        [table.reset_index(drop=True), pd.DataFrame(records)], axis=1
-    )
+    manifest = pd.concat([table.reset_index(drop=True), pd.DataFrame(records)], axis=1)
     if "group" not in manifest or manifest["group"].isna().all():
         manifest["group"] = ""
     manifest["group"] = manifest["group"].fillna("").astype(str)

@@ -26,8 +26,12 @@ class DataSourceError(ValueError):
 def load_source(data: str, config: DataConfig, cache_dir: Path, seed: int) -> pd.DataFrame:
     """Resolve `data` (the word `synthetic`, a folder, or a CSV file) into the image table."""
     if data == SYNTHETIC:
-        folder = cache_dir / "synthetic" / (
-            f"n{config.synthetic_count}-g{config.synthetic_glasses}-s{config.image_size}-seed{seed}"
+        folder = (
+            cache_dir
+            / "synthetic"
+            / (
+                f"n{config.synthetic_count}-g{config.synthetic_glasses}-s{config.image_size}-seed{seed}"
+            )
         )
         labels = generate_synthetic(
             folder, config.synthetic_count, config.synthetic_glasses, config.image_size, seed
@@ -35,7 +39,9 @@ def load_source(data: str, config: DataConfig, cache_dir: Path, seed: int) -> pd
         return read_manifest_csv(labels)
     path = Path(data).expanduser()
     if not path.exists():
-        raise DataSourceError(f"data: {path} does not exist (expected '{SYNTHETIC}', a folder or a CSV)")
+        raise DataSourceError(
+            f"data: {path} does not exist (expected '{SYNTHETIC}', a folder or a CSV)"
+        )
     if path.is_file():
         return _read_csv(path)
     return _read_folder(path)
