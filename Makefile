@@ -44,4 +44,4 @@ format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
 benchmark: install
-	$(BIN)/python benchmarks/stages.py
+	$(BIN)/python benchmarks/stages.py --profile $(PROFILE) --data $(DATA)

@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from glasses.config import PROFILES
+from glasses.config import PROFILES, resolve_config
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -36,6 +36,8 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
 def _run(arguments: argparse.Namespace) -> int:
     from tasks.tracking import require_server
 
+    overrides = parse_overrides(arguments.set)
+    resolve_config(arguments.profile, overrides)  # a typo fails here, before any server starts
     api = os.environ.get("PREFECT_API_URL")
     if api:
         require_server(
@@ -45,9 +47,7 @@ def _run(arguments: argparse.Namespace) -> int:
         )
     from flows.full import glasses
 
-    result = glasses(
-        data=arguments.data, profile=arguments.profile, overrides=parse_overrides(arguments.set)
-    )
+    result = glasses(data=arguments.data, profile=arguments.profile, overrides=overrides)
     print(result["mlflow_run_url"])
     return 0
 

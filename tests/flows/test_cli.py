@@ -1,0 +1,46 @@
+"""The `glasses` command: overrides parsing and clear, early errors."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from flows.cli import main, parse_overrides
+
+
+def test_overrides_nest_dotted_keys_and_read_values_as_yaml():
+    tree = parse_overrides(["cnn.optimiser.epochs=3", "cnn.optimiser.lr=0.1", "data.max_images=null"])
+    assert tree == {"cnn": {"optimiser": {"epochs": 3, "lr": 0.1}}, "data": {"max_images": None}}
+
+
+def test_override_without_equals_sign_is_refused():
+    with pytest.raises(SystemExit, match="KEY=VALUE"):
+        parse_overrides(["cnn.optimiser.epochs"])
+
+
+def test_unknown_profile_is_refused_by_the_parser(capsys):
+    with pytest.raises(SystemExit):
+        main(["run", "--profile", "huge"])
+    assert "invalid choice" in capsys.readouterr().err
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_prefect_server_down_stops_before_any_work(monkeypatch, capsys):
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_closed_port()}/api")
+    assert main(["run", "--profile", "tiny"]) == 1
+    error = capsys.readouterr().err
+    assert "Prefect server" in error and "not reachable" in error and "make up" in error
+
+
+def test_unknown_override_key_is_named(monkeypatch, tmp_path, capsys):
+    monkeypatch.delenv("PREFECT_API_URL", raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    monkeypatch.chdir(tmp_path)
+    assert main(["run", "--profile", "tiny", "--set", "cnn.optimizer.epochs=3"]) == 1
+    assert "optimizer" in capsys.readouterr().err
