@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from importlib import metadata
 
 import mlflow.pytorch
 import numpy as np
@@ -46,8 +47,15 @@ def register_model(family: Family, model: nn.Module, pixels: torch.Tensor, run_i
             signature=infer_signature(example, output),
             input_example=example,
             serialization_format="pickle",
+            pip_requirements=model_requirements(),
         )
     return str(info.registered_model_version)
+
+
+def model_requirements() -> list[str]:
+    """Pinned from this environment: MLflow would otherwise infer them by loading the model in a
+    subprocess, about 5 s per model. Unpickling also needs the `glasses` package itself."""
+    return [f"{name}=={metadata.version(name)}" for name in ("torch", "kymatio", "numpy", "mlflow")]
 
 
 @dataclass(frozen=True)
@@ -98,14 +106,14 @@ def _decide_champion(
         current = tracking.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return version, "first version: takes the champion alias"
-    if current.version == version:
+    if str(current.version) == version:
         return version, "already champion"
     try:
         champion_scores, _ = _test_scores(
             mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}"), pixels, labels
         )
     except (RuntimeError, ValueError) as error:
-        return current.version, (
+        return str(current.version), (
             f"kept v{current.version}: it cannot be scored on this test split ({error}); "
             "move the alias by hand if the new configuration should replace it"
         )
@@ -116,4 +124,4 @@ def _decide_champion(
     )
     if new > old:
         return version, f"promoted: {versus}"
-    return current.version, f"kept v{current.version}: {versus}"
+    return str(current.version), f"kept v{current.version}: {versus}"

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ from glasses.config import GlassesConfig, resolve_config
 SIZE = 32
 PER_CLASS = 16
 GROUPS = 8  # persons: each has images of both classes, two of each
+ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 BAR_ROWS = slice(13, 19)  # class 1 ("glasses") carries a bright horizontal bar here
 
 
@@ -112,18 +114,39 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty MLflow SQLite store: creating the schema takes seconds, a copy not."""
+    from mlflow import MlflowClient
+
+    folder = tmp_path_factory.mktemp("mlflow_template")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.chdir(folder)  # the Default experiment's artifact root lands here, not in the repo
+        MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db").search_experiments()
+    return folder / "mlflow.db"
+
+
 @pytest.fixture
-def mlflow_local(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+def mlflow_local(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_mlflow_db: Path
+) -> Iterator[str]:
     """A fresh SQLite tracking store in tmp_path; cwd is tmp_path, where `.glasses/` goes."""
+    shutil.copyfile(_empty_mlflow_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
+    # `tasks.tracking.client()` sets this one with os.environ.setdefault; put it back afterwards.
+    pickle = os.environ.get(ALLOW_PICKLE)
     yield uri
     import mlflow
 
     while mlflow.active_run() is not None:
         mlflow.end_run()
+    if pickle is None:
+        os.environ.pop(ALLOW_PICKLE, None)
+    else:
+        os.environ[ALLOW_PICKLE] = pickle
 
 
 @pytest.fixture
@@ -141,5 +164,16 @@ def unchanged() -> Callable[[Path], Callable[[], None]]:
     return take
 
 
-def cpu_count() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+# Helpers reach test modules as fixtures: nothing imports conftest (tests/ has no packages).
+
+
+def stack(per_class: int = PER_CLASS, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """In-memory twin of the CSV set: contiguous N x 3 x H x W uint8 pixels and their labels."""
+    pixels = [draw(label, i, size).transpose(2, 0, 1) for i in range(per_class) for label in (0, 1)]
+    labels = [label for _ in range(per_class) for label in (0, 1)]
+    return np.ascontiguousarray(np.stack(pixels)), np.array(labels, dtype=np.int64)
+
+
+@pytest.fixture(scope="session")
+def image_arrays() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
+    return stack

@@ -26,6 +26,7 @@ def augment(
 ) -> torch.Tensor:
     """Rotation, flips and colour jitter of a float [0, 1] batch (B x 3 x H x W)."""
     n = images.shape[0]
+    images = images.clone()  # flips below write in place; never into the caller's batch
     images = _rotate(images, _uniform(n, config.rotation_degrees, generator))
     for probability, dim in ((config.hflip, 3), (config.vflip, 2)):
         flip = torch.rand(n, generator=generator) < probability

@@ -32,6 +32,7 @@ def compute_coefficients(
     pixels: np.ndarray, J: int, L: int, batch_size: int = 64, device: str = "cpu"
 ) -> torch.Tensor:
     """Coefficients of uint8 N x 3 x S x S images scaled to [0, 1], as the models see them."""
+    pixels = np.ascontiguousarray(pixels)  # kymatio refuses strided tensors
     transform = scattering_transform(J, L, pixels.shape[-1]).to(device)
     parts = []
     with torch.no_grad():
@@ -60,7 +61,11 @@ def cached_coefficients(
     coefficients = compute_coefficients(pixels, J, L, device=device)
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    with os.fdopen(handle, "wb") as stream:
-        np.save(stream, coefficients.numpy())
-    os.replace(temporary, path)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            np.save(stream, coefficients.numpy())
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
     return CachedCoefficients(coefficients, path, hit=False)

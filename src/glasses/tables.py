@@ -15,6 +15,6 @@ def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
 
     header = [str(table.index.name or "")] + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for index, row in table.iterrows():
-        lines.append("| " + " | ".join([cell(index)] + [cell(v) for v in row]) + " |")
+    for row in table.astype(object).itertuples():  # per-value types, unlike iterrows()
+        lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines)

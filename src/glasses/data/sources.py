@@ -108,8 +108,13 @@ def read_kaggle(csv: Path) -> pd.DataFrame:
     table = pd.read_csv(csv)
     _require_columns(table, csv, ["id", "glasses"])
     root = csv.parent.resolve()
+    ids = pd.to_numeric(table["id"], errors="coerce")
+    bad = ids.isna() | (ids != ids.round())
+    if bad.any():
+        rows = ", ".join(str(i + 2) for i in table.index[bad][:10])
+        raise DataSourceError(f"data: {csv} has {int(bad.sum())} invalid id(s) on line(s) {rows}")
     images = {image.name: image for image in root.rglob("face-*.png")}
-    names = [f"face-{int(face_id)}.png" for face_id in table["id"]]
+    names = [f"face-{int(face_id)}.png" for face_id in ids]
     missing = [name for name in names if name not in images]
     if missing:
         raise DataSourceError(

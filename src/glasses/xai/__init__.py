@@ -1,0 +1,1 @@
+"""Attribution methods (IG from scratch, Captum IG, LIME, SHAP) and their figures."""

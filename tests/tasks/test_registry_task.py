@@ -1,0 +1,177 @@
+"""Model Registry: register, test from the registry, and move `champion` only to a better version.
+
+Three registrations in all, made once for the module: a version that always answers "glasses",
+one that always answers "no glasses" (worse on the same test split) and a trained CNN (better),
+registered in that order under one registered model.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+
+import numpy as np
+import pytest
+import torch
+
+import mlflow
+from glasses.config import resolve_config
+from glasses.crossval import pixels_to_input
+from glasses.models.cnn import CNN
+from glasses.training import train_fold
+from mlflow import MlflowClient
+from tasks.registry import (
+    CHAMPION,
+    REGISTERED_NAMES,
+    HeldOutResult,
+    evaluate_on_test,
+    register_model,
+)
+from tasks.tracking import client, experiment_id, start_run
+
+TINY = resolve_config("tiny")
+NAME = REGISTERED_NAMES["cnn"]
+
+
+def constant_cnn(answer: int) -> CNN:
+    """A real CNN whose last layer ignores its input and always picks class `answer`."""
+    torch.manual_seed(0)
+    model = CNN(TINY.cnn, 32)
+    last = model.head.layers[-1]
+    with torch.no_grad():
+        last.weight.zero_()
+        last.bias.copy_(torch.tensor([-5.0, 5.0] if answer == 1 else [5.0, -5.0]))
+    return model.eval()
+
+
+def trained_cnn(pixels: torch.Tensor, labels: torch.Tensor) -> CNN:
+    torch.manual_seed(2)
+    model = CNN(TINY.cnn, 32)
+    optimiser = TINY.cnn.optimiser.model_copy(update={"epochs": 4})
+    outcome = train_fold(
+        model, model, (pixels, labels), (pixels, labels),
+        lambda batch, _: pixels_to_input(batch), optimiser, seed=2, device=torch.device("cpu"),
+    )  # fmt: skip
+    model.load_state_dict(outcome.best_state)
+    return model.eval()
+
+
+def accuracy(model: CNN, pixels: torch.Tensor, labels: np.ndarray) -> float:
+    with torch.no_grad():
+        return float((model(pixels_to_input(pixels)).argmax(1).numpy() == labels).mean())
+
+
+@dataclass
+class Story:
+    run_id: str
+    pixels: torch.Tensor
+    labels: np.ndarray
+    better_accuracy: float
+    results: list[HeldOutResult]
+    champion_after: list[str]  # alias target after each evaluation
+    version_tags: list[dict[str, str]]  # each new version's tags right after its evaluation
+    run_decisions: list[str]  # the run's champion_decision tag after each evaluation
+
+
+@pytest.fixture(scope="module")
+def story(tmp_path_factory, _empty_mlflow_db, image_arrays) -> Story:
+    """`mlflow_local` for the whole module, and the three registrations."""
+    folder = tmp_path_factory.mktemp("registry")
+    shutil.copyfile(_empty_mlflow_db, folder / "mlflow.db")
+    pickle = os.environ.get("MLFLOW_ALLOW_PICKLE_DESERIALIZATION")
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
+        patch.chdir(folder)
+        pixels, labels = image_arrays(per_class=16)
+        pixels = torch.from_numpy(pixels)
+        test_pixels, test_labels = pixels[24:], labels[24:]
+        assert sorted(test_labels.tolist()) == [0] * 4 + [1] * 4
+        better = trained_cnn(pixels[:24], torch.from_numpy(labels[:24]))
+        better_accuracy = accuracy(better, test_pixels, test_labels)
+        assert better_accuracy > 0.5  # precondition: trained beats the constant answers
+
+        tracking = client()
+        run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {"family": "cnn"})
+        registry = MlflowClient()
+        story = Story(run_id, test_pixels, test_labels, better_accuracy, [], [], [], [])
+        for model in (constant_cnn(1), constant_cnn(0), better):
+            version = register_model.fn("cnn", model, test_pixels, run_id)
+            story.results.append(
+                evaluate_on_test.fn("cnn", version, test_pixels, test_labels, run_id)
+            )
+            story.champion_after.append(
+                str(registry.get_model_version_by_alias(NAME, CHAMPION).version)
+            )
+            story.version_tags.append(dict(registry.get_model_version(NAME, version).tags))
+            story.run_decisions.append(registry.get_run(run_id).data.tags["champion_decision"])
+        yield story
+    if pickle is None:
+        os.environ.pop("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", None)
+
+
+def test_first_version_takes_the_champion_alias(story) -> None:
+    first = story.results[0]
+    assert first.version == "1"
+    # Always "glasses" on 4 + 4 images: accuracy 0.5, F1 2/3.
+    assert first.accuracy == pytest.approx(0.5)
+    assert first.f1 == pytest.approx(2 / 3)
+    assert str(first.champion_version) == "1"
+    assert first.decision.startswith("first version")
+    assert story.champion_after[0] == "1"
+    assert story.version_tags[0]["champion_decision"] == first.decision
+
+
+def test_worse_version_leaves_the_champion(story) -> None:
+    worse = story.results[1]
+    assert worse.version == "2"
+    # Always "no glasses": the same accuracy but F1 0, so v1 stays champion.
+    assert worse.accuracy == pytest.approx(0.5)
+    assert worse.f1 == 0.0
+    assert str(worse.champion_version) == "1"
+    assert worse.decision.startswith("kept v1")
+    assert story.champion_after[1] == "1"
+    assert story.version_tags[1]["champion_decision"] == worse.decision
+    assert story.run_decisions[1] == worse.decision
+
+
+def test_better_version_takes_the_champion_alias(story) -> None:
+    best = story.results[2]
+    assert best.version == "3"
+    assert best.accuracy == pytest.approx(story.better_accuracy)
+    assert best.accuracy > story.results[0].accuracy
+    assert str(best.champion_version) == "3"
+    assert best.decision.startswith("promoted")
+    assert "v1" in best.decision  # names the version it was compared with
+    assert story.champion_after[2] == "3"
+    assert story.version_tags[2]["champion_decision"] == best.decision
+    assert story.run_decisions[2] == best.decision
+
+
+def test_registry_holds_the_models_that_were_registered(story) -> None:
+    registry = MlflowClient()
+    assert sorted(str(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [
+        "1", "2", "3",
+    ]  # fmt: skip
+    example = pixels_to_input(story.pixels[:2])
+    with torch.no_grad():
+        logits = mlflow.pytorch.load_model(f"models:/{NAME}/1").eval()(example)
+    torch.testing.assert_close(logits, torch.tensor([[-5.0, 5.0]] * 2))
+    info = mlflow.models.get_model_info(f"models:/{NAME}/1")
+    assert list(info.signature.inputs.to_dict()[0]["tensor-spec"]["shape"]) == [-1, 3, 32, 32]
+    assert info.run_id == story.run_id
+
+
+def test_test_metrics_and_confusion_figure_are_logged(story) -> None:
+    registry = MlflowClient()
+    history = registry.get_metric_history(story.run_id, "test_accuracy")
+    assert [m.value for m in history] == pytest.approx([r.accuracy for r in story.results])
+    artifacts = {a.path for a in registry.list_artifacts(story.run_id, "figures")}
+    assert "figures/cnn_confusion_test.png" in artifacts
+
+
+def test_re_testing_the_champion_says_already_champion(story) -> None:
+    # Last in this module: it adds a fourth evaluation to the run.
+    again = evaluate_on_test.fn("cnn", "3", story.pixels, story.labels, story.run_id)
+    assert again.decision == "already champion"
+    assert again.champion_version == "3"

@@ -1,0 +1,131 @@
+"""The fold task: a nested MLflow run per fold, with per-epoch metrics and the kept epoch."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+import pytest
+import torch
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
+
+import tasks.training as training_task
+from glasses.data.splits import make_split
+from glasses.scattering import compute_coefficients
+from glasses.training import threads_per_worker
+from mlflow import MlflowClient
+from tasks.tracking import client, experiment_id, start_run
+from tasks.training import FoldResult, train_fold
+
+
+@pytest.fixture
+def restore_threads():
+    threads = torch.get_num_threads()
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def fold_inputs(image_arrays, tiny_config):
+    pixels, labels = image_arrays(per_class=12)
+    rows = [
+        {"label": int(label), "group": f"p{i % 8}", "sha256": f"h{i}"}
+        for i, label in enumerate(labels)
+    ]
+    split = make_split(pd.DataFrame(rows), tiny_config.split.test_size, tiny_config.split.folds, 0)
+    return pixels, torch.from_numpy(labels), split
+
+
+def family_run(family: str) -> tuple[str, str]:
+    tracking = client()
+    experiment = experiment_id(tracking)
+    parent = start_run(tracking, experiment, "glasses-test", None, {"profile": "tiny"})
+    return experiment, start_run(tracking, experiment, family, parent, {"family": family})
+
+
+@pytest.mark.parametrize("family", ["cnn", "scatnet"])
+def test_fold_task_logs_a_nested_run_with_epoch_metrics(
+    mlflow_local, fold_inputs, tiny_config, family, restore_threads
+) -> None:
+    pixels, labels, split = fold_inputs
+    if family == "cnn":
+        inputs = torch.from_numpy(pixels)
+    else:
+        inputs = compute_coefficients(pixels, tiny_config.scatnet.J, tiny_config.scatnet.L)
+    experiment, family_run_id = family_run(family)
+
+    result = train_fold.fn(family, 1, tiny_config, inputs, labels, split, experiment, family_run_id)
+
+    assert isinstance(result, FoldResult)
+    assert result.fold == 1
+    assert not result.model.training
+    assert torch.get_num_threads() == threads_per_worker(tiny_config.runtime.workers)
+    tracking = MlflowClient()
+    run = tracking.get_run(result.run_id)
+    assert run.info.status == "FINISHED"
+    assert run.info.experiment_id == experiment
+    assert run.data.tags[MLFLOW_PARENT_RUN_ID] == family_run_id
+    assert run.data.tags["mlflow.runName"] == f"{family}-fold-2"
+    assert (run.data.tags["family"], run.data.tags["fold"]) == (family, "2")
+
+    epochs = (
+        tiny_config.cnn.optimiser.epochs
+        if family == "cnn"
+        else tiny_config.scatnet.optimiser.epochs
+    )
+    history = tracking.get_metric_history(result.run_id, "val_accuracy")
+    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
+    by_step = {m.step: m.value for m in history}
+    expected = result.outcome.history.set_index("epoch")["val_accuracy"]
+    assert by_step == pytest.approx(expected.to_dict())
+    for name in ("train_loss", "train_accuracy", "train_f1", "val_loss", "val_f1"):
+        assert len(tracking.get_metric_history(result.run_id, name)) == epochs
+    assert "epoch" not in run.data.metrics
+
+    assert run.data.metrics["best_val_accuracy"] == pytest.approx(result.outcome.best.val_accuracy)
+    assert run.data.metrics["best_epoch"] == result.outcome.best.epoch
+    assert "history.csv" in {a.path for a in tracking.list_artifacts(result.run_id)}
+
+    # The fold's validation rows are the split's, and the model is the kept checkpoint.
+    _, val_index = split.fold_indices(1)
+    assert len(val_index) > 0
+    for name, tensor in result.outcome.best_state.items():
+        torch.testing.assert_close(result.model.state_dict()[name], tensor, rtol=0, atol=0)
+
+
+def test_fold_task_marks_its_run_failed(
+    mlflow_local, fold_inputs, tiny_config, monkeypatch
+) -> None:
+    pixels, labels, split = fold_inputs
+    experiment, family_run_id = family_run("cnn")
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("out of memory")
+
+    monkeypatch.setattr(training_task, "run_fold", broken)
+    with pytest.raises(RuntimeError, match="out of memory"):
+        train_fold.fn(
+            "cnn",
+            0,
+            tiny_config,
+            torch.from_numpy(pixels),
+            labels,
+            split,
+            experiment,
+            family_run_id,
+        )
+    tracking = MlflowClient()
+    (child,) = tracking.search_runs(
+        [experiment], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{family_run_id}'"
+    )
+    assert child.info.status == "FAILED"
+    assert child.info.run_name == "cnn-fold-1"
+
+
+def test_local_store_is_under_the_working_directory(mlflow_local) -> None:
+    """With a SQLite URI the experiment keeps its artifacts in ./.glasses, not in the repo."""
+    tracking = client()
+    experiment = tracking.get_experiment(experiment_id(tracking))
+    assert experiment.name == "glasses"
+    assert experiment.artifact_location == (Path.cwd() / ".glasses" / "artifacts").as_uri()
+    assert tracking.tracking_uri == mlflow_local

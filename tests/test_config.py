@@ -1,0 +1,143 @@
+"""Profiles, overrides and strictness of the one configuration model."""
+
+from __future__ import annotations
+
+import pydantic
+import pytest
+
+from glasses.config import PROFILES, GlassesConfig, OptimiserConfig, resolve_config
+
+
+def test_paper_profile_matches_the_seed_study() -> None:
+    config = resolve_config("paper")
+    assert config.profile == "paper"
+    assert config.data.image_size == 128
+    assert config.data.max_images is None
+    assert config.split.folds == 5
+    assert config.split.test_size == pytest.approx(0.2)
+
+    cnn = config.cnn
+    assert (cnn.optimiser.epochs, cnn.optimiser.batch_size) == (50, 16)
+    assert cnn.optimiser.lr == pytest.approx(0.01)
+    assert cnn.optimiser.momentum == pytest.approx(0.5)
+    assert cnn.channels == (32, 32, 64)
+    assert cnn.kernels == (11, 9, 3)
+    assert cnn.head.hidden == (256, 32)
+
+    scatnet = config.scatnet
+    assert (scatnet.J, scatnet.L) == (2, 8)
+    assert scatnet.head.hidden == (1024, 1024)
+    assert scatnet.optimiser.lr == pytest.approx(0.005)
+    assert scatnet.optimiser.momentum == 0.0
+    assert (scatnet.optimiser.batch_size, scatnet.optimiser.epochs) == (128, 100)
+
+
+def test_paper_is_the_model_default() -> None:
+    assert resolve_config("paper") == GlassesConfig()
+
+
+def test_quick_profile_applies_its_values_over_the_paper() -> None:
+    config = resolve_config("quick")
+    quick = PROFILES["quick"]
+    assert config.profile == "quick"
+    assert (config.data.image_size, config.data.max_images) == (64, 1200)
+    assert config.split.folds == 3
+    assert config.augment.vflip == 0.0
+    assert config.cnn.kernels == (5, 5, 3)
+    assert config.cnn.optimiser.model_dump() == {
+        **OptimiserConfig().model_dump(),
+        **quick["cnn"]["optimiser"],
+    }
+    assert config.scatnet.optimiser.epochs == quick["scatnet"]["optimiser"]["epochs"]
+    # Fields the profile leaves alone keep the paper's values.
+    assert (config.scatnet.J, config.scatnet.L) == (2, 8)
+    assert config.cnn.head.dropout == pytest.approx(0.1)
+    assert config.augment.rotation_degrees == pytest.approx(10.0)
+    assert config.seed == 42
+
+
+def test_tiny_profile_is_small() -> None:
+    config = resolve_config("tiny")
+    assert config.profile == "tiny"
+    assert config.data.image_size == 32
+    assert config.split.folds == 2
+    assert config.cnn.optimiser.epochs <= 2
+    assert config.scatnet.optimiser.epochs <= 2
+    assert (config.scatnet.J, config.scatnet.L) == (2, 4)
+    assert config.validation.min_per_class == 5
+
+
+def test_overrides_merge_deeply() -> None:
+    quick = resolve_config("quick")
+    config = resolve_config("quick", {"cnn": {"optimiser": {"epochs": 3}}, "seed": 7})
+    assert config.cnn.optimiser.epochs == 3
+    assert config.seed == 7
+    # Siblings at every level survive: the override is merged, not substituted.
+    assert config.cnn.optimiser.batch_size == quick.cnn.optimiser.batch_size == 32
+    assert config.cnn.optimiser.lr == quick.cnn.optimiser.lr
+    assert config.cnn.kernels == quick.cnn.kernels
+    assert config.cnn.head == quick.cnn.head
+    assert config.scatnet == quick.scatnet
+    assert config.data == quick.data
+
+
+def test_overrides_do_not_leak_into_profiles() -> None:
+    before = repr(PROFILES["quick"])
+    epochs = resolve_config("quick").cnn.optimiser.epochs
+    resolve_config("quick", {"cnn": {"optimiser": {"epochs": epochs + 1}}})
+    assert repr(PROFILES["quick"]) == before
+    assert resolve_config("quick").cnn.optimiser.epochs == epochs
+
+
+def test_profile_field_cannot_be_overridden_away() -> None:
+    assert resolve_config("tiny", {"profile": "paper"}).profile == "tiny"
+
+
+@pytest.mark.parametrize(
+    ("overrides", "key"),
+    [
+        ({"cnn": {"optimiser": {"epoch": 3}}}, "epoch"),
+        ({"scatnet": {"j": 3}}, "j"),
+        ({"bogus": 1}, "bogus"),
+    ],
+)
+def test_unknown_key_is_rejected_by_name(overrides: dict, key: str) -> None:
+    with pytest.raises(pydantic.ValidationError) as caught:
+        resolve_config("tiny", overrides)
+    errors = caught.value.errors()
+    assert any(error["type"] == "extra_forbidden" and error["loc"][-1] == key for error in errors)
+    assert key in str(caught.value)
+
+
+def test_invalid_value_is_rejected() -> None:
+    with pytest.raises(pydantic.ValidationError, match="image_size"):
+        resolve_config("tiny", {"data": {"image_size": 8}})
+    with pytest.raises(pydantic.ValidationError, match="synthetic_glasses"):
+        resolve_config("tiny", {"data": {"synthetic_glasses": 60}})
+
+
+def test_unknown_profile_names_the_choices() -> None:
+    with pytest.raises(ValueError, match="unknown profile 'huge'") as caught:
+        resolve_config("huge")
+    for name in ("paper", "quick", "tiny"):
+        assert name in str(caught.value)
+
+
+def test_config_is_frozen() -> None:
+    config = resolve_config("tiny")
+    with pytest.raises(pydantic.ValidationError):
+        config.seed = 1  # type: ignore[misc]
+
+
+def test_flat_gives_dotted_string_keys() -> None:
+    flat = resolve_config("paper").flat()
+    assert flat["cnn.optimiser.epochs"] == "50"
+    assert flat["scatnet.head.hidden"] == "[1024, 1024]"
+    assert flat["data.image_size"] == "128"
+    assert flat["profile"] == "paper"
+    assert flat["data.max_images"] == "None"
+    assert all(isinstance(value, str) for value in flat.values())
+    # Only leaves: no key is a prefix section of another.
+    assert "cnn" not in flat and "cnn.optimiser" not in flat
+    assert len(flat) == len(set(flat))
+    assert len(flat) > 30

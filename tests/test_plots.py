@@ -1,0 +1,96 @@
+"""The study's figures: right panels, one curve per fold plus the black mean, right data."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import pytest
+from matplotlib.colors import to_rgba
+from matplotlib.figure import Figure
+
+from glasses.plots import confusion_figure, fold_accuracy_curves, mean_curves, sample_grid
+
+
+def history(epochs: int, offset: float) -> pd.DataFrame:
+    epoch = np.arange(1, epochs + 1)
+    return pd.DataFrame(
+        {
+            "epoch": epoch,
+            "train_loss": 1.0 / epoch + offset,
+            "train_accuracy": 0.5 + 0.04 * epoch + offset,
+            "val_loss": 1.2 / epoch + offset,
+            "val_accuracy": 0.5 + 0.03 * epoch + offset,
+        }
+    )
+
+
+HISTORIES = [history(5, 0.0), history(5, 0.02), history(5, 0.04)]
+
+
+@pytest.fixture(autouse=True)
+def close_figures():
+    yield
+    plt.close("all")
+
+
+def test_fold_curves_one_line_per_fold_and_a_black_mean() -> None:
+    figure = fold_accuracy_curves(HISTORIES, "cnn")
+    assert isinstance(figure, Figure)
+    assert len(figure.axes) == 2
+    for axis, column in zip(figure.axes, ("train_accuracy", "val_accuracy"), strict=True):
+        lines = axis.get_lines()
+        assert len(lines) == len(HISTORIES) + 1
+        for line, fold in zip(lines[:-1], HISTORIES, strict=True):
+            np.testing.assert_allclose(line.get_ydata(), fold[column])
+        mean = lines[-1]
+        assert to_rgba(mean.get_color()) == to_rgba("black")
+        assert mean.get_label() == "mean"
+        expected = np.mean([fold[column] for fold in HISTORIES], axis=0)
+        np.testing.assert_allclose(mean.get_ydata(), expected)
+    assert figure.get_suptitle() == "cnn"
+
+
+def test_fold_curves_mean_over_folds_of_different_lengths() -> None:
+    figure = fold_accuracy_curves([history(3, 0.0), history(5, 0.1)], "early stop")
+    mean = figure.axes[1].get_lines()[-1]
+    np.testing.assert_allclose(mean.get_xdata(), [1, 2, 3, 4, 5])
+    # Epochs 4 and 5 only exist in the second fold.
+    assert mean.get_ydata()[-1] == pytest.approx(history(5, 0.1)["val_accuracy"].iloc[-1])
+
+
+def test_mean_curves_show_training_and_validation() -> None:
+    figure = mean_curves(HISTORIES, "scatnet")
+    assert len(figure.axes) == 2
+    for axis, metric in zip(figure.axes, ("accuracy", "loss"), strict=True):
+        lines = axis.get_lines()
+        assert [line.get_label() for line in lines] == ["training", "validation"]
+        expected = np.mean([fold[f"val_{metric}"] for fold in HISTORIES], axis=0)
+        np.testing.assert_allclose(lines[1].get_ydata(), expected)
+
+
+def test_sample_grid_one_image_per_axis_and_labels_as_titles() -> None:
+    images = np.random.default_rng(0).random((10, 3, 8, 8))
+    labels = np.array([0, 1] * 5)
+    figure = sample_grid(images, labels, "samples", columns=4)
+    assert len(figure.axes) == 12  # 3 rows x 4 columns
+    with_images = [axis for axis in figure.axes if axis.get_images()]
+    assert len(with_images) == 10
+    assert [axis.get_title() for axis in with_images[:2]] == ["no glasses", "glasses"]
+    np.testing.assert_allclose(
+        with_images[0].get_images()[0].get_array(), images[0].transpose(1, 2, 0)
+    )
+
+
+def test_confusion_figure_counts_and_shares() -> None:
+    matrix = np.array([[8, 2], [1, 9]])
+    figure = confusion_figure(matrix, "test")
+    assert len(figure.axes) == 1
+    texts = sorted(text.get_text() for text in figure.axes[0].texts)
+    assert texts == sorted(["8\n80%", "2\n20%", "1\n10%", "9\n90%"])
+    np.testing.assert_allclose(figure.axes[0].get_images()[0].get_array(), [[0.8, 0.2], [0.1, 0.9]])
+
+
+def test_confusion_figure_with_an_empty_class() -> None:
+    figure = confusion_figure(np.array([[0, 0], [3, 1]]), "no negatives")
+    assert "0\n0%" in [text.get_text() for text in figure.axes[0].texts]

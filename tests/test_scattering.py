@@ -1,0 +1,84 @@
+"""The on-disk cache of scattering coefficients: keyed by pixels, written atomically."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from glasses.models.scatnet import coefficient_count, scattering_transform
+from glasses.scattering import cache_key, cached_coefficients, compute_coefficients
+
+J, L = 2, 4
+
+
+@pytest.fixture
+def pixels() -> np.ndarray:
+    return np.random.default_rng(0).integers(0, 256, size=(5, 3, 16, 16), dtype=np.uint8)
+
+
+def test_compute_coefficients_matches_the_transform_on_unit_pixels(pixels) -> None:
+    coefficients = compute_coefficients(pixels, J, L, batch_size=2)
+    assert coefficients.shape == (5, 3, coefficient_count(J, L), 4, 4)
+    assert coefficients.dtype == torch.float32
+    expected = scattering_transform(J, L, 16)(torch.from_numpy(pixels).float() / 255)
+    torch.testing.assert_close(coefficients, expected)
+
+
+def test_cache_miss_then_hit_with_identical_tensor(pixels, tmp_path) -> None:
+    first = cached_coefficients(pixels, J, L, tmp_path)
+    assert first.hit is False
+    assert first.path.is_file()
+    assert first.path.parent == tmp_path / "scattering"
+    second = cached_coefficients(pixels, J, L, tmp_path)
+    assert second.hit is True
+    assert second.path == first.path
+    torch.testing.assert_close(second.coefficients, first.coefficients, rtol=0, atol=0)
+    assert sorted(p.name for p in (tmp_path / "scattering").iterdir()) == [first.path.name]
+
+
+def test_cache_leaves_no_temporary_files(pixels, tmp_path) -> None:
+    cached_coefficients(pixels, J, L, tmp_path)
+    cached_coefficients(pixels[:2], J, L, tmp_path)
+    names = [p.name for p in (tmp_path / "scattering").iterdir()]
+    assert len(names) == 2
+    assert all(name.endswith(".npy") and ".tmp" not in name for name in names)
+
+
+def test_a_stored_entry_is_what_is_returned(pixels, tmp_path) -> None:
+    entry = cached_coefficients(pixels, J, L, tmp_path)
+    np.testing.assert_array_equal(np.load(entry.path), entry.coefficients.numpy())
+
+
+def test_key_depends_on_pixels_and_parameters(pixels) -> None:
+    key = cache_key(pixels, J, L)
+    assert key == cache_key(pixels.copy(), J, L)
+    changed = pixels.copy()
+    changed[0, 0, 0, 0] ^= 1
+    assert cache_key(changed, J, L) != key
+    assert cache_key(pixels, J, L + 1) != key
+    assert cache_key(pixels, J + 1, L) != key
+    assert cache_key(pixels[:4], J, L) != key
+    # A non-contiguous view hashes like its contiguous copy.
+    strided = np.ascontiguousarray(pixels[:, :, ::-1])
+    assert cache_key(pixels[:, :, ::-1], J, L) == cache_key(strided, J, L)
+
+
+def test_different_pixels_get_their_own_entry(pixels, tmp_path) -> None:
+    first = cached_coefficients(pixels, J, L, tmp_path)
+    changed = pixels.copy()
+    changed[1] = 255 - changed[1]
+    second = cached_coefficients(changed, J, L, tmp_path)
+    assert second.hit is False
+    assert second.path != first.path
+    assert not torch.allclose(second.coefficients[1], first.coefficients[1])
+    torch.testing.assert_close(second.coefficients[0], first.coefficients[0])
+
+
+def test_non_contiguous_pixels_are_accepted(pixels, tmp_path) -> None:
+    channels_last = np.ascontiguousarray(pixels.transpose(0, 2, 3, 1))
+    view = channels_last.transpose(0, 3, 1, 2)  # same values as `pixels`, not contiguous
+    assert not view.flags["C_CONTIGUOUS"]
+    torch.testing.assert_close(
+        cached_coefficients(view, J, L, tmp_path).coefficients, compute_coefficients(pixels, J, L)
+    )

@@ -1,0 +1,44 @@
+"""Markdown rendering of result tables."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glasses.tables import markdown_table
+
+
+def test_header_separator_and_one_line_per_row() -> None:
+    table = pd.DataFrame(
+        {"accuracy": [0.81234, 0.9, np.nan], "name": ["a", "b", "c"]},
+        index=pd.Index(["fold 1", "fold 2", "mean"], name="row"),
+    )
+    lines = markdown_table(table).split("\n")
+    assert len(lines) == 2 + len(table)
+    assert lines[0] == "| row | accuracy | name |"
+    assert lines[1] == "|---|---|---|"
+    assert lines[2] == "| fold 1 | 0.8123 | a |"
+    assert lines[3] == "| fold 2 | 0.9000 | b |"
+    assert lines[4] == "| mean |  | c |"  # NaN left blank
+
+
+def test_unnamed_index_and_digits() -> None:
+    table = pd.DataFrame({"x": [1.0 / 3]}, index=["only"])
+    assert markdown_table(table, digits=2).split("\n") == [
+        "|  | x |",
+        "|---|---|",
+        "| only | 0.33 |",
+    ]
+
+
+def test_every_line_has_the_same_number_of_cells() -> None:
+    table = pd.DataFrame(np.random.default_rng(0).random((4, 5)), columns=list("abcde"))
+    table.iloc[1, 2] = np.nan
+    lines = markdown_table(table).split("\n")
+    assert {line.count("|") for line in lines} == {7}
+
+
+def test_integer_columns_stay_integers() -> None:
+    table = pd.DataFrame({"accuracy": [0.75], "epoch": [3]}, index=["fold 1"])
+    assert markdown_table(table).split("\n")[2] == "| fold 1 | 0.7500 | 3 |"
