@@ -12,8 +12,9 @@ from typing import Any
 import torch
 from prefect import flow, get_run_logger
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.concurrency import run_concurrently
+from flows.sweep import sweep
 from glasses.config import ProfileName, resolve_config
 from glasses.crossval import FAMILIES, best_fold
 from tasks.data import load_images, split_images, validate_images
@@ -89,29 +90,22 @@ def glasses(
             for family in FAMILIES
         }
         with stage("cross_validation"):
-            workers = 1 if config.runtime.task_runner == "sequential" else config.runtime.workers
-            fold_task = train_fold.with_options(retries=config.runtime.retries)
-            with ThreadPoolTaskRunner(max_workers=workers) as runner:
-                futures = {
-                    family: [
-                        runner.submit(
-                            fold_task,
-                            {
-                                "family": family,
-                                "fold": fold,
-                                "config": config,
-                                "inputs": inputs[family],
-                                "labels": labels,
-                                "split": split,
-                                "experiment_id": experiment,
-                                "family_run_id": family_runs[family],
-                            },
-                        )
-                        for fold in range(config.split.folds)
-                    ]
-                    for family in FAMILIES
+            calls = [
+                {
+                    "family": family,
+                    "fold": fold,
+                    "config": config,
+                    "inputs": inputs[family],
+                    "labels": labels,
+                    "split": split,
+                    "experiment_id": experiment,
+                    "family_run_id": family_runs[family],
                 }
-                results = {family: [f.result() for f in futures[family]] for family in FAMILIES}
+                for family in FAMILIES
+                for fold in range(config.split.folds)
+            ]
+            finished = run_concurrently(train_fold, calls, config)
+            results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
         tables, tests = {}, {}
         test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
         test_labels = images.labels[split.test]
@@ -124,7 +118,14 @@ def glasses(
                     family, version, test_pixels, test_labels, family_runs[family]
                 )
                 tracking.set_terminated(family_runs[family], "FINISHED")
-        summary = publish_summary(tables, tests, url, run_id)
+        verdict = None
+        if config.sweep.enabled:
+            with stage("sweep"):
+                sweep_run = start_run(tracking, experiment, "sweep", run_id, {"stage": "sweep"})
+                cnn = results["cnn"][best_fold([r.outcome for r in results["cnn"]])].model
+                verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
+                tracking.set_terminated(sweep_run, "FINISHED")
+        summary = publish_summary(tables, tests, verdict, url, run_id)
     except BaseException:
         tracking.set_terminated(run_id, "FAILED")
         raise

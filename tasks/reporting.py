@@ -74,7 +74,11 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)
 def publish_summary(
-    tables: dict[str, pd.DataFrame], tests: dict[str, HeldOutResult], url: str, run_id: str
+    tables: dict[str, pd.DataFrame],
+    tests: dict[str, HeldOutResult],
+    sweep_verdict: str | None,
+    url: str,
+    run_id: str,
 ) -> str:
     """The run's headline table as a Prefect markdown artifact and an MLflow text artifact."""
 
@@ -96,6 +100,8 @@ def publish_summary(
     )
     headline.index.name = "metric"
     markdown = f"# glasses: results\n\n{markdown_table(headline)}\n\nMLflow run: {url}\n"
+    if sweep_verdict is not None:
+        markdown += f"\nShrinking-dataset sweep: **{sweep_verdict}**\n"
     for family, table in tables.items():
         markdown += f"\n## {family} folds\n\n{markdown_table(table)}\n"
     client().log_text(run_id, markdown, "summary.md")

@@ -18,6 +18,7 @@ from tasks.tracking import client, log_metrics, log_table, start_run
 
 @dataclass
 class FoldResult:
+    family: Family
     fold: int
     run_id: str
     model: nn.Module
@@ -68,4 +69,4 @@ def train_fold(
     log_table(tracking, run_id, outcome.history.set_index("epoch"), "history.csv")
     log_metrics(tracking, run_id, {f"best_{k}": v for k, v in vars(outcome.best).items()})
     tracking.set_terminated(run_id, "FINISHED")
-    return FoldResult(fold=fold, run_id=run_id, model=model, outcome=outcome)
+    return FoldResult(family=family, fold=fold, run_id=run_id, model=model, outcome=outcome)

@@ -88,6 +88,19 @@ class RuntimeConfig(_Strict):
     retries: int = Field(1, ge=0, le=5)
 
 
+class SweepConfig(_Strict):
+    """The shrinking-dataset sweep: where does the ScatNet beat the CNN?"""
+
+    enabled: bool = True
+    sizes: tuple[int, ...] | None = Field(
+        None, description="Training-set sizes, descending; None: geometric from all to `smallest`."
+    )
+    smallest: int = Field(78, ge=4, description="The seed study's 46 + 32 images.")
+    steps: int = Field(6, ge=2, le=20)
+    repeats: int = Field(5, ge=1, le=50)
+    folds: int = Field(5, ge=2, le=20, description="Upper bound; fewer for small subsets.")
+
+
 class GlassesConfig(_Strict):
     profile: str = "paper"
     seed: int = 42
@@ -97,6 +110,7 @@ class GlassesConfig(_Strict):
     augment: AugmentConfig = AugmentConfig()
     cnn: CNNConfig = CNNConfig()
     scatnet: ScatNetConfig = ScatNetConfig()
+    sweep: SweepConfig = SweepConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     def flat(self) -> dict[str, str]:
@@ -133,6 +147,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "head": {"hidden": (128, 64)},
             "optimiser": {"epochs": 12, "batch_size": 32, "lr": 0.01, "momentum": 0.9},
         },
+        "sweep": {"sizes": (600, 300, 150, 78), "repeats": 3, "folds": 2},
     },
     # Seconds-long runs for the test suite: tiny images, two folds, one or two epochs.
     "tiny": {
@@ -156,6 +171,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "head": {"hidden": (16, 8)},
             "optimiser": {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9},
         },
+        "sweep": {"sizes": (36, 20), "repeats": 2, "folds": 2},
     },
 }
 

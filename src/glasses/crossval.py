@@ -17,9 +17,18 @@ from torch import nn
 
 from glasses.augment import augment
 from glasses.config import GlassesConfig, OptimiserConfig
+from glasses.data.splits import fold_of
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
-from glasses.training import EpochRecord, FoldOutcome, Prepare, rank, train_fold
+from glasses.training import (
+    EpochRecord,
+    FoldOutcome,
+    Prepare,
+    default_device,
+    predict,
+    rank,
+    train_fold,
+)
 
 Family = Literal["cnn", "scatnet"]
 FAMILIES: tuple[Family, ...] = ("cnn", "scatnet")
@@ -121,3 +130,54 @@ def fold_table(outcomes: list[FoldOutcome]) -> pd.DataFrame:
 def best_fold(outcomes: list[FoldOutcome]) -> int:
     """Index of the fold whose kept checkpoint ranks best."""
     return max(range(len(outcomes)), key=lambda i: rank(outcomes[i].best))
+
+
+def cross_validate_rows(
+    family: Family,
+    config: GlassesConfig,
+    manifest: pd.DataFrame,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    rows: np.ndarray,
+    folds: int,
+    seed: int,
+) -> tuple[nn.Module, list[FoldOutcome]]:
+    """The main protocol on a subset of rows: grouped stratified folds, best fold's model kept.
+
+    Used by the shrinking-dataset sweep, so every point is trained exactly like the main run.
+    """
+    assignment = fold_of(manifest.iloc[rows].reset_index(drop=True), folds, seed)
+    models, outcomes = [], []
+    for fold in range(folds):
+        model, outcome = run_fold(
+            family,
+            config,
+            inputs,
+            labels,
+            rows[assignment != fold],
+            rows[assignment == fold],
+            seed + 1000 * fold,
+        )
+        models.append(model)
+        outcomes.append(outcome)
+    return models[best_fold(outcomes)], outcomes
+
+
+def predict_rows(
+    family: Family, model: nn.Module, inputs: torch.Tensor, rows: np.ndarray
+) -> np.ndarray:
+    """Predicted classes for the given rows, from pixels (CNN) or cached coefficients (ScatNet).
+
+    For the ScatNet, classifying cached coefficients equals running the full model on the
+    images, without recomputing the transform.
+    """
+    device = default_device()
+    model = model.to(device).eval()
+    if family == "cnn":
+        classify, prepare = model, lambda batch, _: pixels_to_input(batch)
+    else:
+        assert isinstance(model, ScatNet)
+        classify, prepare = model.classify, _identity
+    logits = predict(classify, inputs[torch.from_numpy(rows)], prepare, 128, device)
+    model.cpu()
+    return logits.argmax(1).numpy()

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+
 from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -53,9 +54,21 @@ def stack(tmp_path_factory):
 @pytest.mark.e2e
 def test_deployment_run_logs_everything(stack):
     run = subprocess.run(
-        [BIN / "prefect", "deployment", "run", "glasses/full",
-         "--param", "profile=tiny", "--param", "data=synthetic", "--watch"],
-        env=stack, capture_output=True, text=True, timeout=600,
+        [
+            BIN / "prefect",
+            "deployment",
+            "run",
+            "glasses/full",
+            "--param",
+            "profile=tiny",
+            "--param",
+            "data=synthetic",
+            "--watch",
+        ],
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=600,
     )
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
     assert "Completed" in run.stdout
@@ -90,5 +103,9 @@ def test_deployment_run_logs_everything(stack):
         champion = client.get_model_version_by_alias(name, "champion")
         assert champion.run_id == family_run.info.run_id
 
+    sweep = children["sweep"]
+    assert sweep.data.tags["sweep_verdict"]
+    assert "sweep" in {a.path for a in client.list_artifacts(sweep.info.run_id)}
+
     flow_runs = httpx.post(f"{stack['PREFECT_API_URL']}/artifacts/filter", json={}).json()
-    assert any(a["key"] == "glasses-results" for a in flow_runs)
+    assert {"glasses-results", "glasses-sweep"} <= {a["key"] for a in flow_runs}

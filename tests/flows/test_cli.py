@@ -10,7 +10,9 @@ from flows.cli import main, parse_overrides
 
 
 def test_overrides_nest_dotted_keys_and_read_values_as_yaml():
-    tree = parse_overrides(["cnn.optimiser.epochs=3", "cnn.optimiser.lr=0.1", "data.max_images=null"])
+    tree = parse_overrides(
+        ["cnn.optimiser.epochs=3", "cnn.optimiser.lr=0.1", "data.max_images=null"]
+    )
     assert tree == {"cnn": {"optimiser": {"epochs": 3, "lr": 0.1}}, "data": {"max_images": None}}
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 
 from flows.full import glasses
+from mlflow import MlflowClient
 
 OLIVETTI = Path(__file__).resolve().parents[2].parent / "shared/data/olivetti_glasses/labels.csv"
 
@@ -29,10 +29,35 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
     run = local_tracking.get_run(result["mlflow_run_id"])
     assert run.info.status == "FINISHED"
     assert run.data.tags["data_fingerprint"]
-    folds = pd.read_csv(local_tracking.download_artifacts(run.info.run_id, "data/folds.csv", str(tmp_path)))
+    folds = pd.read_csv(
+        local_tracking.download_artifacts(run.info.run_id, "data/folds.csv", str(tmp_path))
+    )
     sides = folds.groupby("group")["split"].nunique()
     assert (sides == 1).all(), f"people on both sides: {list(sides[sides > 1].index)}"
     train = folds[folds["split"] == "train"]
     assert (train.groupby("group")["fold"].nunique() == 1).all()
     assert 0.5 <= result["cnn_test_accuracy"] <= 1.0
+
+    sweep = local_tracking.search_runs(
+        [run.info.experiment_id], filter_string="tags.stage = 'sweep'"
+    )[0]
+    assert sweep.data.tags["mlflow.parentRunId"] == run.info.run_id
+    assert sweep.data.tags["sweep_verdict"]
+    points = pd.read_csv(
+        local_tracking.download_artifacts(sweep.info.run_id, "sweep/points.csv", str(tmp_path))
+    )
+    assert sorted(points["size"].unique()) == [20, 36]
+    assert len(points) == 2 * 2 * 2  # sizes x repeats x families
+    pairs = points.groupby(["size", "repeat"])["model"].apply(sorted)
+    assert all(models == ["cnn", "scatnet"] for models in pairs)
+    figures = {a.path for a in local_tracking.list_artifacts(sweep.info.run_id, "figures")}
+    assert {
+        "figures/learning_curves.png",
+        "figures/cnn_kernels.png",
+        "figures/cnn_feature_maps.png",
+        "figures/wavelet_filters.png",
+        "figures/scattering_coefficients.png",
+        "figures/cnn_confusion_smallest.png",
+        "figures/scatnet_confusion_smallest.png",
+    } <= figures
     assert sorted((p.name, p.stat().st_mtime_ns) for p in OLIVETTI.parent.rglob("*")) == before

@@ -165,7 +165,14 @@ def test_model_agreement_test_finds_no_shift_in_identical_values() -> None:
     values = [0.1, 0.5, 0.7]
     result = model_agreement_test(values, values)
     assert result["mean_difference"] == 0
-    assert np.isnan(result["p_value"])
+    assert result["p_value"] == 1.0
+    assert result["n"] == 3
+
+
+def test_model_agreement_test_drops_images_undefined_on_either_model() -> None:
+    result = model_agreement_test([0.5, float("nan"), 0.7, 0.2], [0.4, 0.3, float("nan"), 0.1])
+    assert result["n"] == 2
+    assert result["mean_difference"] == pytest.approx(0.1)
 
 
 def test_model_agreement_tests_compare_the_models_per_pair_and_metric() -> None:

@@ -9,11 +9,14 @@ overlap and SSIM are added because Pearson alone is dominated by a few extreme p
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from itertools import combinations
 
 import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
+
+from glasses.statistics import bootstrap_ci, paired_test
 
 METRICS = (
     "barycenter_distance",
@@ -206,67 +209,44 @@ def summarise_agreement(values: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
     keys = ["model", "method_a", "method_b", "metric"]
     rows = []
     for key, group in values.groupby(keys, sort=False):
-        mean, low, high, n = mean_ci(group["value"].to_numpy(), seed=seed)
+        mean, low, high, n = finite_interval(group["value"].to_numpy(), seed=seed)
         rows.append((*key, mean, low, high, n))
     return pd.DataFrame(rows, columns=[*keys, "mean", "ci_low", "ci_high", "n"])
 
 
-def agreement_table(
-    maps: dict[str, dict[str, list[np.ndarray]]], seed: int = 0
-) -> pd.DataFrame:
+def agreement_table(maps: dict[str, dict[str, list[np.ndarray]]], seed: int = 0) -> pd.DataFrame:
     """model, method_a, method_b, metric, mean, ci_low, ci_high, n for every pair of methods."""
     return summarise_agreement(agreement_values(maps), seed=seed)
 
 
-def mean_ci(values: np.ndarray, seed: int = 0) -> tuple[float, float, float, int]:
-    """Mean, 95 % bootstrap CI and count of the finite values; nans when none are left."""
+def finite_interval(values: np.ndarray, seed: int = 0) -> tuple[float, float, float, int]:
+    """Mean, 95 % percentile bootstrap CI and count of the finite values.
+
+    Bootstrap rather than a t interval: correlations and IoU are bounded and skewed near their
+    limits. nan means undefined (a constant map's correlation), not zero, so it is left out.
+    """
     finite = np.asarray(values, dtype=np.float64)
     finite = finite[np.isfinite(finite)]
-    if finite.size == 0:
-        return float("nan"), float("nan"), float("nan"), 0
     mean, low, high = bootstrap_ci(finite, seed=seed)
     return mean, low, high, int(finite.size)
 
 
-def bootstrap_ci(
-    values: np.ndarray, seed: int = 0, resamples: int = 2000, confidence: float = 0.95
-) -> tuple[float, float, float]:
-    """Mean and percentile bootstrap interval over images: no normality assumed for bounded
-    statistics like correlations and IoU."""
-    values = np.asarray(values, dtype=np.float64)
-    rng = np.random.default_rng(seed)
-    means = rng.choice(values, size=(resamples, values.size), replace=True).mean(axis=1)
-    tail = (1 - confidence) / 2 * 100
-    low, high = np.percentile(means, [tail, 100 - tail])
-    return float(values.mean()), float(low), float(high)
-
-
-def model_agreement_test(per_image_a: list[float], per_image_b: list[float]) -> dict[str, float]:
+def model_agreement_test(
+    per_image_a: list[float], per_image_b: list[float]
+) -> dict[str, float | int]:
     """Do two methods agree more on one model than on the other, on the same images?
 
-    Paired, because the images are shared: image difficulty cancels out. The t-test assumes
-    roughly normal differences; Wilcoxon's signed-rank test does not, so both are reported.
-    Images where either value is undefined (nan) are dropped from both sides.
+    Paired, because the images are shared: image difficulty cancels out. Returns mean_a,
+    mean_b, mean_difference (a − b), p_value (paired t-test), p_value_wilcoxon (needs no
+    normality) and n. Images where either value is undefined (nan) are dropped from both sides.
     """
     a, b = np.asarray(per_image_a, dtype=np.float64), np.asarray(per_image_b, dtype=np.float64)
     if a.shape != b.shape:
         raise ValueError(f"paired values need one length, got {a.size} and {b.size}")
     keep = np.isfinite(a) & np.isfinite(b)
     a, b = a[keep], b[keep]
-    differences = a - b
-    if a.size < 2 or not differences.any():
-        p_t = p_wilcoxon = float("nan")
-    else:
-        p_t = float(stats.ttest_rel(a, b).pvalue)
-        p_wilcoxon = float(stats.wilcoxon(a, b).pvalue)
-    return {
-        "mean_a": float(a.mean()) if a.size else float("nan"),
-        "mean_b": float(b.mean()) if b.size else float("nan"),
-        "mean_difference": float(differences.mean()) if a.size else float("nan"),
-        "p_value": p_t,
-        "p_value_wilcoxon": p_wilcoxon,
-        "n": int(a.size),
-    }
+    means = {"mean_a": float(a.mean()), "mean_b": float(b.mean())} if a.size else {}
+    return {"mean_a": float("nan"), "mean_b": float("nan"), **means, **asdict(paired_test(a, b))}
 
 
 def model_agreement_tests(values: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:

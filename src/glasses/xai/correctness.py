@@ -24,7 +24,7 @@ import torch
 from scipy import ndimage, stats
 from torch import nn
 
-from glasses.xai.agreement import mean_ci
+from glasses.xai.agreement import finite_interval
 
 Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
 
@@ -101,10 +101,7 @@ def deletion_curve(
     perturbed = image[None] * keep.view(-1, 1, height, width).to(image.dtype)
     with torch.no_grad(), _evaluating(model):
         probabilities = torch.cat(
-            [
-                model(batch).softmax(dim=1)[:, target]
-                for batch in perturbed.split(batch_size)
-            ]
+            [model(batch).softmax(dim=1)[:, target] for batch in perturbed.split(batch_size)]
         )
     return counts / pixels, probabilities.double().cpu().numpy()
 
@@ -169,11 +166,11 @@ def cascading_randomisation(
     randomised = copy.deepcopy(model).eval()
     original = np.asarray(explain(randomised, images, targets))
     generator = torch.Generator().manual_seed(seed)
-    rows = [(0, "none", *mean_ci(np.ones(len(original)), seed=seed))]
+    rows = [(0, "none", *finite_interval(np.ones(len(original)), seed=seed))]
     for step, (name, layer) in enumerate(randomisation_layers(randomised), start=1):
         _randomise(layer, generator)
         maps = np.asarray(explain(randomised, images, targets))
-        rows.append((step, name, *mean_ci(_rank_correlations(original, maps), seed=seed)))
+        rows.append((step, name, *finite_interval(_rank_correlations(original, maps), seed=seed)))
     return pd.DataFrame(rows, columns=["step", "layer", "mean", "ci_low", "ci_high", "n"])
 
 
@@ -214,9 +211,9 @@ def correctness_table(
     """
     rows = []
     for item in evidence:
-        mass = mean_ci(np.asarray(item.relevance_mass, dtype=np.float64), seed=seed)
-        hits = mean_ci(np.asarray(item.pointing, dtype=np.float64), seed=seed)
-        deletion = mean_ci(np.asarray(item.deletion_areas, dtype=np.float64), seed=seed)
+        mass = finite_interval(np.asarray(item.relevance_mass, dtype=np.float64), seed=seed)
+        hits = finite_interval(np.asarray(item.pointing, dtype=np.float64), seed=seed)
+        deletion = finite_interval(np.asarray(item.deletion_areas, dtype=np.float64), seed=seed)
         rows.append(
             {
                 "model": item.model,

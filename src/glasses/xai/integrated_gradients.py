@@ -59,7 +59,7 @@ def interpolate(images: torch.Tensor, baseline: torch.Tensor, points: torch.Tens
 
 def target_logits(model: nn.Module, images: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
     """F: each image's logit of its own target class."""
-    return model(images).gather(1, targets.view(-1, 1)).squeeze(1)
+    return model(images).gather(1, targets.reshape(-1, 1)).squeeze(1)
 
 
 def gradients(model: nn.Module, path: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,158 @@
+"""The shrinking-dataset sweep's data side: which training images each (size, repeat) uses.
+
+Subsets are drawn from the training split only, so every size is scored on the same fixed test
+split and the points of a learning curve are comparable. They keep the training split's class
+ratio and, where the data names people or holds duplicates, take whole units (see
+`glasses.data.splits`), so a small subset looks like a smaller data set collected the same way
+(fewer people, each with all their images) rather than a thin slice of every person.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from glasses.data.splits import split_units
+
+SMALLEST_SIZE = 4  # two images per class: the least a 2-fold cross-validation can stratify
+
+
+def subsample_training(
+    manifest: pd.DataFrame, train_rows: np.ndarray, size: int, seed: int
+) -> np.ndarray:
+    """Sorted row indices (into `manifest`) of `size` training rows, reproducible by `seed`.
+
+    `train_rows` are row indices or a boolean mask over the manifest. Each class gets its
+    training share of `size` (see `_class_targets`) and spans at least two units where the
+    training split has them, so the subset can itself be cross-validated (`folds_for`). Units
+    are visited in a seeded random order and taken whole while they fit; the shortfall left
+    after that comes from partially used units: a single one when some unit holds all of it and
+    no class still lacks a second unit. With single-class units that is at most one partial unit
+    per class; units mixing classes in another ratio than the target, or tiny sizes, may need
+    more. Partial units are harmless: the subset's cross-validation groups by units again.
+    """
+    rows = np.flatnonzero(train_rows) if train_rows.dtype == bool else np.asarray(train_rows)
+    if not SMALLEST_SIZE <= size <= len(rows):
+        raise ValueError(
+            f"sweep size {size} must be between {SMALLEST_SIZE} and the {len(rows)} training images"
+        )
+    rng = np.random.default_rng(seed)
+    _, label_index = np.unique(manifest["label"].to_numpy()[rows], return_inverse=True)
+    _, unit_index = np.unique(split_units(manifest)[rows], return_inverse=True)
+    counts = np.zeros((unit_index.max() + 1, label_index.max() + 1), dtype=np.int64)
+    np.add.at(counts, (unit_index, label_index), 1)
+    targets = _class_targets(counts.sum(axis=0), size)
+    spread = np.minimum.reduce([np.full_like(targets, 2), targets, (counts > 0).sum(axis=0)])
+
+    whole, skipped = _whole_units(counts, targets, spread, rng.permutation(len(counts)))
+    members = np.split(np.argsort(unit_index, kind="stable"), np.cumsum(counts.sum(axis=1))[:-1])
+    chosen = [members[unit] for unit in whole]
+    shortfall = targets - counts[whole].sum(axis=0)
+    missing = np.maximum(spread - (counts[whole] > 0).sum(axis=0), 0)
+    for unit, take in _partial_units(counts, skipped, shortfall, missing):
+        positions = rng.permutation(members[unit])
+        for label, count in enumerate(take):
+            chosen.append(positions[label_index[positions] == label][:count])
+    return np.sort(rows[np.concatenate(chosen)])
+
+
+def _class_targets(available: np.ndarray, size: int) -> np.ndarray:
+    """Rows per class: the training ratio by largest remainder, then at least two per class.
+
+    Two (one when there are too few rows for that) so that a stratified 2-fold split of the
+    subset can put every class in both folds; the extra rows come from the largest class.
+    """
+    quotas = size * available / available.sum()
+    targets = np.floor(quotas).astype(np.int64)
+    targets[np.argsort(targets - quotas, kind="stable")[: size - targets.sum()]] += 1
+    floors = np.minimum(available, 2 if size >= 2 * len(available) else 1)
+    while np.any(targets < floors):
+        targets[np.argmin(targets - floors)] += 1
+        targets[np.argmax(targets - floors)] -= 1
+    return targets
+
+
+def _whole_units(
+    counts: np.ndarray, targets: np.ndarray, spread: np.ndarray, order: np.ndarray
+) -> tuple[list[int], list[int]]:
+    """Units taken whole in `order` while they fit, and the skipped ones, still in order.
+
+    A unit fits when, after it, every class still has room for one row from each further unit
+    it needs to reach `spread` distinct units.
+    """
+    taken = np.zeros_like(targets)
+    units_with = np.zeros_like(targets)
+    whole: list[int] = []
+    skipped: list[int] = []
+    for unit in order:
+        present = counts[unit] > 0
+        reserve = np.maximum(spread - units_with - present, 0)
+        if np.all(taken + counts[unit] + reserve <= targets):
+            whole.append(int(unit))
+            taken += counts[unit]
+            units_with += present
+        else:
+            skipped.append(int(unit))
+    return whole, skipped
+
+
+def _partial_units(
+    counts: np.ndarray, skipped: list[int], shortfall: np.ndarray, missing: np.ndarray
+) -> list[tuple[int, np.ndarray]]:
+    """(unit, rows to take per class) covering the shortfall, and `missing` more units per class.
+
+    One unit when a single one can do it; otherwise units in order, each leaving a row per class
+    for every further unit that class still needs.
+    """
+    if not shortfall.any():
+        return []
+    if np.all(missing <= 1):
+        for unit in skipped:
+            if np.all(counts[unit] >= shortfall):
+                return [(unit, shortfall)]
+    parts = []
+    for unit in skipped:
+        take = np.minimum(counts[unit], shortfall - np.maximum(missing - 1, 0))
+        if take.any():
+            parts.append((unit, take))
+            shortfall = shortfall - take
+            missing = missing - (take > 0)
+        if not shortfall.any():
+            break
+    return parts
+
+
+def folds_for(size: int, labels: np.ndarray, units: np.ndarray, requested: int) -> int:
+    """The configured fold count, lowered until a small subset can still fill every fold.
+
+    A grouped, stratified split puts a unit in one fold only, so a class present in u units can
+    reach at most u folds: k ≤ u for every class, which also means ≥ 1 image per class per fold.
+    `labels` and `units` describe the subset's rows (units as `split_units` of the subset).
+    """
+    if len(labels) != size or len(units) != size:
+        raise ValueError(
+            f"size {size} does not match {len(labels)} labels and {len(units)} units of the subset"
+        )
+    units_per_class = [len(np.unique(units[labels == label])) for label in np.unique(labels)]
+    fewest = min(units_per_class)
+    if len(units_per_class) < 2 or fewest < 2:
+        raise ValueError(
+            f"a training subset of size {size} has a class in only {fewest} unit(s) (people or "
+            "distinct images); cross-validation needs two; use a larger smallest sweep size"
+        )
+    return max(2, min(requested, fewest))
+
+
+def default_sizes(n_train: int, smallest: int = 78, steps: int = 5) -> list[int]:
+    """`steps` sizes, evenly spaced on a log axis from all training images down to `smallest`.
+
+    Log spacing because the interesting changes of a learning curve happen per factor of data,
+    not per image; 78 is the seed study's 46 + 32 images, so its single point is on the curve.
+    Fewer sizes come back when rounding merges neighbours, just [n_train] when it is ≤ smallest.
+    """
+    if steps < 2:
+        raise ValueError(f"steps {steps} must be at least 2: the full size and the smallest")
+    if n_train <= smallest:
+        return [n_train]
+    sizes = np.rint(np.geomspace(n_train, smallest, steps)).astype(int)
+    return sorted({int(size) for size in sizes}, reverse=True)

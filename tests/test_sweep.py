@@ -1,0 +1,143 @@
+"""The sweep's subsets: exact size and class ratio, whole units, reproducible, never test rows."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from glasses.data.splits import make_split, split_units
+from glasses.sweep import default_sizes, folds_for, subsample_training
+
+
+def manifest(labels: np.ndarray, group_size: int = 1) -> pd.DataFrame:
+    """One row per image; `group_size` consecutive images share a person (one unit)."""
+    count = len(labels)
+    return pd.DataFrame(
+        {
+            "path": [f"img_{i:04d}.png" for i in range(count)],
+            "label": labels,
+            "group": [f"p{i // group_size:03d}" if group_size > 1 else "" for i in range(count)],
+            "sha256": [f"hash{i}" for i in range(count)],
+        }
+    )
+
+
+@pytest.fixture(scope="module")
+def split_manifest() -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """300 ungrouped images, 60 % glasses, with the study's test split held out."""
+    labels = (np.random.default_rng(0).random(300) < 0.6).astype(np.int64)
+    table = manifest(labels)
+    split = make_split(table, test_size=0.2, folds=3, seed=0)
+    return table, np.flatnonzero(~split.test), np.flatnonzero(split.test)
+
+
+def partially_used(table: pd.DataFrame, subset: np.ndarray) -> int:
+    """How many units the subset touches without taking all their rows."""
+    units = split_units(table)
+    touched = np.unique(units[subset])
+    return int(sum(np.sum(units[subset] == u) < np.sum(units == u) for u in touched))
+
+
+@pytest.mark.parametrize("size", [4, 5, 17, 78, 240])
+def test_subset_has_the_exact_size_and_training_class_ratio(split_manifest, size):
+    table, train, _ = split_manifest
+    subset = subsample_training(table, train, size, seed=1)
+    assert len(subset) == size == len(np.unique(subset))
+    expected = np.bincount(table["label"].to_numpy()[train]) * size / len(train)
+    assert np.all(np.abs(np.bincount(table["label"].to_numpy()[subset]) - expected) <= 1)
+
+
+def test_subset_never_leaves_the_training_split(split_manifest):
+    table, train, test = split_manifest
+    mask = np.zeros(len(table), dtype=bool)
+    mask[train] = True
+    for seed in range(5):
+        for size in (4, 30, 200):
+            subset = subsample_training(table, train, size, seed)
+            assert set(subset) <= set(train)
+            assert not set(subset) & set(test)
+            np.testing.assert_array_equal(subset, subsample_training(table, mask, size, seed))
+
+
+def test_subset_is_reproducible_by_seed(split_manifest):
+    table, train, _ = split_manifest
+    first = subsample_training(table, train, 50, seed=7)
+    np.testing.assert_array_equal(first, subsample_training(table, train, 50, seed=7))
+    assert not np.array_equal(first, subsample_training(table, train, 50, seed=8))
+
+
+def test_every_class_keeps_two_images_when_rare():
+    labels = np.array([1, 1, 1] + [0] * 97)
+    subset = subsample_training(manifest(labels), np.arange(100), 4, seed=0)
+    assert np.bincount(labels[subset]).tolist() == [2, 2]
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_single_class_groups_of_five_leave_one_partial_group_per_class(seed):
+    labels = np.repeat(np.tile([0, 1, 1], 20), 5)  # 60 persons of 5 images, one class each
+    table = manifest(labels, group_size=5)
+    subset = subsample_training(table, np.arange(len(table)), 48, seed)
+    assert len(subset) == 48
+    units = split_units(table)
+    for label in (0, 1):
+        rows = subset[labels[subset] == label]
+        partial = [u for u in np.unique(units[rows]) if np.sum(units[rows] == u) < 5]
+        assert len(partial) <= 1
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_mixed_groups_of_five_leave_at_most_one_partial_group(seed):
+    labels = np.tile([1, 1, 1, 0, 0], 40)  # 40 persons, each 3 with and 2 without glasses
+    table = manifest(labels, group_size=5)
+    for size in (37, 64, 123):
+        subset = subsample_training(table, np.arange(len(table)), size, seed)
+        assert len(subset) == size
+        assert partially_used(table, subset) <= 1
+
+
+def test_small_subset_spans_two_units_per_class_so_it_can_be_cross_validated():
+    labels = np.tile([1, 1, 1, 0, 0], 40)
+    table = manifest(labels, group_size=5)
+    for seed in range(5):
+        subset = subsample_training(table, np.arange(len(table)), 4, seed)
+        units = split_units(table.iloc[subset].reset_index(drop=True))
+        assert folds_for(4, labels[subset], units, requested=5) == 2
+
+
+@pytest.mark.parametrize("size", [3, 241])
+def test_impossible_sizes_are_refused_by_name(split_manifest, size):
+    table, train, _ = split_manifest
+    with pytest.raises(ValueError, match="size"):
+        subsample_training(table, train, size, seed=0)
+
+
+def test_folds_shrink_to_what_a_small_subset_can_fill():
+    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1])
+    assert folds_for(8, labels, np.arange(8), requested=5) == 3
+    assert folds_for(8, labels, np.arange(8), requested=2) == 2
+    grouped = np.array([0, 0, 1, 2, 2, 3, 3, 3])  # class 0 in units 0 and 1 only
+    assert folds_for(8, labels, grouped, requested=5) == 2
+    balanced = np.tile([0, 1], 20)
+    assert folds_for(40, balanced, np.arange(40), requested=5) == 5
+
+
+def test_folds_refuse_a_class_in_a_single_unit():
+    labels = np.array([0, 0, 1, 1, 1])
+    with pytest.raises(ValueError, match="size 5"):
+        folds_for(5, labels, np.array([0, 0, 1, 2, 3]), requested=3)
+    with pytest.raises(ValueError, match="size 6"):
+        folds_for(6, labels, np.arange(5), requested=3)
+
+
+def test_default_sizes_descend_geometrically_between_the_endpoints():
+    sizes = default_sizes(3936)
+    assert sizes[0] == 3936 and sizes[-1] == 78 and len(sizes) == 5
+    assert sizes == sorted(set(sizes), reverse=True)
+    ratios = np.array(sizes[:-1]) / np.array(sizes[1:])
+    assert np.allclose(ratios, ratios.mean(), rtol=0.02)
+    assert default_sizes(100, steps=30) == sorted(set(default_sizes(100, steps=30)), reverse=True)
+    assert default_sizes(100, steps=30)[0] == 100 and default_sizes(100, steps=30)[-1] == 78
+    assert default_sizes(60) == [60]
+    with pytest.raises(ValueError, match="steps"):
+        default_sizes(1000, steps=1)
