@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see flows/cli.py
 import tempfile
 import time
 from pathlib import Path

@@ -6,9 +6,14 @@ flow in-process, with the stack's environment (MLflow URI, cache folder) inherit
 
 from __future__ import annotations
 
-from prefect import serve
+import os
 
-from flows.full import glasses
+# Before torch loads: spinning OpenMP threads slow torch tens of times on a shared machine.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from prefect import serve  # noqa: E402
+
+from flows.full import glasses  # noqa: E402
 
 
 def main() -> None:

@@ -101,6 +101,39 @@ class SweepConfig(_Strict):
     folds: int = Field(5, ge=2, le=20, description="Upper bound; fewer for small subsets.")
 
 
+XAIMethod = Literal["ig", "ig_random", "ig_captum", "ig_captum_random", "lime", "shap"]
+XAI_METHODS: tuple[XAIMethod, ...] = (
+    "ig",
+    "ig_random",
+    "ig_captum",
+    "ig_captum_random",
+    "lime",
+    "shap",
+)
+
+
+class XAIConfig(_Strict):
+    """Explanations of both champions. `ig*`: Integrated Gradients from scratch / via Captum,
+    with the black or the seeded random baseline."""
+
+    enabled: bool = True
+    samples: int = Field(100, ge=1, description="Test images for the statistics.")
+    sample_methods: tuple[XAIMethod, ...] = XAI_METHODS
+    named_images: tuple[str, ...] = Field(
+        (), description="File names of the three named test images; empty: chosen automatically."
+    )
+    ig_steps: int = Field(50, ge=2)
+    ig_method: Literal["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"] = (
+        "riemann_trapezoid"
+    )
+    ig_batch_size: int = Field(64, ge=1)
+    lime_samples: int = Field(1000, ge=10)
+    shap_samples: int = Field(200, ge=1)
+    deletion_steps: int = Field(20, ge=2)
+    randomisation_images: int = Field(20, ge=1)
+    randomisation_threshold: float = Field(0.5, gt=0.0, le=1.0)
+
+
 class GlassesConfig(_Strict):
     profile: str = "paper"
     seed: int = 42
@@ -111,6 +144,7 @@ class GlassesConfig(_Strict):
     cnn: CNNConfig = CNNConfig()
     scatnet: ScatNetConfig = ScatNetConfig()
     sweep: SweepConfig = SweepConfig()
+    xai: XAIConfig = XAIConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     def flat(self) -> dict[str, str]:
@@ -147,7 +181,15 @@ PROFILES: dict[str, dict[str, Any]] = {
             "head": {"hidden": (128, 64)},
             "optimiser": {"epochs": 12, "batch_size": 32, "lr": 0.01, "momentum": 0.9},
         },
-        "sweep": {"sizes": (600, 300, 150, 78), "repeats": 3, "folds": 2},
+        "sweep": {"sizes": (400, 200, 100, 78), "repeats": 3, "folds": 2},
+        "xai": {
+            "samples": 16,
+            "sample_methods": ("ig", "ig_captum", "lime", "shap"),
+            "ig_steps": 32,
+            "lime_samples": 300,
+            "shap_samples": 50,
+            "randomisation_images": 4,
+        },
     },
     # Seconds-long runs for the test suite: tiny images, two folds, one or two epochs.
     "tiny": {
@@ -172,6 +214,15 @@ PROFILES: dict[str, dict[str, Any]] = {
             "optimiser": {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9},
         },
         "sweep": {"sizes": (36, 20), "repeats": 2, "folds": 2},
+        "xai": {
+            "samples": 4,
+            "ig_steps": 8,
+            "ig_batch_size": 16,
+            "lime_samples": 40,
+            "shap_samples": 8,
+            "deletion_steps": 5,
+            "randomisation_images": 2,
+        },
     },
 }
 

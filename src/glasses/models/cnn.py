@@ -12,6 +12,7 @@ from glasses.models.head import Classifier, InputNorm
 class CNN(nn.Module):
     def __init__(self, config: CNNConfig, image_size: int, n_classes: int = 2):
         super().__init__()
+        self.image_size = image_size  # travels with the registered model, for `glasses explain`
         blocks: list[nn.Module] = [InputNorm()]
         channels = 3
         for out_channels, kernel in zip(config.channels, config.kernels, strict=True):

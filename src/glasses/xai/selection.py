@@ -1,0 +1,71 @@
+"""Which test images are explained, and their ground-truth glasses masks.
+
+Three named images as in the seed study (one with glasses, one without, one with sunglasses),
+plus a seeded, class-stratified sample for the statistics; the named images lead the sample, so
+every figure's image is also part of the numbers.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from PIL import Image
+
+NAMED = ("glasses", "no glasses", "sunglasses")
+
+
+def named_rows(manifest: pd.DataFrame, test_rows: np.ndarray, names: tuple[str, ...]) -> list[int]:
+    """The configured file names if given, else the first test image of each kind.
+
+    Without a `glasses_kind` column (or without sunglasses) the third image is simply a second
+    glasses image.
+    """
+    test = manifest.iloc[test_rows]
+    if names:
+        by_name = {Path(p).name: row for p, row in zip(test["path"], test_rows, strict=True)}
+        missing = [name for name in names if name not in by_name]
+        if missing:
+            raise ValueError(f"xai.named_images not in the test split: {', '.join(missing)}")
+        return [int(by_name[name]) for name in names]
+    glasses = test_rows[test["label"].to_numpy() == 1]
+    no_glasses = test_rows[test["label"].to_numpy() == 0]
+    kinds = test["glasses_kind"].astype(str).to_numpy() if "glasses_kind" in test else None
+    if kinds is not None and (kinds == "sunglasses").any():
+        sunglasses = test_rows[kinds == "sunglasses"]
+        clear = glasses[~np.isin(glasses, sunglasses)]
+        first_glasses = clear[0] if len(clear) else glasses[0]
+        return [int(first_glasses), int(no_glasses[0]), int(sunglasses[0])]
+    return [int(glasses[0]), int(no_glasses[0]), int(glasses[min(1, len(glasses) - 1)])]
+
+
+def sample_rows(
+    labels: np.ndarray, test_rows: np.ndarray, leading: list[int], count: int, seed: int
+) -> np.ndarray:
+    """`leading` first, then a seeded draw keeping the test split's class mix."""
+    rest = test_rows[~np.isin(test_rows, leading)]
+    rng = np.random.default_rng(seed)
+    wanted = max(0, count - len(leading))
+    picked: list[int] = []
+    for label in (0, 1):
+        pool = rest[labels[rest] == label]
+        share = round(wanted * len(pool) / max(len(rest), 1))
+        picked.extend(rng.permutation(pool)[:share].tolist())
+    ordered = list(dict.fromkeys(leading + picked))
+    return np.array(ordered[: max(count, len(leading))], dtype=np.int64)
+
+
+def load_masks(manifest: pd.DataFrame, rows: np.ndarray, size: int) -> list[np.ndarray | None]:
+    """Binary size x size masks where the data has them (synthetic glasses images), else None."""
+    if "mask_path" not in manifest:
+        return [None] * len(rows)
+    masks: list[np.ndarray | None] = []
+    for path in manifest["mask_path"].iloc[rows]:
+        if not isinstance(path, str) or not path:
+            masks.append(None)
+            continue
+        with Image.open(path) as mask:
+            resized = mask.convert("L").resize((size, size), Image.Resampling.NEAREST)
+        masks.append(np.asarray(resized) > 127)
+    return masks
