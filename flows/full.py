@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 
 from flows.concurrency import run_concurrently
 from flows.sweep import sweep
+from flows.xai import xai
 from glasses.config import ProfileName, resolve_config
 from glasses.crossval import FAMILIES, best_fold
 from tasks.data import load_images, split_images, validate_images
@@ -22,6 +23,7 @@ from tasks.features import scattering_coefficients
 from tasks.registry import evaluate_on_test, register_model
 from tasks.reporting import log_augmented_samples, publish_summary, summarise_family
 from tasks.tracking import (
+    child_run,
     connect,
     experiment_id,
     git_commit,
@@ -120,11 +122,12 @@ def glasses(
                 tracking.set_terminated(family_runs[family], "FINISHED")
         verdict = None
         if config.sweep.enabled:
-            with stage("sweep"):
-                sweep_run = start_run(tracking, experiment, "sweep", run_id, {"stage": "sweep"})
+            with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
                 cnn = results["cnn"][best_fold([r.outcome for r in results["cnn"]])].model
                 verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
-                tracking.set_terminated(sweep_run, "FINISHED")
+        if config.xai.enabled:
+            with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
+                xai(config, images, split, xai_run)
         summary = publish_summary(tables, tests, verdict, url, run_id)
     except BaseException:
         tracking.set_terminated(run_id, "FAILED")

@@ -92,6 +92,18 @@ def start_run(
     return tracking.create_run(experiment, run_name=name, tags=run_tags).info.run_id
 
 
+@contextmanager
+def child_run(tracking: MlflowClient, experiment: str, name: str, parent: str) -> Iterator[str]:
+    """A nested run for one stage, FINISHED when the stage ends and FAILED when it raises."""
+    run_id = start_run(tracking, experiment, name, parent, {"stage": name})
+    try:
+        yield run_id
+    except BaseException:
+        tracking.set_terminated(run_id, "FAILED")
+        raise
+    tracking.set_terminated(run_id, "FINISHED")
+
+
 def log_metrics(
     tracking: MlflowClient, run_id: str, values: dict[str, float], step: int = 0
 ) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from glasses.tables import markdown_table
+from glasses.tables import markdown_table, with_intervals
 
 
 def test_header_separator_and_one_line_per_row() -> None:
@@ -41,3 +41,21 @@ def test_every_line_has_the_same_number_of_cells() -> None:
 def test_integer_columns_stay_integers() -> None:
     table = pd.DataFrame({"accuracy": [0.75], "epoch": [3]}, index=["fold 1"])
     assert markdown_table(table).split("\n")[2] == "| fold 1 | 0.7500 | 3 |"
+
+
+def test_multi_index_levels_become_their_own_columns():
+    table = pd.DataFrame(
+        {"model": ["cnn", "scatnet"], "method": ["ig", "lime"], "score": [0.5, 0.25]}
+    ).set_index(["model", "method"])
+    lines = markdown_table(table, digits=2).splitlines()
+    assert lines[0] == "| model | method | score |"
+    assert lines[2] == "| cnn | ig | 0.50 |"
+
+
+def test_intervals_fold_into_one_readable_column():
+    table = pd.DataFrame(
+        {"m": [0.5, float("nan")], "lo": [0.25, 0.0], "hi": [0.75, 0.0], "k": [1, 2]}
+    )
+    folded = with_intervals(table, {"mass": ("m", "lo", "hi")}, digits=2)
+    assert list(folded.columns) == ["k", "mass"]
+    assert folded["mass"].tolist() == ["0.50 [0.25, 0.75]", ""]

@@ -128,7 +128,7 @@ class XAIConfig(_Strict):
     )
     ig_batch_size: int = Field(64, ge=1)
     lime_samples: int = Field(1000, ge=10)
-    shap_samples: int = Field(200, ge=1)
+    shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2)
     randomisation_images: int = Field(20, ge=1)
     randomisation_threshold: float = Field(0.5, gt=0.0, le=1.0)
@@ -187,7 +187,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),
             "ig_steps": 32,
             "lime_samples": 300,
-            "shap_samples": 50,
+            "shap_max_evals": 200,
             "randomisation_images": 4,
         },
     },
@@ -219,7 +219,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "ig_steps": 8,
             "ig_batch_size": 16,
             "lime_samples": 40,
-            "shap_samples": 8,
+            "shap_max_evals": 40,
             "deletion_steps": 5,
             "randomisation_images": 2,
         },

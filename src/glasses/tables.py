@@ -6,15 +6,32 @@ import pandas as pd
 
 
 def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
-    """A GitHub-style table; index as first column, floats rounded, NaN left blank."""
+    """A GitHub-style table; index levels as the first columns, floats rounded, NaN blank."""
 
     def cell(value: object) -> str:
         if pd.api.types.is_scalar(value) and pd.isna(value):
             return ""
         return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
 
-    header = [str(table.index.name or "")] + [str(c) for c in table.columns]
+    names = [str(name or "") for name in table.index.names]
+    frame = table.reset_index(names=[f"level_{i}" for i in range(len(names))])
+    header = names + [str(c) for c in table.columns]
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for row in table.astype(object).itertuples():  # per-value types, unlike iterrows()
+    for row in frame.astype(object).itertuples(index=False):  # per-value types, not iterrows()
         lines.append("| " + " | ".join(cell(v) for v in row) + " |")
     return "\n".join(lines)
+
+
+def with_intervals(
+    table: pd.DataFrame, columns: dict[str, tuple[str, str, str]], digits: int = 3
+) -> pd.DataFrame:
+    """Folds (mean, low, high) column triples into one readable "mean [low, high]" column each;
+    other columns are kept as they are."""
+    folded = table.copy()
+    for name, (mean, low, high) in columns.items():
+        folded[name] = [
+            "" if pd.isna(m) else f"{m:.{digits}f} [{lo:.{digits}f}, {hi:.{digits}f}]"
+            for m, lo, hi in zip(table[mean], table[low], table[high], strict=True)
+        ]
+        folded = folded.drop(columns=[mean, low, high])
+    return folded

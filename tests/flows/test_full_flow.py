@@ -60,4 +60,14 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
         "figures/cnn_confusion_smallest.png",
         "figures/scatnet_confusion_smallest.png",
     } <= figures
+
+    explained = local_tracking.search_runs(
+        [run.info.experiment_id], filter_string="tags.stage = 'xai'"
+    )[0]
+    believe = pd.read_csv(
+        local_tracking.download_artifacts(
+            explained.info.run_id, "tables/correctness.csv", str(tmp_path)
+        )
+    )
+    assert len(believe) == 2 * 6  # both models, every method of the tiny profile
     assert sorted((p.name, p.stat().st_mtime_ns) for p in OLIVETTI.parent.rglob("*")) == before

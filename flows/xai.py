@@ -1,0 +1,90 @@
+"""Sub-flow `glasses-xai`: explain both champions, compare the explanations, check them."""
+
+from __future__ import annotations
+
+import numpy as np
+from prefect import flow
+
+from flows.concurrency import run_concurrently
+from glasses.config import XAI_METHODS, GlassesConfig
+from glasses.crossval import FAMILIES
+from glasses.data.images import ImageSet
+from glasses.data.splits import Split
+from glasses.xai.selection import load_masks, named_rows, sample_rows
+from tasks.xai import (
+    check_randomisation,
+    explain_rows,
+    load_champion,
+    log_explanation_figures,
+    log_explanation_statistics,
+    publish_xai_summary,
+    score_explanations,
+)
+
+
+@flow(name="glasses-xai", log_prints=True)
+def xai(config: GlassesConfig, images: ImageSet, split: Split, run_id: str) -> str:
+    """Logs into `run_id` (the `xai` child run); returns the summary markdown."""
+    settings = config.xai
+    test_rows = np.where(split.test)[0]
+    named = named_rows(images.manifest, test_rows, settings.named_images)
+    sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
+    targets = images.labels
+    masks = {
+        int(row): mask
+        for row, mask in zip(
+            sample, load_masks(images.manifest, sample, config.data.image_size), strict=True
+        )
+        if mask is not None and mask.any()
+    }
+    models = {family: load_champion(family) for family in FAMILIES}
+    common = {"pixels": images.pixels, "targets": targets, "config": config}
+    explained = run_concurrently(
+        explain_rows,
+        [
+            {
+                "family": family,
+                "model": models[family],
+                "method": method,
+                "rows": sample if method in settings.sample_methods else np.array(named),
+                **common,
+            }
+            for family in FAMILIES
+            for method in XAI_METHODS
+        ],
+        config,
+    )
+    log_explanation_figures(explained, images.pixels, named, run_id)
+    agreement = log_explanation_statistics(explained, sample, run_id)
+    checked = [e for e in explained if e.explanation.method in settings.sample_methods]
+    randomisation = run_concurrently(
+        check_randomisation,
+        [
+            {
+                "family": e.family,
+                "model": models[e.family],
+                "method": e.explanation.method,
+                "rows": sample[: settings.randomisation_images],
+                **common,
+            }
+            for e in checked
+        ],
+        config,
+    )
+    evidence = run_concurrently(
+        score_explanations,
+        [
+            {
+                "explained": e,
+                "model": models[e.family],
+                "masks": masks,
+                "randomisation": table,
+                **common,
+            }
+            for e, table in zip(checked, randomisation, strict=True)
+        ],
+        config,
+    )
+    summary = publish_xai_summary(explained, evidence, agreement, config, run_id)
+    print(summary)
+    return summary

@@ -1,0 +1,272 @@
+"""Explanation tasks: attributions, their agreement, and whether they are right (`xai` run)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import mlflow.pytorch
+import numpy as np
+import pandas as pd
+import torch
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+from torch import nn
+
+from glasses.config import GlassesConfig, XAIMethod
+from glasses.crossval import Family, pixels_to_input
+from glasses.tables import markdown_table, with_intervals
+from glasses.training import threads_per_worker
+from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
+from glasses.xai.correctness import (
+    Evidence,
+    cascading_randomisation,
+    correctness_table,
+    deletion_area,
+    deletion_curve,
+    pointing_game,
+    relevance_mass_accuracy,
+)
+from glasses.xai.explain import Explanation, explain
+from glasses.xai.overlays import (
+    attribution_histograms_figure,
+    method_overlays_figure,
+    pairwise_scatter_figure,
+    shap_vs_ig_figure,
+)
+from glasses.xai.selection import NAMED
+from tasks.registry import CHAMPION, REGISTERED_NAMES
+from tasks.tracking import client, log_figure, log_metrics, log_table
+
+PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
+
+
+@task(name="load-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+def load_champion(family: Family) -> nn.Module:
+    """The model users get from the registry, never the one still in memory."""
+    client()
+    model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}@{CHAMPION}")
+    return model.cpu().eval()
+
+
+@dataclass
+class Explained:
+    family: Family
+    rows: np.ndarray
+    explanation: Explanation
+
+
+@task(name="explain", cache_policy=NO_CACHE)
+def explain_rows(
+    family: Family,
+    model: nn.Module,
+    method: XAIMethod,
+    pixels: np.ndarray,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    config: GlassesConfig,
+) -> Explained:
+    torch.set_num_threads(threads_per_worker(config.runtime.workers))
+    images = pixels_to_input(torch.from_numpy(pixels[rows]))
+    explanation = explain(
+        model, images, torch.from_numpy(targets[rows]), method, config.xai, config.seed
+    )
+    return Explained(family, rows, explanation)
+
+
+@task(name="check-randomisation", cache_policy=NO_CACHE)
+def check_randomisation(
+    family: Family,
+    model: nn.Module,
+    method: XAIMethod,
+    pixels: np.ndarray,
+    rows: np.ndarray,
+    targets: np.ndarray,
+    config: GlassesConfig,
+) -> pd.DataFrame:
+    """Adebayo et al.'s cascading randomisation for one model and method."""
+    torch.set_num_threads(threads_per_worker(config.runtime.workers))
+
+    def maps(candidate: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        return explain(candidate, images, labels, method, config.xai, config.seed).maps
+
+    images = pixels_to_input(torch.from_numpy(pixels[rows]))
+    table = cascading_randomisation(
+        model, maps, images, torch.from_numpy(targets[rows]), seed=config.seed
+    )
+    return table.assign(model=family, method=method)
+
+
+@task(name="score-explanations", cache_policy=NO_CACHE)
+def score_explanations(
+    explained: Explained,
+    model: nn.Module,
+    pixels: np.ndarray,
+    targets: np.ndarray,
+    masks: dict[int, np.ndarray],
+    randomisation: pd.DataFrame,
+    config: GlassesConfig,
+) -> Evidence:
+    """Localisation on images with a ground-truth mask, and a deletion curve for every image."""
+    torch.set_num_threads(threads_per_worker(config.runtime.workers))
+    maps = explained.explanation.maps
+    located = [(m, masks[row]) for m, row in zip(maps, explained.rows, strict=True) if row in masks]
+    areas = []
+    for map_, row in zip(maps, explained.rows, strict=True):
+        image = pixels_to_input(torch.from_numpy(pixels[row]))
+        fractions, probabilities = deletion_curve(
+            model, image, int(targets[row]), map_, steps=config.xai.deletion_steps
+        )
+        areas.append(deletion_area(fractions, probabilities))
+    return Evidence(
+        model=explained.family,
+        method=explained.explanation.method,
+        relevance_mass=[relevance_mass_accuracy(m, mask) for m, mask in located],
+        pointing=[pointing_game(m, mask) for m, mask in located],
+        deletion_areas=areas,
+        randomisation=randomisation,
+    )
+
+
+def _by_row(explained: Explained) -> dict[int, np.ndarray]:
+    return dict(zip(explained.rows.tolist(), explained.explanation.maps, strict=True))
+
+
+@task(name="explanation-figures", cache_policy=NO_CACHE)
+def log_explanation_figures(
+    explained: list[Explained], pixels: np.ndarray, named: list[int], run_id: str
+) -> None:
+    """Overlays of every method on the three named images (seed Figs. 13-18), SHAP vs IG."""
+    tracking = client()
+    for family in sorted({e.family for e in explained}):
+        own = [e for e in explained if e.family == family]
+        for kind, row in zip(NAMED, named, strict=False):
+            image = pixels[row].transpose(1, 2, 0) / 255
+            maps = {e.explanation.method: _by_row(e)[row] for e in own if row in _by_row(e)}
+            slug = kind.replace(" ", "_")
+            title = f"{family}: {kind}"
+            log_figure(
+                tracking,
+                run_id,
+                method_overlays_figure(image, maps, title),
+                f"figures/{family}_{slug}_overlays.png",
+            )
+            if "shap" in maps and "ig" in maps:
+                log_figure(
+                    tracking,
+                    run_id,
+                    shap_vs_ig_figure(image, maps["shap"], maps["ig"], title),
+                    f"figures/{family}_{slug}_shap_vs_ig.png",
+                )
+
+
+@task(name="explanation-statistics", cache_policy=NO_CACHE)
+def log_explanation_statistics(
+    explained: list[Explained], sample: np.ndarray, run_id: str
+) -> pd.DataFrame:
+    """Agreement between methods over the sample, with bootstrap intervals; histograms and
+    scatter plots (seed Figs. 19-27); whether the methods agree more on one model."""
+    tracking = client()
+    maps: dict[str, dict[str, list[np.ndarray]]] = {}
+    for e in explained:
+        by_row = _by_row(e)
+        if all(row in by_row for row in sample):
+            maps.setdefault(e.family, {})[e.explanation.method] = [by_row[r] for r in sample]
+    values = agreement_values(maps)
+    summary = summarise_agreement(values)
+    log_table(
+        tracking,
+        run_id,
+        summary.set_index(["model", "method_a", "method_b", "metric"]),
+        "tables/agreement.csv",
+    )
+    if len(maps) == 2:
+        tests = model_agreement_tests(values, "cnn", "scatnet")
+        log_table(tracking, run_id, tests, "tables/agreement_cnn_vs_scatnet.csv")
+    for family, methods in maps.items():
+        pooled = {method: np.stack(images) for method, images in methods.items()}
+        log_figure(
+            tracking,
+            run_id,
+            attribution_histograms_figure(pooled, 0.2, family),
+            f"figures/{family}_attribution_histograms.png",
+        )
+        pairs = [pair for pair in PAIRS if set(pair) <= set(pooled)]
+        log_figure(
+            tracking,
+            run_id,
+            pairwise_scatter_figure(pooled, pairs, family),
+            f"figures/{family}_pairwise_scatter.png",
+        )
+    return summary
+
+
+def ig_captum_agreement(explained: list[Explained]) -> dict[str, float]:
+    """Scratch IG vs Captum IG on the same images, baseline, rule and step count."""
+    agreement = {}
+    for family in sorted({e.family for e in explained}):
+        own = {e.explanation.method: e.explanation for e in explained if e.family == family}
+        for scratch, reference in (("ig", "ig_captum"), ("ig_random", "ig_captum_random")):
+            if scratch in own and reference in own:
+                a, b = own[scratch].raw.ravel(), own[reference].raw.ravel()
+                agreement[f"{family}_{scratch}_vs_captum_pearson"] = float(np.corrcoef(a, b)[0, 1])
+                agreement[f"{family}_{scratch}_vs_captum_relative_l2"] = float(
+                    np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12)
+                )
+    return agreement
+
+
+@task(name="publish-xai-summary", cache_policy=NO_CACHE)
+def publish_xai_summary(
+    explained: list[Explained],
+    evidence: list[Evidence],
+    agreement: pd.DataFrame,
+    config: GlassesConfig,
+    run_id: str,
+) -> str:
+    """The "which explanation should I believe" table first, then agreement and timings."""
+    tracking = client()
+    believe = correctness_table(
+        evidence, threshold=config.xai.randomisation_threshold, seed=config.seed
+    )
+    log_table(tracking, run_id, believe.set_index(["model", "method"]), "tables/correctness.csv")
+    randomisation = pd.concat([e.randomisation for e in evidence], ignore_index=True)
+    log_table(tracking, run_id, randomisation, "tables/randomisation.csv")
+    metrics = ig_captum_agreement(explained)
+    for e in explained:
+        key = f"{e.family}_{e.explanation.method}"
+        metrics[f"seconds_{key}"] = metrics.get(f"seconds_{key}", 0.0) + e.explanation.seconds
+        if e.explanation.gaps is not None:
+            metrics[f"gap_mean_{key}"] = float(np.mean(e.explanation.gaps))
+    log_metrics(tracking, run_id, metrics)
+    readable = with_intervals(
+        believe,
+        {
+            "relevance mass": (
+                "relevance_mass_accuracy",
+                "relevance_mass_ci_low",
+                "relevance_mass_ci_high",
+            ),
+            "pointing game": ("pointing_game", "pointing_game_ci_low", "pointing_game_ci_high"),
+            "deletion area": ("deletion_area", "deletion_area_ci_low", "deletion_area_ci_high"),
+        },
+    ).set_index(["model", "method"])
+    pearson = with_intervals(
+        agreement[agreement["metric"] == "pearson"], {"Pearson": ("mean", "ci_low", "ci_high")}
+    ).drop(columns="metric")
+    markdown = (
+        "# Which explanation should I believe?\n\n"
+        "Relevance mass inside the glasses mask and pointing game (higher is better), deletion "
+        "area (lower is better), and the model-randomisation sanity check (passes when the "
+        f"maps' rank correlation with the originals falls below "
+        f"{config.xai.randomisation_threshold}).\n\n"
+        f"{markdown_table(readable, 3)}\n\n"
+        "## Agreement between methods (Pearson, mean and 95 % bootstrap interval)\n\n"
+        f"{markdown_table(pearson.set_index(['model', 'method_a', 'method_b']), 3)}\n\n"
+        "## Scratch IG vs Captum\n\n"
+        + "\n".join(f"- {k}: {v:.6f}" for k, v in metrics.items() if "captum" in k)
+        + "\n"
+    )
+    tracking.log_text(run_id, markdown, "xai_summary.md")
+    create_markdown_artifact(key="glasses-xai", markdown=markdown, description="XAI results")
+    return markdown
