@@ -1,43 +1,23 @@
-"""`glasses/full`: data → validation → folds → CNN / ScatNet folds → registry → test.
+"""`glasses/full`: data → validation → CNN / ScatNet folds → registry → test → sweep → XAI.
 
 Wiring only: every step is a task in `tasks/`.
 """
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
 from typing import Any
 
-import torch
-from prefect import flow, get_run_logger
-from prefect.runtime import flow_run
+from prefect import flow
 
-from flows.concurrency import run_concurrently
+from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import sweep
 from flows.xai import xai
 from glasses.config import ProfileName, resolve_config
 from glasses.crossval import FAMILIES, best_fold
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
-from tasks.registry import evaluate_on_test, register_model
-from tasks.reporting import log_augmented_samples, publish_summary, summarise_family
-from tasks.tracking import (
-    child_run,
-    connect,
-    experiment_id,
-    git_commit,
-    log_params,
-    run_url,
-    stage_timer,
-    start_run,
-)
-from tasks.training import train_fold
-
-
-def cache_dir() -> Path:
-    """Synthetic images and scattering coefficients; `GLASSES_CACHE_DIR` moves it."""
-    return Path(os.environ.get("GLASSES_CACHE_DIR", ".cache/glasses")).resolve()
+from tasks.reporting import log_augmented_samples, publish_summary
+from tasks.tracking import child_run
 
 
 @flow(name="glasses", log_prints=True)
@@ -46,35 +26,17 @@ def glasses(
     profile: ProfileName = "quick",
     overrides: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
-    """Cross-validate the CNN and the ScatNet on `data`, register and test the best of each.
+    """Cross-validate the CNN and the ScatNet on `data`, register and test the best of each,
+    then the shrinking-dataset sweep and the explanations.
 
     `data`: "synthetic" (generated), an ImageFolder folder, a labels.csv (path,label[,group]) or a
     Kaggle train.csv. `overrides`: nested config values on top of the profile, e.g.
     {"cnn": {"optimiser": {"epochs": 3}}}.
     """
     config = resolve_config(profile, overrides)
-    logger = get_run_logger()
-    tracking = connect()
-    experiment = experiment_id(tracking)
-    run_id = start_run(
-        tracking,
-        experiment,
-        f"glasses-{profile}",
-        None,
-        {
-            "prefect_flow_run_id": str(flow_run.get_id()),
-            "git_commit": git_commit(),
-            "profile": profile,
-            "data": data,
-        },
+    tracking, experiment, run_id, url, stage = open_run(
+        config, f"glasses-{profile}", {"data": data}
     )
-    log_params(tracking, run_id, {"data": data, **config.flat()})
-    url = run_url(tracking, experiment, run_id)
-    logger.info("MLflow run: %s", url)
-
-    def stage(name: str):
-        return stage_timer(tracking, run_id, name)
-
     try:
         with stage("load"):
             images = load_images(data, config, cache_dir())
@@ -85,41 +47,9 @@ def glasses(
             log_augmented_samples(images, split, config, run_id)
         with stage("scattering"):
             coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
-        labels = torch.from_numpy(images.labels)
-        inputs = {"cnn": torch.from_numpy(images.pixels), "scatnet": coefficients}
-        family_runs = {
-            family: start_run(tracking, experiment, family, run_id, {"family": family})
-            for family in FAMILIES
-        }
-        with stage("cross_validation"):
-            calls = [
-                {
-                    "family": family,
-                    "fold": fold,
-                    "config": config,
-                    "inputs": inputs[family],
-                    "labels": labels,
-                    "split": split,
-                    "experiment_id": experiment,
-                    "family_run_id": family_runs[family],
-                }
-                for family in FAMILIES
-                for fold in range(config.split.folds)
-            ]
-            finished = run_concurrently(train_fold, calls, config)
-            results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
-        tables, tests = {}, {}
-        test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
-        test_labels = images.labels[split.test]
-        with stage("registry_and_test"):
-            for family in FAMILIES:
-                tables[family] = summarise_family(family, results[family], family_runs[family])
-                best = results[family][best_fold([r.outcome for r in results[family]])]
-                version = register_model(family, best.model, test_pixels, family_runs[family])
-                tests[family] = evaluate_on_test(
-                    family, version, test_pixels, test_labels, family_runs[family]
-                )
-                tracking.set_terminated(family_runs[family], "FINISHED")
+        results, tables, tests = train_and_register(
+            config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
+        )
         verdict = None
         if config.sweep.enabled:
             with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:

@@ -19,11 +19,13 @@ import mlflow
 from glasses.crossval import Family, pixels_to_input
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
+from glasses.promotion import challenger_wins
 from glasses.training import default_device, predict
 from tasks.tracking import client, log_figure, log_metrics
 
 REGISTERED_NAMES: dict[Family, str] = {"cnn": "glasses-cnn", "scatnet": "glasses-scatnet"}
 CHAMPION = "champion"
+CHALLENGER = "challenger"
 
 
 @task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -77,9 +79,18 @@ def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
 
 @task(name="evaluate-on-test", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def evaluate_on_test(
-    family: Family, version: str, pixels: torch.Tensor, labels: np.ndarray, run_id: str
+    family: Family,
+    version: str,
+    pixels: torch.Tensor,
+    labels: np.ndarray,
+    run_id: str,
+    margin: float = 0.0,
 ) -> HeldOutResult:
-    """Score the registered version, loaded from the registry (not memory), on the test split."""
+    """Score the registered version, loaded from the registry (not memory), on the test split.
+
+    The new version takes the `challenger` alias; `champion` moves to it only when it beats the
+    current champion, re-scored on the same test data, by `margin` (`glasses.promotion`).
+    """
     tracking = client()
     name = REGISTERED_NAMES[family]
     model = mlflow.pytorch.load_model(f"models:/{name}/{version}")
@@ -89,7 +100,8 @@ def evaluate_on_test(
     log_figure(
         tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png"
     )
-    champion, decision = _decide_champion(name, version, result, pixels, labels)
+    tracking.set_registered_model_alias(name, CHALLENGER, version)
+    champion, decision = _decide_champion(name, version, result, pixels, labels, margin)
     if champion == version:
         tracking.set_registered_model_alias(name, CHAMPION, version)
     tracking.set_model_version_tag(name, version, "champion_decision", decision)
@@ -98,7 +110,12 @@ def evaluate_on_test(
 
 
 def _decide_champion(
-    name: str, version: str, result: dict[str, float], pixels: torch.Tensor, labels: np.ndarray
+    name: str,
+    version: str,
+    result: dict[str, float],
+    pixels: torch.Tensor,
+    labels: np.ndarray,
+    margin: float,
 ) -> tuple[str, str]:
     """(champion version, why). The current champion is re-scored on this very test split."""
     tracking = client()
@@ -122,6 +139,6 @@ def _decide_champion(
     versus = (
         f"accuracy/F1 new {new[0]:.4f}/{new[1]:.4f} vs v{current.version} {old[0]:.4f}/{old[1]:.4f}"
     )
-    if new > old:
-        return version, f"promoted: {versus}"
-    return str(current.version), f"kept v{current.version}: {versus}"
+    if challenger_wins(result, champion_scores, margin):
+        return version, f"promoted: {versus} (margin {margin})"
+    return str(current.version), f"kept v{current.version}: {versus} (margin {margin})"

@@ -134,6 +134,22 @@ class XAIConfig(_Strict):
     randomisation_threshold: float = Field(0.5, gt=0.0, le=1.0)
 
 
+class RetrainConfig(_Strict):
+    """Scheduled re-runs on new data: when to retrain and when a challenger wins."""
+
+    schedule: str = Field("0 3 * * *", description="Cron of the scheduled deployment (paused).")
+    drift_share: float = Field(
+        0.5, gt=0.0, le=1.0, description="Share of drifted columns that means the data drifted."
+    )
+    min_new_share: float = Field(
+        0.2, ge=0.0, description="Retrain without drift once new images reach this share."
+    )
+    batch_test_share: float = Field(0.2, gt=0.0, lt=0.5)
+    margin: float = Field(
+        0.01, ge=0.0, description="Accuracy a challenger must gain over the champion."
+    )
+
+
 class GlassesConfig(_Strict):
     profile: str = "paper"
     seed: int = 42
@@ -145,6 +161,7 @@ class GlassesConfig(_Strict):
     scatnet: ScatNetConfig = ScatNetConfig()
     sweep: SweepConfig = SweepConfig()
     xai: XAIConfig = XAIConfig()
+    retrain: RetrainConfig = RetrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 
     def flat(self) -> dict[str, str]:

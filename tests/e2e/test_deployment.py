@@ -103,6 +103,7 @@ def test_deployment_run_logs_everything(stack, tmp_path):
         assert [m.step for m in history] == [1, 2]
         champion = client.get_model_version_by_alias(name, "champion")
         assert champion.run_id == family_run.info.run_id
+        assert client.get_model_version_by_alias(name, "challenger").version == champion.version
 
     sweep = children["sweep"]
     assert sweep.data.tags["sweep_verdict"]

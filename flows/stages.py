@@ -1,0 +1,120 @@
+"""Stages that more than one flow runs: opening the tracked run, and training + registering
+both families. Plain functions called inside a flow, so their tasks belong to that flow run."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from contextlib import AbstractContextManager
+from pathlib import Path
+from typing import Any
+
+import torch
+from prefect import get_run_logger
+from prefect.runtime import flow_run
+
+from flows.concurrency import run_concurrently
+from glasses.config import GlassesConfig
+from glasses.crossval import FAMILIES, best_fold
+from glasses.data.images import ImageSet
+from glasses.data.splits import Split
+from mlflow import MlflowClient
+from tasks.registry import HeldOutResult, evaluate_on_test, register_model
+from tasks.reporting import summarise_family
+from tasks.tracking import (
+    connect,
+    experiment_id,
+    git_commit,
+    log_params,
+    run_url,
+    stage_timer,
+    start_run,
+)
+from tasks.training import FoldResult, train_fold
+
+Stage = Callable[[str], AbstractContextManager[None]]
+
+
+def cache_dir() -> Path:
+    """Synthetic images and scattering coefficients; `GLASSES_CACHE_DIR` moves it."""
+    return Path(os.environ.get("GLASSES_CACHE_DIR", ".cache/glasses")).resolve()
+
+
+def open_run(
+    config: GlassesConfig, name: str, tags: dict[str, str]
+) -> tuple[MlflowClient, str, str, str, Stage]:
+    """The flow run's parent MLflow run: resolved configuration, commit and flow-run id."""
+    tracking = connect()
+    experiment = experiment_id(tracking)
+    run_id = start_run(
+        tracking,
+        experiment,
+        name,
+        None,
+        {
+            "prefect_flow_run_id": str(flow_run.get_id()),
+            "git_commit": git_commit(),
+            "profile": config.profile,
+            **tags,
+        },
+    )
+    log_params(tracking, run_id, {**tags, **config.flat()})
+    url = run_url(tracking, experiment, run_id)
+    get_run_logger().info("MLflow run: %s", url)
+
+    def stage(name: str) -> AbstractContextManager[None]:
+        return stage_timer(tracking, run_id, name)
+
+    return tracking, experiment, run_id, url, stage
+
+
+def train_and_register(
+    config: GlassesConfig,
+    images: ImageSet,
+    split: Split,
+    coefficients: torch.Tensor,
+    tracking: MlflowClient,
+    experiment: str,
+    run_id: str,
+    margin: float,
+    stage: Stage,
+) -> tuple[dict[str, list[FoldResult]], dict[str, Any], dict[str, HeldOutResult]]:
+    """Both families' folds concurrently, then per family: fold table and figures, the best
+    fold registered (alias `challenger`), tested from the registry, and promoted to `champion`
+    only when it wins by `margin`."""
+    labels = torch.from_numpy(images.labels)
+    inputs = {"cnn": torch.from_numpy(images.pixels), "scatnet": coefficients}
+    family_runs = {
+        family: start_run(tracking, experiment, family, run_id, {"family": family})
+        for family in FAMILIES
+    }
+    with stage("cross_validation"):
+        calls = [
+            {
+                "family": family,
+                "fold": fold,
+                "config": config,
+                "inputs": inputs[family],
+                "labels": labels,
+                "split": split,
+                "experiment_id": experiment,
+                "family_run_id": family_runs[family],
+            }
+            for family in FAMILIES
+            for fold in range(config.split.folds)
+        ]
+        finished = run_concurrently(train_fold, calls, config)
+        results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
+    tables, tests = {}, {}
+    test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
+    test_labels = images.labels[split.test]
+    with stage("registry_and_test"):
+        for family in FAMILIES:
+            tables[family] = summarise_family(family, results[family], family_runs[family])
+            best = results[family][best_fold([r.outcome for r in results[family]])]
+            version = register_model(family, best.model, test_pixels, family_runs[family])
+            tests[family] = evaluate_on_test(
+                family, version, test_pixels, test_labels, family_runs[family], margin
+            )
+            tracking.set_terminated(family_runs[family], "FINISHED")
+    return results, tables, tests
