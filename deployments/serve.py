@@ -14,6 +14,8 @@ os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from prefect import serve  # noqa: E402
 
 from flows.full import glasses  # noqa: E402
+from flows.retrain import retrain  # noqa: E402
+from glasses.config import RetrainConfig  # noqa: E402
 
 
 def main() -> None:
@@ -23,7 +25,15 @@ def main() -> None:
         parameters={"data": "synthetic", "profile": "quick"},
         tags=["glasses"],
     )
-    serve(full, limit=1)
+    scheduled = retrain.to_deployment(
+        name="scheduled",
+        description="New data in incoming/ → validation → drift → retrain → champion or not.",
+        parameters={"incoming": "incoming", "data": "synthetic", "profile": "quick"},
+        cron=RetrainConfig().schedule,
+        paused=True,  # shipped paused: resume it in the UI or with `prefect deployment resume`
+        tags=["glasses"],
+    )
+    serve(full, scheduled, limit=1)
 
 
 if __name__ == "__main__":

@@ -5,11 +5,12 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pandas as pd
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.data.images import ImageSet, scan_images, subsample
+from glasses.data.images import ImageSet, in_content_order, scan_images, subsample
 from glasses.data.sources import load_source
 from glasses.data.splits import Split, make_split
 from glasses.validation import ValidationRules, raise_for_failures, validate_manifest
@@ -19,10 +20,14 @@ from tasks.tracking import client, log_dataset, log_file, log_table
 @task(name="load-images", cache_policy=NO_CACHE)
 def load_images(data: str, config: GlassesConfig, cache_dir: Path) -> ImageSet:
     """Decode every image once; the pixels stay in memory for the rest of the run."""
+    table = source_table(data, config, cache_dir)
+    return in_content_order(scan_images(table, config.data.image_size))
+
+
+def source_table(data: str, config: GlassesConfig, cache_dir: Path) -> pd.DataFrame:
+    """The labelled image table a run uses: the source, subsampled as the profile says."""
     table = load_source(data, config.data, cache_dir, config.seed)
-    return scan_images(
-        subsample(table, config.data.max_images, config.seed), config.data.image_size
-    )
+    return subsample(table, config.data.max_images, config.seed)
 
 
 @task(name="split-images", cache_policy=NO_CACHE)

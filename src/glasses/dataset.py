@@ -45,8 +45,8 @@ from glasses.data.sources import (
     CLASS_FOLDERS,
     IMAGE_SUFFIXES,
     DataSourceError,
-    _read_csv,
     read_image_folder,
+    read_labels_csv,
 )
 from glasses.data.splits import held_out_mask
 
@@ -116,9 +116,10 @@ def split_batch(
     """True for the rows of the batch's own test share: stratified, grouped, seeded.
 
     People already on one side of the fixed split (`test_groups`, `train_groups`) stay on that
-    side, so neither model is tested on a person the challenger trained on; the remaining rows
-    are split like the main data (`held_out_mask`), which raises `SplitError` when they hold too
-    few people or distinct images for the share.
+    side, so the challenger never trains on a person of the fixed test split and no test image
+    shows a person both models trained on. The other rows are split like the main data
+    (`held_out_mask`), which raises `SplitError` when they hold too few people or distinct images
+    for the share. An empty group names nobody and is never pinned.
     """
     groups = (
         table["group"].fillna("").astype(str) if "group" in table else pd.Series([""] * len(table))
@@ -208,8 +209,7 @@ class DatasetStore:
         incoming = Path(incoming).expanduser().resolve()
         self._refuse_overlap(incoming)
         with self.lock():
-            head, rows = self._head_rows()
-            known = set(rows["sha256"])
+            known = set(self._head_rows()[1]["sha256"])
             layout = _read_layout(incoming)
             if layout is None:
                 _refuse_unlabelled(incoming, known)
@@ -318,17 +318,20 @@ class DatasetStore:
     def _copy_objects(self, rows: pd.DataFrame) -> None:
         """Copy (never move) each image under its hash; one `os.sync` orders them all before the
         manifest that references them, where an fsync per image would cost milliseconds each."""
+        written = False
         for sha256, name, source in zip(
             rows["sha256"], rows["object"], rows["source"], strict=True
         ):
             target = self.root / name
             if target.is_file() and _sha256(target) == sha256:
-                continue  # left by an interrupted run, or shared with another version
+                continue  # left by an interrupted run; checked, as it was never fsynced
             content = _read(Path(source))
             if hashlib.sha256(content).hexdigest() != sha256:
                 raise DatasetError(f"{source} changed since discovery; run the import again")
             _write_atomic(target, content, durable=False)
-        os.sync()
+            written = True
+        if written:
+            os.sync()
 
     # ---- quarantine ----------------------------------------------------------------------------
 
@@ -405,7 +408,7 @@ def _read_layout(incoming: Path) -> tuple[pd.DataFrame, Path | None] | None:
         return read_image_folder(incoming), None
     for name in LABELS_FILES:
         if (incoming / name).is_file():
-            return _read_csv(incoming / name), incoming / name
+            return read_labels_csv(incoming / name), incoming / name
     return None
 
 

@@ -9,23 +9,17 @@ Evidently's own (its `DriftedColumnsCount` test), not a rule re-implemented here
 from __future__ import annotations
 
 import os
-
-# Evidently's telemetry only lives in its UI service and collector, never in `Report.run`; the
-# opt-out still goes first, so no import path it may add later phones home from the pipeline.
-os.environ.setdefault("DO_NOT_TRACK", "1")
-
 from dataclasses import dataclass
 
-import evidently
 import numpy as np
 import pandas as pd
 import torch
-from evidently import DataDefinition, Dataset, Report
-from evidently.presets import DataDriftPreset
 
 # Rec. 601 luma weights: the brightness a viewer perceives, not the plain channel average.
 LUMA = np.array([0.299, 0.587, 0.114], dtype=np.float32)
 CHANNELS = ("r", "g", "b")
+RED_GREEN = np.array([1.0, -1.0, 0.0], dtype=np.float32)  # opponent colour axes (Hasler &
+YELLOW_BLUE = np.array([0.5, 0.5, -1.0], dtype=np.float32)  # Süsstrunk 2003)
 _CHUNK = 512  # images per float32 block: bounded memory for any data set size
 
 _COUNT_METRIC = "evidently:metric_v2:DriftedColumnsCount"
@@ -60,41 +54,54 @@ def image_descriptors(
 
 
 def _descriptor_block(pixels: np.ndarray) -> pd.DataFrame:
-    rgb = pixels.astype(np.float32) / 255
-    luma = np.einsum("c,nchw->nhw", LUMA, rgb)
-    columns = {
-        "brightness": luma.mean(axis=(1, 2)),
-        "contrast": luma.std(axis=(1, 2)),
-    }
+    """All colour statistics from each image's channel means and 3 x 3 covariance.
+
+    Brightness, channel and opponent-colour statistics are linear combinations of the channels,
+    so their means and spreads follow from one batched matrix product instead of a pass each.
+    """
+    count, _, height, width = pixels.shape
+    centred = pixels.reshape(count, 3, height * width).astype(np.float32)
+    centred *= 1 / 255
+    means = centred.mean(axis=2)
+    centred -= means[..., None]  # centred before the product: E[x²] - E[x]² cancels badly
+    covariance = centred @ centred.transpose(0, 2, 1) / (height * width)
+    brightness, contrast = _moments(LUMA, means, covariance)
+    columns = {"brightness": brightness, "contrast": contrast}
     for index, channel in enumerate(CHANNELS):
-        columns[f"{channel}_mean"] = rgb[:, index].mean(axis=(1, 2))
-        columns[f"{channel}_std"] = rgb[:, index].std(axis=(1, 2))
-    columns["colourfulness"] = _colourfulness(rgb)
-    columns["saturation"] = _saturation(rgb)
+        columns[f"{channel}_mean"] = means[:, index]
+        columns[f"{channel}_std"] = np.sqrt(covariance[:, index, index])
+    columns["colourfulness"] = _colourfulness(means, covariance)
+    columns["saturation"] = _saturation(pixels)
+    # The Laplacian kernel sums to zero, so the centred luminance gives the same sharpness.
+    luma = (LUMA @ centred).reshape(count, height, width)
     columns["sharpness"] = _laplacian(luma).var(axis=(1, 2))
     return pd.DataFrame({name: values.astype(np.float64) for name, values in columns.items()})
 
 
-def _colourfulness(rgb: np.ndarray) -> np.ndarray:
-    """Hasler & Süsstrunk (2003): spread and offset of the opponent colour axes.
+def _moments(
+    weights: np.ndarray, means: np.ndarray, covariance: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Per-image mean and standard deviation of the channel combination `weights`."""
+    variance = np.einsum("c,ncd,d->n", weights, covariance, weights)
+    return means @ weights, np.sqrt(np.maximum(variance, 0))
 
-    Unlike saturation it also falls when the image darkens, which is exactly what sets the two
-    apart: saturation isolates a colour cast, colourfulness tracks vividness as seen.
+
+def _colourfulness(means: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Hasler & Süsstrunk (2003): spread and offset of the opponent colour axes R-G and Y-B.
+
+    Unlike saturation it also falls when the image darkens, which is what sets the two apart:
+    saturation isolates a colour cast, colourfulness tracks vividness as seen.
     """
-    red, green, blue = rgb[:, 0], rgb[:, 1], rgb[:, 2]
-    rg = red - green
-    yb = (red + green) / 2 - blue
-    spread = np.hypot(rg.std(axis=(1, 2)), yb.std(axis=(1, 2)))
-    offset = np.hypot(rg.mean(axis=(1, 2)), yb.mean(axis=(1, 2)))
-    return spread + 0.3 * offset
+    rg_mean, rg_std = _moments(RED_GREEN, means, covariance)
+    yb_mean, yb_std = _moments(YELLOW_BLUE, means, covariance)
+    return np.hypot(rg_std, yb_std) + 0.3 * np.hypot(rg_mean, yb_mean)
 
 
-def _saturation(rgb: np.ndarray) -> np.ndarray:
-    """Mean HSV saturation; black pixels count as grey (0), not as undefined."""
-    high = rgb.max(axis=1)
-    low = rgb.min(axis=1)
-    ratio = np.divide(high - low, high, out=np.zeros_like(high), where=high > 0)
-    return ratio.mean(axis=(1, 2))
+def _saturation(pixels: np.ndarray) -> np.ndarray:
+    """Mean HSV saturation, (max - min) / max per pixel; black pixels count as grey (0)."""
+    high = pixels.max(axis=1)
+    spread = (high - pixels.min(axis=1)).astype(np.float32)
+    return (spread / np.maximum(high, 1)).mean(axis=(1, 2))
 
 
 def _laplacian(luma: np.ndarray) -> np.ndarray:
@@ -132,12 +139,13 @@ class Embedding:
         return [f"emb_{index}" for index in range(len(self.basis))]
 
     def transform(self, coefficients: np.ndarray | torch.Tensor) -> pd.DataFrame:
-        standardised = (pool_coefficients(coefficients) - self.mean) / self.scale
-        if standardised.shape[1] != self.basis.shape[1]:
+        pooled = pool_coefficients(coefficients)
+        if pooled.shape[1] != self.basis.shape[1]:
             raise ValueError(
-                f"coefficients pool to {standardised.shape[1]} values per image; the embedding "
-                f"was fitted on {self.basis.shape[1]} (same J, L and image size needed)"
+                f"coefficients pool to {pooled.shape[1]} values per image; the embedding was "
+                f"fitted on {self.basis.shape[1]} (same J, L and image size needed)"
             )
+        standardised = (pooled - self.mean) / self.scale
         return pd.DataFrame(standardised @ self.basis.T, columns=self.columns)
 
 
@@ -196,6 +204,8 @@ def prediction_columns(probabilities: dict[str, np.ndarray]) -> pd.DataFrame:
 
 @dataclass
 class DriftResult:
+    """Evidently's verdict in plain types, so callers log it without knowing Evidently."""
+
     drifted: bool
     drift_share: float  # share of the compared columns that drifted
     drifted_columns: list[str]
@@ -224,27 +234,54 @@ def detect_drift(
     p-value or a distance depending on the test picked per column.
     """
     columns = _shared_numeric_columns(reference, current)
-    definition = DataDefinition(numerical_columns=columns)
-    preset = DataDriftPreset(
-        columns=columns,
+    report, html, version = _evidently_report(
+        reference[columns],
+        current[columns],
         drift_share=drift_share_threshold,
         method=method,
         threshold=stattest_threshold,
     )
+    summary = {
+        "reference_rows": len(reference),
+        "current_rows": len(current),
+        "drift_share_threshold": float(drift_share_threshold),
+        "evidently_version": version,
+    }
+    return _result(report, html, summary)
+
+
+def _evidently_report(
+    reference: pd.DataFrame, current: pd.DataFrame, **preset: object
+) -> tuple[dict, str, str]:
+    """Run the preset; return Evidently's result dict, its HTML and its version.
+
+    Evidently is imported here rather than with the module: the import takes seconds, and most
+    scheduled runs find no new batch and never compare anything. Its telemetry lives only in its
+    UI service and collector, not in `Report.run`; the opt-out is set first all the same, so no
+    import path it may add later phones home from the pipeline.
+    """
+    os.environ.setdefault("DO_NOT_TRACK", "1")
+    from evidently import DataDefinition, Dataset, Report, __version__
+    from evidently.presets import DataDriftPreset
+
+    definition = DataDefinition(numerical_columns=list(reference.columns))
+    current_data, reference_data = (
+        Dataset.from_pandas(frame.reset_index(drop=True), data_definition=definition)
+        for frame in (current, reference)
+    )
     with np.errstate(divide="ignore", invalid="ignore"):  # constant columns, e.g. one image size
-        snapshot = Report([preset], include_tests=True).run(
-            Dataset.from_pandas(current[columns].reset_index(drop=True), definition),
-            Dataset.from_pandas(reference[columns].reset_index(drop=True), definition),
+        snapshot = Report([DataDriftPreset(**preset)], include_tests=True).run(
+            current_data, reference_data
         )
         html = snapshot.get_html_str(as_iframe=False)
-    return _result(snapshot.dict(), html, drift_share_threshold, len(reference), len(current))
+    return snapshot.dict(), html, __version__
 
 
 def _shared_numeric_columns(reference: pd.DataFrame, current: pd.DataFrame) -> list[str]:
     for name, frame in (("reference", reference), ("current", current)):
         if frame.empty:
-            raise ValueError(f"drift: the {name} frame is empty ({frame.shape[0]} rows, "
-                             f"{frame.shape[1]} columns)")  # fmt: skip
+            rows, width = frame.shape
+            raise ValueError(f"drift: the {name} frame is empty ({rows} rows, {width} columns)")
     columns = [
         column
         for column in reference.columns
@@ -262,10 +299,8 @@ def _numeric(values: pd.Series) -> bool:
     return pd.api.types.is_numeric_dtype(values) and not pd.api.types.is_bool_dtype(values)
 
 
-def _result(
-    report: dict, html: str, drift_share_threshold: float, reference_rows: int, current_rows: int
-) -> DriftResult:
-    """Read the verdicts from Evidently's own tests: FAIL on a ValueDrift means drifted."""
+def _result(report: dict, html: str, summary: dict) -> DriftResult:
+    """Read the verdicts from Evidently's own tests: a failed test means drifted."""
     failed = {
         test["metric_config"]["metric_id"] for test in report["tests"] if test["status"] == _FAILED
     }
@@ -290,14 +325,11 @@ def _result(
     summary = {
         "drifted": drifted,
         "drift_share": share,
-        "drift_share_threshold": float(drift_share_threshold),
         "drifted_count": int(count["value"]["count"]),
         "column_count": len(scores),
         "drifted_columns": drifted_columns,
         "columns": scores.to_dict(orient="records"),
-        "reference_rows": int(reference_rows),
-        "current_rows": int(current_rows),
-        "evidently_version": evidently.__version__,
+        **summary,
     }
     return DriftResult(drifted, share, drifted_columns, scores, html, summary)
 

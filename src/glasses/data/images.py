@@ -59,6 +59,16 @@ def subsample(table: pd.DataFrame, max_images: int | None, seed: int) -> pd.Data
     return kept.sort_index().reset_index(drop=True)
 
 
+def in_content_order(images: ImageSet) -> ImageSet:
+    """Rows sorted by content hash (then path), as the versioned dataset store keeps them.
+
+    Seeded splits depend on row order; with one canonical order the same images get the same
+    test split whether they come from a data folder or from a dataset version.
+    """
+    order = np.lexsort((images.manifest["path"].to_numpy(), images.manifest["sha256"].to_numpy()))
+    return ImageSet(images.manifest.iloc[order].reset_index(drop=True), images.pixels[order])
+
+
 def scan_images(table: pd.DataFrame, size: int) -> ImageSet:
     """Hash, decode and resize every listed image; unreadable ones are recorded, not raised.
 

@@ -43,7 +43,7 @@ def load_source(data: str, config: DataConfig, cache_dir: Path, seed: int) -> pd
             f"data: {path} does not exist (expected '{SYNTHETIC}', a folder or a CSV)"
         )
     if path.is_file():
-        return _read_csv(path)
+        return read_labels_csv(path)
     return _read_folder(path)
 
 
@@ -52,7 +52,7 @@ def _read_folder(folder: Path) -> pd.DataFrame:
         return read_image_folder(folder)
     for name in ("labels.csv", "train.csv"):
         if (folder / name).is_file():
-            return _read_csv(folder / name)
+            return read_labels_csv(folder / name)
     raise DataSourceError(
         f"data: {folder} has none of the accepted layouts: class folders "
         f"{'/ and '.join(CLASS_FOLDERS)}/, a labels.csv (path,label[,group]) "
@@ -60,7 +60,8 @@ def _read_folder(folder: Path) -> pd.DataFrame:
     )
 
 
-def _read_csv(csv: Path) -> pd.DataFrame:
+def read_labels_csv(csv: Path) -> pd.DataFrame:
+    """A labels CSV in either accepted format: our manifest or Kaggle's train.csv."""
     try:
         header = pd.read_csv(csv, nrows=0).columns
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as error:
