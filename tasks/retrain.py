@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
@@ -76,7 +77,8 @@ def fixed_split(
     reference_test = held_out_mask(reference, config.split.test_size, config.seed)
     test[in_reference] = reference_test
     groups = reference["group"].astype(str)
-    try:
+    # Too few people or distinct images to hold any out: a small batch only trains.
+    with contextlib.suppress(SplitError):
         test[~in_reference] = split_batch(
             manifest[~in_reference].reset_index(drop=True),
             config.retrain.batch_test_share,
@@ -84,8 +86,6 @@ def fixed_split(
             test_groups=set(groups[reference_test]),
             train_groups=set(groups[~reference_test]),
         )
-    except SplitError:
-        pass  # too few people or distinct images to hold any out: a small batch only trains
     return test
 
 

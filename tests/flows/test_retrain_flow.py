@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from mlflow import MlflowClient
 from PIL import Image
 
 from flows.retrain import retrain
 from glasses.data.synthetic import generate_synthetic
+from mlflow import MlflowClient
 
 
 @pytest.fixture
