@@ -12,9 +12,12 @@ import subprocess
 from pathlib import Path
 
 import httpx
+import numpy as np
 import pandas as pd
 import pytest
+from PIL import Image
 
+from glasses.data.synthetic import generate_synthetic
 from mlflow import MlflowClient
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -124,3 +127,62 @@ def test_deployment_run_logs_everything(stack, tmp_path):
 
     flow_runs = httpx.post(f"{stack['PREFECT_API_URL']}/artifacts/filter", json={}).json()
     assert {"glasses-results", "glasses-sweep", "glasses-xai"} <= {a["key"] for a in flow_runs}
+
+
+@pytest.mark.e2e
+def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path):
+    """Runs after the full deployment above (same servers): champions exist to compare with."""
+    inspect = subprocess.run(
+        [BIN / "prefect", "deployment", "inspect", "glasses-retrain/scheduled"],
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert inspect.returncode == 0, inspect.stderr
+    assert "0 3 * * *" in inspect.stdout and "'paused': True" in inspect.stdout
+
+    incoming = tmp_path / "incoming"
+    source = generate_synthetic(tmp_path / "gen", 40, 22, 32, seed=11)
+    for path, label in pd.read_csv(source)[["path", "label"]].itertuples(index=False):
+        target = incoming / ("glasses" if label else "no_glasses") / Path(path).name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        dark = np.asarray(Image.open(source.parent / path), dtype=np.float32) * 0.4
+        Image.fromarray(dark.astype(np.uint8)).save(target)
+    run = subprocess.run(
+        [
+            BIN / "prefect",
+            "deployment",
+            "run",
+            "glasses-retrain/scheduled",
+            "--param",
+            "profile=tiny",
+            "--param",
+            f"incoming={incoming}",
+            "--param",
+            f"store={tmp_path / 'datasets'}",
+            "--param",
+            f"quarantine={tmp_path / 'quarantine'}",
+            "--watch",
+        ],
+        env=stack,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+
+    client = MlflowClient(stack["MLFLOW_TRACKING_URI"])
+    experiment = client.get_experiment_by_name("glasses")
+    retrain_run = client.search_runs(
+        [experiment.experiment_id], filter_string="tags.flow = 'retrain'"
+    )[0]
+    tags = retrain_run.data.tags
+    assert tags["decision"] in {"promoted", "kept"}
+    assert tags["drift"] == "drifted"
+    head = (tmp_path / "datasets/versions/HEAD").read_text().strip()
+    assert tags["dataset_version"] == head
+    challenger = client.get_model_version_by_alias("glasses-scatnet", "challenger")
+    assert challenger.tags["dataset_version"] == head
+    drift = {a.path for a in client.list_artifacts(retrain_run.info.run_id, "drift")}
+    assert "drift/evidently_report.html" in drift
