@@ -200,12 +200,13 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "sweep": {"sizes": (400, 200, 100, 78), "repeats": 3, "folds": 2},
         "xai": {
-            "samples": 16,
+            "samples": 8,
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),
             "ig_steps": 32,
-            "lime_samples": 300,
-            "shap_max_evals": 200,
-            "randomisation_images": 4,
+            "lime_samples": 150,
+            "shap_max_evals": 100,
+            "deletion_steps": 10,
+            "randomisation_images": 2,
         },
     },
     # Seconds-long runs for the test suite: tiny images, two folds, one or two epochs.

@@ -43,7 +43,7 @@ def run(**kwargs):
 
 
 def test_decisions_over_successive_batches(workplace):
-    tracking = MlflowClient()
+    tracking = MlflowClient(f"sqlite:///{workplace}/mlflow.db")
     assert run()["decision"] == "no data"
     first = (workplace / "datasets/versions/HEAD").read_text().strip()
 

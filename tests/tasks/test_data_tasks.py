@@ -33,9 +33,15 @@ def test_load_images_from_labels_csv(csv_data, tiny_config, cache_dir, unchanged
     assert isinstance(images, ImageSet)
     assert images.pixels.shape == (len(csv_data.table), 3, 32, 32)
     assert images.pixels.dtype == np.uint8
-    np.testing.assert_array_equal(images.labels, csv_data.table["label"].to_numpy())
+    # Rows come in content order (sorted by sha256), each still with its own label and group.
+    assert images.manifest["sha256"].is_monotonic_increasing
+    expected = csv_data.table.assign(
+        path=[str((csv_data.root / p).resolve()) for p in csv_data.table["path"]]
+    ).set_index("path")
+    by_path = images.manifest.set_index("path")
+    np.testing.assert_array_equal(by_path["label"], expected.loc[by_path.index, "label"])
+    assert by_path["group"].tolist() == expected.loc[by_path.index, "group"].astype(str).tolist()
     assert images.manifest["readable"].all()
-    assert images.manifest["group"].tolist() == csv_data.table["group"].tolist()
     # Label 1 carries the bright bar: the decoded pixels are the files' pixels.
     bright = images.pixels[:, :, 13:19, 3:29].mean(axis=(1, 2, 3))
     assert (bright[images.labels == 1] > 150).all() and (bright[images.labels == 0] < 60).all()
