@@ -55,26 +55,19 @@ def stack(tmp_path_factory):
         subprocess.run([ROOT / "scripts/stack.sh", "down"], env=env, timeout=120)
 
 
+def run_deployment(stack: dict[str, str], name: str, *params: str) -> subprocess.CompletedProcess:
+    """`prefect deployment run NAME --param … --watch`, as a user types it; must succeed."""
+    command = [BIN / "prefect", "deployment", "run", name, "--watch"]
+    for param in params:
+        command += ["--param", param]
+    run = subprocess.run(command, env=stack, capture_output=True, text=True, timeout=600)
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    return run
+
+
 @pytest.mark.e2e
 def test_deployment_run_logs_everything(stack, tmp_path):
-    run = subprocess.run(
-        [
-            BIN / "prefect",
-            "deployment",
-            "run",
-            "glasses/full",
-            "--param",
-            "profile=tiny",
-            "--param",
-            "data=synthetic",
-            "--watch",
-        ],
-        env=stack,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    run = run_deployment(stack, "glasses/full", "profile=tiny", "data=synthetic")
     assert "Completed" in run.stdout
 
     client = MlflowClient(stack["MLFLOW_TRACKING_URI"])
@@ -149,28 +142,14 @@ def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path):
         target.parent.mkdir(parents=True, exist_ok=True)
         dark = np.asarray(Image.open(source.parent / path), dtype=np.float32) * 0.4
         Image.fromarray(dark.astype(np.uint8)).save(target)
-    run = subprocess.run(
-        [
-            BIN / "prefect",
-            "deployment",
-            "run",
-            "glasses-retrain/scheduled",
-            "--param",
-            "profile=tiny",
-            "--param",
-            f"incoming={incoming}",
-            "--param",
-            f"store={tmp_path / 'datasets'}",
-            "--param",
-            f"quarantine={tmp_path / 'quarantine'}",
-            "--watch",
-        ],
-        env=stack,
-        capture_output=True,
-        text=True,
-        timeout=600,
+    run_deployment(
+        stack,
+        "glasses-retrain/scheduled",
+        "profile=tiny",
+        f"incoming={incoming}",
+        f"store={tmp_path / 'datasets'}",
+        f"quarantine={tmp_path / 'quarantine'}",
     )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
 
     client = MlflowClient(stack["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("glasses")
