@@ -198,7 +198,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "head": {"hidden": (128, 64)},
             "optimiser": {"epochs": 12, "batch_size": 32, "lr": 0.01, "momentum": 0.9},
         },
-        "sweep": {"sizes": (400, 200, 100, 78), "repeats": 3, "folds": 2},
+        "sweep": {"sizes": (300, 150, 78), "repeats": 3, "folds": 2},
         "xai": {
             "samples": 8,
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),
