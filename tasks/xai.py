@@ -232,6 +232,15 @@ def publish_xai_summary(
     log_table(tracking, run_id, believe.set_index(["model", "method"]), "tables/correctness.csv")
     randomisation = pd.concat([e.randomisation for e in evidence], ignore_index=True)
     log_table(tracking, run_id, randomisation, "tables/randomisation.csv")
+    gaps = pd.DataFrame(
+        [
+            {"model": e.family, "method": e.explanation.method, "row": int(row), "gap": float(gap)}
+            for e in explained
+            if e.explanation.gaps is not None
+            for row, gap in zip(e.rows, e.explanation.gaps, strict=True)
+        ]
+    )
+    log_table(tracking, run_id, gaps, "tables/completeness_and_additivity_gaps.csv")
     metrics = ig_captum_agreement(explained)
     for e in explained:
         key = f"{e.family}_{e.explanation.method}"

@@ -46,3 +46,43 @@ def test_unknown_override_key_is_named(monkeypatch, tmp_path, capsys):
     monkeypatch.chdir(tmp_path)
     assert main(["run", "--profile", "tiny", "--set", "cnn.optimizer.epochs=3"]) == 1
     assert "optimizer" in capsys.readouterr().err
+
+
+def test_explain_writes_an_overlay_for_a_registered_model(monkeypatch, tmp_path, capsys):
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from glasses.config import resolve_config
+    from glasses.models.cnn import CNN
+    from tasks.registry import register_model
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    torch.manual_seed(0)
+    model = CNN(resolve_config("tiny").cnn, 32).eval()
+    pixels = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
+    from tasks.tracking import client, experiment_id, start_run
+
+    tracking = client()
+    run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {})
+    version = register_model.fn("cnn", model, pixels, run_id)
+    face = tmp_path / "face.png"
+    Image.fromarray(np.full((48, 40), 128, dtype=np.uint8)).save(face)  # gray, other size
+    output = tmp_path / "overlay.png"
+    code = main(
+        [
+            "explain",
+            str(face),
+            "--model",
+            f"glasses-cnn/{version}",
+            "--method",
+            "ig",
+            "--output",
+            str(output),
+        ]
+    )
+    assert code == 0
+    with Image.open(output) as written:
+        assert written.width > 100 and written.height > 50
+    assert str(output) in capsys.readouterr().out
