@@ -70,7 +70,7 @@ def test_deployment_run_logs_everything(stack, tmp_path):
     run = run_deployment(stack, "glasses/full", "profile=tiny", "data=synthetic")
     assert "Completed" in run.stdout
 
-    client = MlflowClient(stack["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(stack["MLFLOW_TRACKING_URI"], registry_uri=stack["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("glasses")
     runs = client.search_runs([experiment.experiment_id])
     parent = next(r for r in runs if "profile" in r.data.tags)
@@ -151,7 +151,7 @@ def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path):
         f"quarantine={tmp_path / 'quarantine'}",
     )
 
-    client = MlflowClient(stack["MLFLOW_TRACKING_URI"])
+    client = MlflowClient(stack["MLFLOW_TRACKING_URI"], registry_uri=stack["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("glasses")
     retrain_run = client.search_runs(
         [experiment.experiment_id], filter_string="tags.flow = 'retrain'"

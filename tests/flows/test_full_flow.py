@@ -18,7 +18,8 @@ def local_tracking(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
-    return MlflowClient(f"sqlite:///{tmp_path}/mlflow.db")
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
 @pytest.mark.skipif(not OLIVETTI.exists(), reason="../shared/data is not beside the project")

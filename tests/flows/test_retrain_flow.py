@@ -43,7 +43,9 @@ def run(**kwargs):
 
 
 def test_decisions_over_successive_batches(workplace):
-    tracking = MlflowClient(f"sqlite:///{workplace}/mlflow.db")
+    # Explicit registry too: earlier tests in the process may have set a global registry URI.
+    uri = f"sqlite:///{workplace}/mlflow.db"
+    tracking = MlflowClient(tracking_uri=uri, registry_uri=uri)
     assert run()["decision"] == "no data"
     first = (workplace / "datasets/versions/HEAD").read_text().strip()
 
