@@ -23,7 +23,7 @@ from glasses.config import PROFILES, resolve_config
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
-    """`cnn.optimiser.epochs=3` → {"cnn": {"optimiser": {"epochs": 3}}}; values read as YAML."""
+    """`cnn.optimiser.steps=3` → {"cnn": {"optimiser": {"steps": 3}}}; values read as YAML."""
     tree: dict[str, Any] = {}
     for assignment in assignments:
         key, separator, value = assignment.partition("=")
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> int:
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a configuration value, e.g. cnn.optimiser.epochs=3",
+        help="override a configuration value, e.g. cnn.optimiser.steps=3",
     )
     run.set_defaults(handler=_run)
     summary = commands.add_parser("summary", help="print the latest finished run's results")

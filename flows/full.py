@@ -13,7 +13,8 @@ from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import sweep
 from flows.xai import xai
 from glasses.config import ProfileName, resolve_config
-from glasses.crossval import FAMILIES, best_fold
+from glasses.crossval import FAMILIES
+from glasses.metrics import majority_baseline
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
 from tasks.reporting import log_augmented_samples, publish_summary
@@ -31,7 +32,7 @@ def glasses(
 
     `data`: "synthetic" (generated), an ImageFolder folder, a labels.csv (path,label[,group]) or a
     Kaggle train.csv. `overrides`: nested config values on top of the profile, e.g.
-    {"cnn": {"optimiser": {"epochs": 3}}}.
+    {"cnn": {"optimiser": {"steps": 300}}}.
     """
     config = resolve_config(profile, overrides)
     tracking, experiment, run_id, url, stage = open_run(
@@ -47,18 +48,18 @@ def glasses(
             log_augmented_samples(images, split, config, run_id)
         with stage("scattering"):
             coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
-        results, tables, tests = train_and_register(
+        models, tables, tests = train_and_register(
             config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
         )
         verdict = None
         if config.sweep.enabled:
             with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
-                cnn = results["cnn"][best_fold([r.outcome for r in results["cnn"]])].model
-                verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
+                verdict = sweep(config, images, split, coefficients, models["cnn"].model, sweep_run)
         if config.xai.enabled:
             with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
-                xai(config, images, split, xai_run)
-        summary = publish_summary(tables, tests, verdict, url, run_id)
+                xai(config, images, split, {f: tests[f].version for f in FAMILIES}, xai_run)
+        baseline = majority_baseline(images.labels[~split.test], images.labels[split.test])
+        summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
     except BaseException:
         tracking.set_terminated(run_id, "FAILED")
         raise

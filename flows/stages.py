@@ -9,15 +9,17 @@ from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
-from glasses.crossval import FAMILIES, best_fold
+from glasses.crossval import FAMILIES, Fitted, refit_steps
 from glasses.data.images import ImageSet
 from glasses.data.splits import Split
+from glasses.promotion import Lineage
 from mlflow import MlflowClient
 from tasks.registry import HeldOutResult, evaluate_on_test, register_model
 from tasks.reporting import summarise_family
@@ -30,7 +32,7 @@ from tasks.tracking import (
     stage_timer,
     start_run,
 )
-from tasks.training import FoldResult, train_fold
+from tasks.training import train_final, train_fold
 
 Stage = Callable[[str], AbstractContextManager[None]]
 
@@ -78,43 +80,69 @@ def train_and_register(
     run_id: str,
     margin: float,
     stage: Stage,
-) -> tuple[dict[str, list[FoldResult]], dict[str, Any], dict[str, HeldOutResult]]:
-    """Both families' folds concurrently, then per family: fold table and figures, the best
-    fold registered (alias `challenger`), tested from the registry, and promoted to `champion`
-    only when it wins by `margin`."""
+) -> tuple[dict[str, Fitted], dict[str, Any], dict[str, HeldOutResult]]:
+    """Both families' folds concurrently, then per family: fold table and figures, the model
+    refit on the whole training split registered (alias `challenger`), tested from the registry,
+    and promoted to `champion` only when it is comparable and wins by `margin`."""
     labels = torch.from_numpy(images.labels)
     inputs = {"cnn": torch.from_numpy(images.pixels), "scatnet": coefficients}
     family_runs = {
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
     }
+    common = {"config": config, "labels": labels, "manifest": images.manifest}
     with stage("cross_validation"):
         calls = [
             {
                 "family": family,
                 "fold": fold,
-                "config": config,
                 "inputs": inputs[family],
-                "labels": labels,
                 "split": split,
                 "experiment_id": experiment,
                 "family_run_id": family_runs[family],
+                **common,
             }
             for family in FAMILIES
             for fold in range(config.split.folds)
         ]
         finished = run_concurrently(train_fold, calls, config)
         results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
+    train_rows = np.flatnonzero(~split.test)
+    with stage("refit"):
+        refits = run_concurrently(
+            train_final,
+            [
+                {
+                    "family": family,
+                    "inputs": inputs[family],
+                    "rows": train_rows,
+                    "steps": refit_steps([r.outcome for r in results[family]]),
+                    "family_run_id": family_runs[family],
+                    **common,
+                }
+                for family in FAMILIES
+            ],
+            config,
+        )
+        models = dict(zip(FAMILIES, refits, strict=True))
     tables, tests = {}, {}
     test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
     test_labels = images.labels[split.test]
+    sha256 = images.manifest["sha256"].astype(str).to_numpy()
+    lineage = Lineage(config.data.image_size, frozenset(sha256[train_rows]))
     with stage("registry_and_test"):
         for family in FAMILIES:
             tables[family] = summarise_family(family, results[family], family_runs[family])
-            best = results[family][best_fold([r.outcome for r in results[family]])]
-            version = register_model(family, best.model, test_pixels, family_runs[family])
+            version = register_model(family, models[family].model, test_pixels, family_runs[family])
             tests[family] = evaluate_on_test(
-                family, version, test_pixels, test_labels, family_runs[family], margin
+                family,
+                version,
+                test_pixels,
+                test_labels,
+                family_runs[family],
+                lineage,
+                sha256[split.test].tolist(),
+                margin,
             )
             tracking.set_terminated(family_runs[family], "FINISHED")
-    return results, tables, tests
+    return models, tables, tests

@@ -11,6 +11,7 @@ from glasses.config import GlassesConfig
 from glasses.crossval import FAMILIES
 from glasses.data.images import ImageSet
 from glasses.data.splits import Split
+from glasses.metrics import majority_baseline
 from tasks.sweep import filter_figures, summarise_sweep, sweep_point, sweep_sizes
 
 
@@ -40,7 +41,9 @@ def sweep(
         for family in FAMILIES
     ]
     points = run_concurrently(sweep_point, calls, config)
-    line = summarise_sweep(points, images.labels[split.test], run_id)
+    test_labels = images.labels[split.test]
+    baseline = majority_baseline(images.labels[~split.test], test_labels)
+    line = summarise_sweep(points, test_labels, baseline, config, run_id)
     filter_figures(cnn, images, split, coefficients, config, run_id)
     print(line)
     return line

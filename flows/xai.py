@@ -14,7 +14,7 @@ from glasses.xai.selection import load_masks, named_rows, sample_rows
 from tasks.xai import (
     check_randomisation,
     explain_rows,
-    load_champion,
+    load_version,
     log_explanation_figures,
     log_explanation_statistics,
     publish_xai_summary,
@@ -23,8 +23,11 @@ from tasks.xai import (
 
 
 @flow(name="glasses-xai", log_prints=True)
-def xai(config: GlassesConfig, images: ImageSet, split: Split, run_id: str) -> str:
-    """Logs into `run_id` (the `xai` child run); returns the summary markdown."""
+def xai(
+    config: GlassesConfig, images: ImageSet, split: Split, versions: dict[str, str], run_id: str
+) -> str:
+    """Explains this run's registered `versions` (family → version) on its test images; logs
+    into `run_id` (the `xai` child run); returns the summary markdown."""
     settings = config.xai
     test_rows = np.where(split.test)[0]
     named = named_rows(images.manifest, test_rows, settings.named_images)
@@ -37,7 +40,7 @@ def xai(config: GlassesConfig, images: ImageSet, split: Split, run_id: str) -> s
         )
         if mask is not None and mask.any()
     }
-    models = {family: load_champion(family) for family in FAMILIES}
+    models = {family: load_version(family, versions[family]) for family in FAMILIES}
     common = {"pixels": images.pixels, "targets": targets, "config": config}
     explained = run_concurrently(
         explain_rows,

@@ -1,10 +1,13 @@
-"""Model Registry: register each family's best fold, test it from the registry, and move the
-`champion` alias only when the new version wins on the same test split."""
+"""Model Registry: register each family's model, test it from the registry, and move the
+`champion` alias only when the new version can be compared with it and wins on the same test
+split."""
 
 from __future__ import annotations
 
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
+from pathlib import Path
 
 import mlflow.pytorch
 import numpy as np
@@ -19,13 +22,14 @@ import mlflow
 from glasses.crossval import Family, pixels_to_input
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
-from glasses.promotion import challenger_wins
+from glasses.promotion import Lineage, challenger_wins, comparison_blocker
 from glasses.training import default_device, predict
 from tasks.tracking import client, log_figure, log_metrics
 
 REGISTERED_NAMES: dict[Family, str] = {"cnn": "glasses-cnn", "scatnet": "glasses-scatnet"}
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+LINEAGE_FILE = "lineage/training_sha256.txt"
 
 
 @task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
@@ -60,13 +64,42 @@ def model_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name)}" for name in ("torch", "kymatio", "numpy", "mlflow")]
 
 
+def record_lineage(tracking, name: str, version: str, lineage: Lineage) -> None:
+    """Input size and training-image hashes with the version, for later compatibility checks:
+    the size as a tag, the hashes as an artifact of the version's run (too long for a tag)."""
+    run_id = tracking.get_model_version(name, version).run_id
+    tracking.log_text(run_id, "\n".join(sorted(lineage.training_sha256)), LINEAGE_FILE)
+    tracking.set_model_version_tag(name, version, "image_size", str(lineage.image_size))
+    tracking.set_model_version_tag(
+        name, version, "training_images", str(len(lineage.training_sha256))
+    )
+
+
+def read_lineage(tracking, name: str, version: str) -> Lineage | None:
+    """The lineage `record_lineage` stored, or None for a version registered without one."""
+    model_version = tracking.get_model_version(name, version)
+    size = model_version.tags.get("image_size")
+    if size is None:
+        return None
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            path = tracking.download_artifacts(model_version.run_id, LINEAGE_FILE, scratch)
+        except (MlflowException, OSError):
+            return None
+        hashes = Path(path).read_text().split()
+    return Lineage(int(size), frozenset(hashes))
+
+
 @dataclass(frozen=True)
 class HeldOutResult:
     version: str
-    accuracy: float
-    f1: float
+    scores: dict[str, float]
     champion_version: str
     decision: str
+
+    @property
+    def accuracy(self) -> float:
+        return self.scores["accuracy"]
 
 
 def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
@@ -84,15 +117,20 @@ def evaluate_on_test(
     pixels: torch.Tensor,
     labels: np.ndarray,
     run_id: str,
+    lineage: Lineage,
+    test_sha256: list[str],
     margin: float = 0.0,
 ) -> HeldOutResult:
     """Score the registered version, loaded from the registry (not memory), on the test split.
 
-    The new version takes the `challenger` alias; `champion` moves to it only when it beats the
-    current champion, re-scored on the same test data, by `margin` (`glasses.promotion`).
+    The new version records its `lineage` and takes the `challenger` alias; `champion` moves to
+    it only when the current champion can be compared on this test split (same input size, none
+    of these test images in its training data) and the new version beats it, re-scored on the
+    same test data, by `margin` (`glasses.promotion`).
     """
     tracking = client()
     name = REGISTERED_NAMES[family]
+    record_lineage(tracking, name, version, lineage)
     model = mlflow.pytorch.load_model(f"models:/{name}/{version}")
     result, matrix = _test_scores(model, pixels, labels)
     log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()})
@@ -101,43 +139,50 @@ def evaluate_on_test(
         tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png"
     )
     tracking.set_registered_model_alias(name, CHALLENGER, version)
-    champion, decision = _decide_champion(name, version, result, pixels, labels, margin)
+    champion, decision = _decide_champion(
+        tracking, name, version, result, pixels, labels, test_sha256, margin
+    )
     if champion == version:
         tracking.set_registered_model_alias(name, CHAMPION, version)
     tracking.set_model_version_tag(name, version, "champion_decision", decision)
     tracking.set_tag(run_id, "champion_decision", decision)
-    return HeldOutResult(version, result["accuracy"], result["f1"], champion, decision)
+    return HeldOutResult(version, result, champion, decision)
 
 
 def _decide_champion(
+    tracking,
     name: str,
     version: str,
     result: dict[str, float],
     pixels: torch.Tensor,
     labels: np.ndarray,
+    test_sha256: list[str],
     margin: float,
 ) -> tuple[str, str]:
-    """(champion version, why). The current champion is re-scored on this very test split."""
-    tracking = client()
+    """(champion version, why). The current champion is re-scored on this very test split, if
+    it can be compared at all (`glasses.promotion.comparison_blocker`)."""
     try:
         current = tracking.get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return version, "first version: takes the champion alias"
     if str(current.version) == version:
         return version, "already champion"
-    try:
-        champion_scores, _ = _test_scores(
-            mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}"), pixels, labels
-        )
-    except (RuntimeError, ValueError) as error:
+    blocker = comparison_blocker(
+        read_lineage(tracking, name, str(current.version)), pixels.shape[-1], test_sha256
+    )
+    if blocker is not None:
         return str(current.version), (
-            f"kept v{current.version}: it cannot be scored on this test split ({error}); "
-            "move the alias by hand if the new configuration should replace it"
+            f"not compared: champion v{current.version} {blocker}; kept it — move the alias "
+            "by hand if this version should replace it"
         )
-    new = (result["accuracy"], result["f1"])
-    old = (champion_scores["accuracy"], champion_scores["f1"])
+    champion_scores, _ = _test_scores(
+        mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}"), pixels, labels
+    )
+    new = (result["balanced_accuracy"], result["macro_f1"])
+    old = (champion_scores["balanced_accuracy"], champion_scores["macro_f1"])
     versus = (
-        f"accuracy/F1 new {new[0]:.4f}/{new[1]:.4f} vs v{current.version} {old[0]:.4f}/{old[1]:.4f}"
+        f"balanced accuracy/macro-F1 new {new[0]:.4f}/{new[1]:.4f} vs "
+        f"v{current.version} {old[0]:.4f}/{old[1]:.4f}"
     )
     if challenger_wins(result, champion_scores, margin):
         return version, f"promoted: {versus} (margin {margin})"

@@ -11,7 +11,7 @@ from prefect.cache_policies import NO_CACHE
 
 from glasses.augment import augment
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, fold_table, pixels_to_input
+from glasses.crossval import TABLE_COLUMNS, Family, fold_table, pixels_to_input
 from glasses.data.images import ImageSet
 from glasses.data.splits import Split
 from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
@@ -45,6 +45,8 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
     log_table(tracking, run_id, table, f"{family}_folds.csv")
     tracking.log_text(run_id, markdown_table(table), f"{family}_folds.md")
     histories = [outcome.history for outcome in outcomes]
+    if histories[0]["val_loss"].isna().all():  # no early stopping: no inner validation curve
+        histories = [h.drop(columns=[c for c in h if c.startswith("val_")]) for h in histories]
     log_figure(
         tracking,
         run_id,
@@ -62,11 +64,8 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
         tracking,
         run_id,
         {
-            "cv_accuracy_mean": mean["accuracy val"],
-            "cv_accuracy_std": std["accuracy val"],
-            "cv_f1_mean": mean["F1 val"],
-            "cv_f1_std": std["F1 val"],
-            "cv_loss_mean": mean["loss val"],
+            **{f"cv_{key}_mean": mean[name] for key, name in TABLE_COLUMNS.items()},
+            **{f"cv_{key}_std": std[name] for key, name in TABLE_COLUMNS.items()},
         },
     )
     return table
@@ -77,6 +76,7 @@ def publish_summary(
     tables: dict[str, pd.DataFrame],
     tests: dict[str, HeldOutResult],
     sweep_verdict: str | None,
+    baseline: dict[str, float],
     url: str,
     run_id: str,
 ) -> str:
@@ -89,9 +89,13 @@ def publish_summary(
         {
             family: {
                 "CV accuracy": spread(table, "accuracy val"),
-                "CV F1": spread(table, "F1 val"),
-                "test accuracy": f"{tests[family].accuracy:.4f}",
-                "test F1": f"{tests[family].f1:.4f}",
+                "CV balanced accuracy": spread(table, "balanced accuracy val"),
+                "CV macro-F1": spread(table, "macro-F1 val"),
+                "test accuracy": f"{tests[family].scores['accuracy']:.4f}",
+                "test balanced accuracy": f"{tests[family].scores['balanced_accuracy']:.4f}",
+                "test macro-F1": f"{tests[family].scores['macro_f1']:.4f}",
+                "test F1 (glasses)": f"{tests[family].scores['f1']:.4f}",
+                "test majority baseline (accuracy)": f"{baseline['accuracy']:.4f}",
                 "registered version": tests[family].version,
                 "champion": f"v{tests[family].champion_version} ({tests[family].decision})",
             }

@@ -13,9 +13,9 @@ from prefect.cache_policies import NO_CACHE
 from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, cross_validate_rows, pixels_to_input, predict_rows
+from glasses.crossval import Family, fit, logits_for, pixels_to_input
 from glasses.data.images import ImageSet
-from glasses.data.splits import Split, split_units
+from glasses.data.splits import Split
 from glasses.filters import (
     cnn_feature_maps_figure,
     cnn_kernels_figure,
@@ -25,8 +25,8 @@ from glasses.filters import (
 )
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
-from glasses.statistics import crossover_size, size_tests, sweep_table, verdict
-from glasses.sweep import default_sizes, folds_for, subsample_training
+from glasses.statistics import sweep_inference, verdict
+from glasses.sweep import confounds, default_sizes, subsample_training
 from glasses.tables import markdown_table
 from glasses.training import threads_per_worker
 from tasks.tracking import client, log_figure, log_metrics, log_table
@@ -44,10 +44,15 @@ class SweepPoint:
     size: int
     repeat: int
     model: Family
-    folds: int
+    steps: int
+    early_stopped: bool
+    final_train_loss: float
+    final_train_accuracy: float
     accuracy: float
+    balanced_accuracy: float
+    macro_f1: float
     f1: float
-    predictions: np.ndarray  # on the fixed test split, for the confusion matrices
+    predictions: np.ndarray  # on the fixed test split: the bootstrap's and the confusion's input
 
 
 @task(name="sweep-point", cache_policy=NO_CACHE)
@@ -60,53 +65,93 @@ def sweep_point(
     inputs: torch.Tensor,
     split: Split,
 ) -> SweepPoint:
-    """Both families draw the same subset at a (size, repeat), so their scores pair up."""
+    """Both families draw the same subset at a (size, repeat), so their scores pair up; the
+    model is trained on all `size` images under the family's step budget."""
     torch.set_num_threads(threads_per_worker(config.runtime.workers))
     seed = config.seed + 7919 * repeat + size
     rows = subsample_training(images.manifest, np.where(~split.test)[0], size, seed)
     labels = torch.from_numpy(images.labels)
-    units = split_units(images.manifest.iloc[rows].reset_index(drop=True))
-    folds = folds_for(size, images.labels[rows], units, config.sweep.folds)
-    model, _ = cross_validate_rows(
-        family, config, images.manifest, inputs, labels, rows, folds, seed
-    )
+    trained_config = config.matched() if config.sweep.matched else config
+    fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
     test_rows = np.where(split.test)[0]
-    predicted = predict_rows(family, model, inputs, test_rows)
+    predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
     result = scores(images.labels[test_rows], predicted)
-    return SweepPoint(size, repeat, family, folds, result["accuracy"], result["f1"], predicted)
+    return SweepPoint(
+        size=size,
+        repeat=repeat,
+        model=family,
+        steps=fitted.trained.steps,
+        early_stopped=fitted.trained.early_stopped,
+        final_train_loss=fitted.final["final_train_loss"],
+        final_train_accuracy=fitted.final["final_train_accuracy"],
+        predictions=predicted,
+        **result,
+    )
+
+
+def convergence(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (size, model): mean steps, the lowest final training accuracy, and the share of
+    points that stopped early — the evidence that every point was trained to convergence."""
+    grouped = records.groupby(["size", "model"])
+    return pd.DataFrame(
+        {
+            "steps_mean": grouped["steps"].mean(),
+            "final_train_accuracy_min": grouped["final_train_accuracy"].min(),
+            "early_stopped_share": grouped["early_stopped"].mean(),
+        }
+    ).reset_index()
 
 
 @task(name="summarise-sweep", cache_policy=NO_CACHE)
-def summarise_sweep(points: list[SweepPoint], test_labels: np.ndarray, run_id: str) -> str:
-    """Table with intervals, paired tests per size, crossover, learning curves and a verdict."""
+def summarise_sweep(
+    points: list[SweepPoint],
+    test_labels: np.ndarray,
+    baseline: dict[str, float],
+    config: GlassesConfig,
+    run_id: str,
+) -> str:
+    """Table with bootstrap intervals, paired tests per size (Holm), crossover with interval,
+    learning curves against the majority baseline, convergence, confounds and a verdict."""
     tracking = client()
-    records = pd.DataFrame(
-        [{k: v for k, v in vars(p).items() if k != "predictions"} for p in points]
-    )
-    table, tests = sweep_table(records), size_tests(records)
-    line = verdict(tests)
-    crossover = crossover_size(tests["size"].to_numpy(), tests["mean_difference"].to_numpy())
+    frame = pd.DataFrame([vars(p) for p in points])
+    records = frame.drop(columns="predictions")
+    inference = sweep_inference(frame, test_labels, config.sweep.resamples, seed=config.seed)
+    table = inference.table.merge(convergence(records), on=["size", "model"])
+    remaining = confounds(config)
+    line = f"{verdict(inference, config.sweep.alpha)}; remaining confounds: {'; '.join(remaining)}"
     log_table(tracking, run_id, records.set_index(["size", "repeat", "model"]), "sweep/points.csv")
     log_table(tracking, run_id, table.set_index(["size", "model"]), "sweep/table.csv")
-    log_table(tracking, run_id, tests.set_index("size"), "sweep/tests.csv")
-    log_figure(
-        tracking, run_id, learning_curve_figure(table, crossover), "figures/learning_curves.png"
-    )
+    log_table(tracking, run_id, inference.tests.set_index("size"), "sweep/tests.csv")
+    figure = learning_curve_figure(inference.table, baseline, inference.crossover)
+    log_figure(tracking, run_id, figure, "figures/learning_curves.png")
     smallest = min(p.size for p in points)
     for point in points:
         if point.size == smallest and point.repeat == 0:
-            title = f"{point.model}, {smallest} training images: test accuracy {point.accuracy:.3f}"
+            title = (
+                f"{point.model}, {smallest} training images: "
+                f"balanced accuracy {point.balanced_accuracy:.3f}"
+            )
             matrix = confusion(test_labels, point.predictions)
             path = f"figures/{point.model}_confusion_smallest.png"
             log_figure(tracking, run_id, confusion_figure(matrix, title), path)
-    tracking.set_tag(run_id, "sweep_verdict", line)
-    if crossover is not None:
-        log_metrics(tracking, run_id, {"sweep_crossover_size": crossover})
+    tracking.set_tag(run_id, "sweep_verdict", line[:5000])
+    metrics = {f"baseline_{k}": v for k, v in baseline.items()}
+    if inference.crossover is not None:
+        metrics |= {
+            "sweep_crossover_size": inference.crossover,
+            "sweep_crossover_low": inference.crossover_low,
+            "sweep_crossover_high": inference.crossover_high,
+        }
+    log_metrics(tracking, run_id, metrics)
     markdown = (
         f"# Shrinking-dataset sweep\n\n**{line}**\n\n"
-        f"Estimated crossover size: {'none' if crossover is None else f'{crossover:.0f}'}\n\n"
+        f"Majority-class baseline on the test split: accuracy {baseline['accuracy']:.3f}, "
+        f"balanced accuracy {baseline['balanced_accuracy']:.3f}, "
+        f"macro-F1 {baseline['macro_f1']:.3f}\n\n"
         f"{markdown_table(table.set_index(['size', 'model']))}\n\n"
-        f"Paired tests (ScatNet − CNN accuracy):\n\n{markdown_table(tests.set_index('size'))}\n"
+        "Paired hierarchical bootstrap (repeats and test images) of ScatNet − CNN balanced "
+        "accuracy, Holm-adjusted across sizes:\n\n"
+        f"{markdown_table(inference.tests.set_index('size'))}\n"
     )
     tracking.log_text(run_id, markdown, "sweep/summary.md")
     create_markdown_artifact(key="glasses-sweep", markdown=markdown, description="Sweep results")

@@ -1,18 +1,21 @@
-"""One fold of one model family, logged as a nested MLflow run under the family's run."""
+"""Training tasks: one cross-validation fold, and the refit on the whole training split, each
+logged as a nested MLflow run under the family's run."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
+import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, run_fold
+from glasses.crossval import Family, Fitted, FoldOutcome, fit, run_fold
 from glasses.data.splits import Split
-from glasses.training import EpochRecord, FoldOutcome, threads_per_worker
+from glasses.training import Check, threads_per_worker
+from mlflow import MlflowClient
 from tasks.tracking import client, log_metrics, log_table, start_run
 
 
@@ -21,8 +24,15 @@ class FoldResult:
     family: Family
     fold: int
     run_id: str
-    model: nn.Module
     outcome: FoldOutcome
+
+
+def _check_logger(tracking: MlflowClient, run_id: str):
+    def on_check(check: Check) -> None:
+        values = {k: v for k, v in vars(check).items() if k != "step" and v == v}  # not NaN
+        log_metrics(tracking, run_id, values, step=check.step)
+
+    return on_check
 
 
 @task(name="train-fold", cache_policy=NO_CACHE)
@@ -32,6 +42,7 @@ def train_fold(
     config: GlassesConfig,
     inputs: torch.Tensor,
     labels: torch.Tensor,
+    manifest: pd.DataFrame,
     split: Split,
     experiment_id: str,
     family_run_id: str,
@@ -46,27 +57,53 @@ def train_fold(
         family_run_id,
         {"family": family, "fold": str(fold + 1)},
     )
-
-    def on_epoch(record: EpochRecord) -> None:
-        values = {k: v for k, v in vars(record).items() if k != "epoch"}
-        log_metrics(tracking, run_id, values, step=record.epoch)
-
-    train_index, val_index = split.fold_indices(fold)
+    train_rows, val_rows = split.fold_indices(fold)
     try:
-        model, outcome = run_fold(
+        outcome = run_fold(
             family,
             config,
             inputs,
             labels,
-            train_index,
-            val_index,
+            manifest,
+            train_rows,
+            val_rows,
             seed=config.seed + 1000 * fold,
-            on_epoch=on_epoch,
+            on_check=_check_logger(tracking, run_id),
         )
     except BaseException:
         tracking.set_terminated(run_id, "FAILED")
         raise
-    log_table(tracking, run_id, outcome.history.set_index("epoch"), "history.csv")
-    log_metrics(tracking, run_id, {f"best_{k}": v for k, v in vars(outcome.best).items()})
+    log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
+    log_metrics(
+        tracking,
+        run_id,
+        {
+            **{f"fold_val_{k}": v for k, v in outcome.validation.items()},
+            **outcome.final,
+            "steps": outcome.steps,
+            "early_stopped": float(outcome.early_stopped),
+        },
+    )
     tracking.set_terminated(run_id, "FINISHED")
-    return FoldResult(family=family, fold=fold, run_id=run_id, model=model, outcome=outcome)
+    return FoldResult(family=family, fold=fold, run_id=run_id, outcome=outcome)
+
+
+@task(name="train-final", cache_policy=NO_CACHE)
+def train_final(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    manifest: pd.DataFrame,
+    rows: np.ndarray,
+    steps: int,
+    family_run_id: str,
+) -> Fitted:
+    """The model that is registered: trained on every training image for the step count the
+    folds chose, so the registry holds the most data-rich model the protocol allows."""
+    torch.set_num_threads(threads_per_worker(config.runtime.workers))
+    fitted = fit(family, config, inputs, labels, manifest, rows, config.seed, steps=steps)
+    log_metrics(
+        client(), family_run_id, {**fitted.final, "steps": steps, "train_images": len(rows)}
+    )
+    return fitted

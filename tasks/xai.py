@@ -35,17 +35,19 @@ from glasses.xai.overlays import (
     shap_vs_ig_figure,
 )
 from glasses.xai.selection import NAMED
-from tasks.registry import CHAMPION, REGISTERED_NAMES
+from tasks.registry import REGISTERED_NAMES
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
 
 
 @task(name="load-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def load_champion(family: Family) -> nn.Module:
-    """The model users get from the registry, never the one still in memory."""
+def load_version(family: Family, version: str) -> nn.Module:
+    """A version as users get it from the registry, never the module still in memory. The
+    run's own version, not the `champion` alias: the champion may come from another run, of
+    another image size or trained on this run's test images."""
     client()
-    model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}@{CHAMPION}")
+    model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}/{version}")
     return model.cpu().eval()
 
 

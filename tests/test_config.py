@@ -17,7 +17,9 @@ def test_paper_profile_matches_the_seed_study() -> None:
     assert config.split.test_size == pytest.approx(0.2)
 
     cnn = config.cnn
-    assert (cnn.optimiser.epochs, cnn.optimiser.batch_size) == (50, 16)
+    # The seed's 50 epochs of 3148 images in batches of 16 are about 10 000 steps.
+    assert (cnn.optimiser.steps, cnn.optimiser.batch_size) == (10_000, 16)
+    assert cnn.optimiser.patience > 0
     assert cnn.optimiser.lr == pytest.approx(0.01)
     assert cnn.optimiser.momentum == pytest.approx(0.5)
     assert cnn.channels == (32, 32, 64)
@@ -29,7 +31,8 @@ def test_paper_profile_matches_the_seed_study() -> None:
     assert scatnet.head.hidden == (1024, 1024)
     assert scatnet.optimiser.lr == pytest.approx(0.005)
     assert scatnet.optimiser.momentum == 0.0
-    assert (scatnet.optimiser.batch_size, scatnet.optimiser.epochs) == (128, 100)
+    assert (scatnet.optimiser.batch_size, scatnet.optimiser.steps) == (128, 2_500)
+    assert config.sweep.repeats >= 10  # what a verdict at the paper's scale needs
 
 
 def test_paper_is_the_model_default() -> None:
@@ -48,7 +51,8 @@ def test_quick_profile_applies_its_values_over_the_paper() -> None:
         **OptimiserConfig().model_dump(),
         **quick["cnn"]["optimiser"],
     }
-    assert config.scatnet.optimiser.epochs == quick["scatnet"]["optimiser"]["epochs"]
+    assert config.scatnet.optimiser.steps == quick["scatnet"]["optimiser"]["steps"]
+    assert config.sweep.repeats >= 5
     # Fields the profile leaves alone keep the paper's values.
     assert (config.scatnet.J, config.scatnet.L) == (2, 8)
     assert config.cnn.head.dropout == pytest.approx(0.1)
@@ -61,16 +65,16 @@ def test_tiny_profile_is_small() -> None:
     assert config.profile == "tiny"
     assert config.data.image_size == 32
     assert config.split.folds == 2
-    assert config.cnn.optimiser.epochs <= 2
-    assert config.scatnet.optimiser.epochs <= 2
+    assert config.cnn.optimiser.steps <= 20
+    assert config.scatnet.optimiser.steps <= 20
     assert (config.scatnet.J, config.scatnet.L) == (2, 4)
     assert config.validation.min_per_class == 5
 
 
 def test_overrides_merge_deeply() -> None:
     quick = resolve_config("quick")
-    config = resolve_config("quick", {"cnn": {"optimiser": {"epochs": 3}}, "seed": 7})
-    assert config.cnn.optimiser.epochs == 3
+    config = resolve_config("quick", {"cnn": {"optimiser": {"steps": 3}}, "seed": 7})
+    assert config.cnn.optimiser.steps == 3
     assert config.seed == 7
     # Siblings at every level survive: the override is merged, not substituted.
     assert config.cnn.optimiser.batch_size == quick.cnn.optimiser.batch_size == 32
@@ -83,10 +87,10 @@ def test_overrides_merge_deeply() -> None:
 
 def test_overrides_do_not_leak_into_profiles() -> None:
     before = repr(PROFILES["quick"])
-    epochs = resolve_config("quick").cnn.optimiser.epochs
-    resolve_config("quick", {"cnn": {"optimiser": {"epochs": epochs + 1}}})
+    steps = resolve_config("quick").cnn.optimiser.steps
+    resolve_config("quick", {"cnn": {"optimiser": {"steps": steps + 1}}})
     assert repr(PROFILES["quick"]) == before
-    assert resolve_config("quick").cnn.optimiser.epochs == epochs
+    assert resolve_config("quick").cnn.optimiser.steps == steps
 
 
 def test_profile_field_cannot_be_overridden_away() -> None:
@@ -131,7 +135,7 @@ def test_config_is_frozen() -> None:
 
 def test_flat_gives_dotted_string_keys() -> None:
     flat = resolve_config("paper").flat()
-    assert flat["cnn.optimiser.epochs"] == "50"
+    assert flat["cnn.optimiser.steps"] == "10000"
     assert flat["scatnet.head.hidden"] == "[1024, 1024]"
     assert flat["data.image_size"] == "128"
     assert flat["profile"] == "paper"

@@ -1,4 +1,5 @@
-"""Cross-validation helpers: the fold table, the best fold, and one fold of each family."""
+"""The training protocol: fold table, folds scored on rows that chose nothing, the refit's step
+count, and `fit` trained on exactly the rows it is given."""
 
 from __future__ import annotations
 
@@ -10,68 +11,68 @@ import torch
 from glasses.config import resolve_config
 from glasses.crossval import (
     TABLE_COLUMNS,
-    best_fold,
+    FoldOutcome,
     build_model,
+    fit,
     fold_table,
+    logits_for,
     optimiser_config,
+    refit_steps,
     run_fold,
 )
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.scattering import compute_coefficients
 from glasses.tables import markdown_table
-from glasses.training import EpochRecord, FoldOutcome
 
 TINY = resolve_config("tiny")
 
 
-def outcome(epoch: int, val_accuracy: float, val_loss: float, seed: int = 0) -> FoldOutcome:
+def outcome(steps: int, accuracy: float, loss: float, seed: int = 0) -> FoldOutcome:
     rng = np.random.default_rng(seed)
-    best = EpochRecord(
-        epoch=epoch,
-        train_loss=float(rng.random()),
-        train_accuracy=float(rng.random()),
-        train_f1=float(rng.random()),
-        val_loss=val_loss,
-        val_accuracy=val_accuracy,
-        val_f1=float(rng.random()),
-    )
-    return FoldOutcome(history=pd.DataFrame([vars(best)]), best=best, best_state={})
+    validation = {key: float(rng.random()) for key in TABLE_COLUMNS}
+    validation |= {"accuracy": accuracy, "loss": loss}
+    history = pd.DataFrame({"step": [steps], "train_loss": [0.5], "train_accuracy": [0.8]})
+    final = {"final_train_accuracy": float(rng.random())}
+    return FoldOutcome(history, steps, steps < 10, final, validation)
 
 
-OUTCOMES = [outcome(3, 0.80, 0.5, 1), outcome(7, 0.90, 0.4, 2), outcome(2, 0.70, 0.6, 3)]
+OUTCOMES = [outcome(3, 0.80, 0.5, 1), outcome(7, 0.90, 0.4, 2), outcome(12, 0.70, 0.6, 3)]
 
 
 def test_fold_table_rows_and_columns() -> None:
     table = fold_table(OUTCOMES)
     assert table.index.tolist() == ["fold 1", "fold 2", "fold 3", "mean", "std"]
-    *scores, epoch = table.columns.tolist()
-    assert scores == list(TABLE_COLUMNS.values())
-    assert "epoch" in epoch
+    assert table.columns.tolist() == [
+        *TABLE_COLUMNS.values(),
+        "accuracy train",
+        "steps",
+        "stopped early",
+    ]
     assert table.loc["fold 2", "accuracy val"] == 0.90
-    assert table.loc["fold 1", "F1 train"] == OUTCOMES[0].best.train_f1
-    assert table[epoch].iloc[:3].tolist() == [3, 7, 2]
-    assert pd.isna(table.loc["mean", epoch]) and pd.isna(table.loc["std", epoch])
+    assert table.loc["fold 1", "accuracy train"] == OUTCOMES[0].final["final_train_accuracy"]
+    assert table["steps"].iloc[:3].tolist() == [3, 7, 12]
+    assert table["stopped early"].iloc[:3].tolist() == ["true", "true", "false"]
+    assert pd.isna(table.loc["mean", "steps"]) and pd.isna(table.loc["std", "steps"])
 
 
-def test_fold_table_renders_kept_epochs_as_integers() -> None:
+def test_fold_table_renders_steps_as_integers() -> None:
     lines = markdown_table(fold_table(OUTCOMES)).split("\n")
-    assert lines[2].endswith("| 3 |")
-    assert lines[5].startswith("| mean |") and lines[5].endswith("|  |")
+    assert "| 3 | true |" in lines[2]
+    assert lines[5].startswith("| mean |") and lines[5].endswith("|  |  |")
 
 
 def test_fold_table_mean_and_std_are_those_of_the_folds() -> None:
     table = fold_table(OUTCOMES)
     for source, column in TABLE_COLUMNS.items():
-        values = np.array([getattr(o.best, source) for o in OUTCOMES])
+        values = np.array([o.validation[source] for o in OUTCOMES])
         assert table.loc["mean", column] == pytest.approx(values.mean())
         assert table.loc["std", column] == pytest.approx(values.std(ddof=1))
 
 
-def test_best_fold_picks_the_highest_validation_accuracy() -> None:
-    assert best_fold(OUTCOMES) == 1
-    tied = [outcome(1, 0.9, 0.5), outcome(1, 0.9, 0.3), outcome(1, 0.8, 0.1)]
-    assert best_fold(tied) == 1  # equal accuracy: lower loss wins
+def test_refit_takes_the_median_step_count_of_the_folds() -> None:
+    assert refit_steps(OUTCOMES) == 7
+    assert refit_steps(OUTCOMES[:2]) == 5
 
 
 def test_build_model_is_seeded_per_family() -> None:
@@ -90,43 +91,86 @@ def test_optimiser_config_per_family() -> None:
 
 
 @pytest.fixture
-def tiny_pixels(image_arrays) -> tuple[np.ndarray, torch.Tensor]:
+def tiny_set(image_arrays) -> tuple[np.ndarray, torch.Tensor, pd.DataFrame]:
+    """20 images of 10 people, both classes each (a person is a unit of the splits)."""
     pixels, labels = image_arrays(per_class=10)
-    return pixels, torch.from_numpy(labels)
+    manifest = pd.DataFrame(
+        {"label": labels, "group": [f"p{i // 2}" for i in range(20)], "sha256": range(20)}
+    )
+    return pixels, torch.from_numpy(labels), manifest
 
 
-def assert_holds_best_state(model: torch.nn.Module, result: FoldOutcome) -> None:
-    assert not model.training
-    assert all(not m.training for m in model.modules())
-    state = model.state_dict()
-    assert state.keys() == result.best_state.keys()
-    for name, tensor in result.best_state.items():
-        torch.testing.assert_close(state[name], tensor, rtol=0, atol=0)
-
-
-def test_run_fold_scatnet_fits_standardisation_and_returns_eval_model(tiny_pixels) -> None:
-    pixels, labels = tiny_pixels
+def test_run_fold_scores_validation_rows_with_the_inner_split_choosing_the_steps(
+    tiny_set,
+) -> None:
+    pixels, labels, manifest = tiny_set
     coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
     train, val = np.arange(14), np.arange(14, 20)
     seen = []
-    model, result = run_fold(
-        "scatnet", TINY, coefficients, labels, train, val, seed=3, on_epoch=seen.append
+    result = run_fold(
+        "scatnet", TINY, coefficients, labels, manifest, train, val, seed=3, on_check=seen.append
     )
-    assert isinstance(model, ScatNet)
-    assert model.coefficient_mean.abs().sum() > 0
-    torch.testing.assert_close(model.coefficient_mean, coefficients[train].mean(0))
-    # Fitted on the training part only, not on validation coefficients.
-    assert not torch.allclose(model.coefficient_mean, coefficients.mean(0))
-    assert len(result.history) == TINY.scatnet.optimiser.epochs == len(seen)
-    assert_holds_best_state(model, result)
+    assert len(result.history) == len(seen)
+    assert result.history["val_loss"].notna().all()  # the inner split was watched
+    assert result.steps in result.history["step"].tolist()
+    assert set(result.validation) == {*TABLE_COLUMNS}
+    assert 0 <= result.validation["balanced_accuracy"] <= 1
 
 
-def test_run_fold_cnn_returns_the_best_checkpoint_in_eval_mode(tiny_pixels) -> None:
-    pixels, labels = tiny_pixels
-    model, result = run_fold(
-        "cnn", TINY, torch.from_numpy(pixels), labels, np.arange(12), np.arange(12, 20), seed=0
+def test_without_patience_a_fold_trains_its_whole_budget(tiny_set) -> None:
+    pixels, labels, manifest = tiny_set
+    config = resolve_config("tiny", {"cnn": {"optimiser": {"patience": 0}}})
+    result = run_fold(
+        "cnn", config, torch.from_numpy(pixels), labels, manifest,
+        np.arange(12), np.arange(12, 20), seed=0,
+    )  # fmt: skip
+    assert result.steps == config.cnn.optimiser.steps and not result.early_stopped
+    assert result.history["val_loss"].isna().all()
+
+
+def test_fit_trains_on_exactly_its_rows_and_refits_after_early_stopping(
+    tiny_set, monkeypatch
+) -> None:
+    """With patience the step count comes from an inner split, then the model is trained again
+    on all the rows; the ScatNet's standardisation is fitted on those rows only."""
+    import glasses.crossval as crossval
+
+    pixels, labels, manifest = tiny_set
+    coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
+    rows = np.arange(16)
+    trainings = []
+    real = crossval.train_on
+
+    def spy(family, config, inputs, labels_, rows_, seed, steps=None, validation_rows=None, *a):
+        trainings.append((len(rows_), steps, validation_rows is not None))
+        return real(family, config, inputs, labels_, rows_, seed, steps, validation_rows, *a)
+
+    monkeypatch.setattr(crossval, "train_on", spy)
+    fitted = fit("scatnet", TINY, coefficients, labels, manifest, rows, seed=1)
+    (probe_rows, _, watched), (refit_rows, refit_steps_, refit_watched) = trainings
+    assert watched and not refit_watched
+    assert probe_rows < len(rows) and refit_rows == len(rows) == fitted.images
+    assert refit_steps_ == fitted.trained.steps
+    assert isinstance(fitted.model, ScatNet) and not fitted.model.training
+    torch.testing.assert_close(fitted.model.coefficient_mean, coefficients[rows].mean(0))
+    assert 0 <= fitted.final["final_train_accuracy"] <= 1
+
+
+def test_fit_with_given_steps_trains_once(tiny_set) -> None:
+    pixels, labels, manifest = tiny_set
+    fitted = fit(
+        "cnn", TINY, torch.from_numpy(pixels), labels, manifest, np.arange(20), seed=0, steps=5
     )
-    assert isinstance(model, CNN)
-    assert result.history["epoch"].tolist() == list(range(1, TINY.cnn.optimiser.epochs + 1))
-    assert_holds_best_state(model, result)
-    assert next(model.parameters()).device.type == "cpu"
+    assert fitted.trained.steps == 5 and fitted.images == 20
+    assert fitted.trained.history["step"].iloc[-1] == 5
+    logits = logits_for("cnn", fitted.model, torch.from_numpy(pixels), np.arange(4))
+    assert logits.shape == (4, 2)
+    assert next(fitted.model.parameters()).device.type == "cpu"
+
+
+def test_matched_config_gives_the_scatnet_the_cnns_head_and_optimiser() -> None:
+    matched = TINY.matched()
+    assert matched.scatnet.head == TINY.cnn.head
+    assert matched.scatnet.optimiser == TINY.cnn.optimiser
+    assert (matched.scatnet.J, matched.scatnet.L) == (TINY.scatnet.J, TINY.scatnet.L)
+    assert matched.cnn == TINY.cnn

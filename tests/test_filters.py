@@ -24,7 +24,7 @@ from glasses.filters import (
 )
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet, coefficient_count, scattering_transform
-from glasses.statistics import sweep_table
+from glasses.statistics import sweep_inference
 
 CONFIG = resolve_config("tiny")
 SIZE = CONFIG.data.image_size
@@ -132,16 +132,29 @@ def test_scattering_coefficient_grids_by_order(close_figures):
         scattering_coefficients_figure(coefficients[:, :5], J, L, "wrong")
 
 
-def test_learning_curve_has_both_models_on_a_log_axis(close_figures):
+def test_learning_curve_has_both_models_and_the_baseline_on_log_axes(close_figures):
+    rng = np.random.default_rng(0)
+    labels = (rng.random(60) < 0.6).astype(int)
     rows = [
-        {"size": size, "repeat": r, "model": m, "accuracy": 0.6 + 0.01 * r, "f1": 0.5}
+        {"size": size, "repeat": r, "model": m,
+         "predictions": np.where(rng.random(60) < 0.8, labels, 1 - labels)}
         for size in (400, 100, 25)
         for r in range(3)
         for m in ("cnn", "scatnet")
+    ]  # fmt: skip
+    table = sweep_inference(pd.DataFrame(rows), labels, resamples=100).table
+    baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
+    figure = learning_curve_figure(table, baseline, crossover=60.0)
+    axes = figure.get_axes()
+    assert [axis.get_title() for axis in axes] == [
+        "test accuracy",
+        "test balanced accuracy",
+        "test macro-F1",
     ]
-    figure = learning_curve_figure(sweep_table(pd.DataFrame(rows)), crossover=60.0)
-    accuracy = figure.get_axes()[0]
-    assert accuracy.get_xscale() == "log"
-    labels = [line.get_label() for line in accuracy.get_lines()]
-    assert labels[:2] == ["CNN", "ScatNet"] and "crossover ≈ 60" in labels
-    assert len(accuracy.collections) == 2  # one interval band per model
+    for axis, floor in zip(axes, baseline.values(), strict=True):
+        assert axis.get_xscale() == "log"
+        labels_ = [line.get_label() for line in axis.get_lines()]
+        assert labels_[:3] == ["CNN", "ScatNet", "majority class"]
+        assert axis.get_lines()[2].get_ydata()[0] == floor
+        assert len(axis.collections) == 2  # one interval band per model
+    assert "crossover ≈ 60" in [line.get_label() for line in axes[1].get_lines()]

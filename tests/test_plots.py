@@ -12,11 +12,11 @@ from matplotlib.figure import Figure
 from glasses.plots import confusion_figure, fold_accuracy_curves, mean_curves, sample_grid
 
 
-def history(epochs: int, offset: float) -> pd.DataFrame:
-    epoch = np.arange(1, epochs + 1)
+def history(checks: int, offset: float) -> pd.DataFrame:
+    epoch = np.arange(1, checks + 1)
     return pd.DataFrame(
         {
-            "epoch": epoch,
+            "step": 10 * epoch,
             "train_loss": 1.0 / epoch + offset,
             "train_accuracy": 0.5 + 0.04 * epoch + offset,
             "val_loss": 1.2 / epoch + offset,
@@ -54,8 +54,8 @@ def test_fold_curves_one_line_per_fold_and_a_black_mean() -> None:
 def test_fold_curves_mean_over_folds_of_different_lengths() -> None:
     figure = fold_accuracy_curves([history(3, 0.0), history(5, 0.1)], "early stop")
     mean = figure.axes[1].get_lines()[-1]
-    np.testing.assert_allclose(mean.get_xdata(), [1, 2, 3, 4, 5])
-    # Epochs 4 and 5 only exist in the second fold.
+    np.testing.assert_allclose(mean.get_xdata(), [10, 20, 30, 40, 50])
+    # Checks 4 and 5 only exist in the second fold (the first stopped early).
     assert mean.get_ydata()[-1] == pytest.approx(history(5, 0.1)["val_accuracy"].iloc[-1])
 
 
@@ -64,9 +64,17 @@ def test_mean_curves_show_training_and_validation() -> None:
     assert len(figure.axes) == 2
     for axis, metric in zip(figure.axes, ("accuracy", "loss"), strict=True):
         lines = axis.get_lines()
-        assert [line.get_label() for line in lines] == ["training", "validation"]
+        assert [line.get_label() for line in lines] == ["training", "inner validation"]
         expected = np.mean([fold[f"val_{metric}"] for fold in HISTORIES], axis=0)
         np.testing.assert_allclose(lines[1].get_ydata(), expected)
+
+
+def test_curves_without_early_stopping_show_training_only() -> None:
+    """With no inner validation (patience 0) there is no validation curve to draw."""
+    histories = [h.drop(columns=["val_loss", "val_accuracy"]) for h in HISTORIES]
+    assert len(fold_accuracy_curves(histories, "cnn").axes) == 1
+    for axis in mean_curves(histories, "cnn").axes:
+        assert [line.get_label() for line in axis.get_lines()] == ["training"]
 
 
 def test_sample_grid_one_image_per_axis_and_labels_as_titles() -> None:

@@ -1,4 +1,5 @@
-"""Confidence intervals, paired tests and the sweep summary on inputs with known answers."""
+"""Confidence intervals, paired tests, Holm, and the sweep's paired bootstrap on inputs with
+known answers."""
 
 from __future__ import annotations
 
@@ -8,29 +9,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from scipy import stats
+
 from glasses.statistics import (
+    SweepInference,
     bootstrap_ci,
     crossover_size,
-    mean_ci,
+    holm,
     paired_test,
-    size_tests,
-    sweep_table,
+    sweep_inference,
     verdict,
 )
-
-
-def test_mean_ci_is_the_student_t_interval():
-    mean, low, high = mean_ci([1, 2, 3, 4, 5])
-    half = 2.7764451 * math.sqrt(2.5) / math.sqrt(5)  # t_{0.975, 4} · s / √n = 1.963
-    assert mean == 3
-    assert low == pytest.approx(3 - half) and high == pytest.approx(3 + half)
-    assert half == pytest.approx(1.963, abs=1e-3)
-
-
-def test_mean_ci_of_one_value_has_no_interval():
-    mean, low, high = mean_ci([0.7])
-    assert mean == 0.7 and math.isnan(low) and math.isnan(high)
-    assert mean_ci([0.5, 0.5, 0.5]) == (0.5, 0.5, 0.5)
 
 
 def test_bootstrap_ci_contains_the_mean_and_is_reproducible():
@@ -81,93 +70,136 @@ def test_crossover_is_none_without_a_sign_change():
     assert crossover_size([10, 100], [0.1, 0.0]) is None
 
 
-def records(effect: dict[int, float], repeats: int = 5) -> pd.DataFrame:
-    """Sweep records where ScatNet's accuracy exceeds the CNN's by `effect[size]`, plus noise."""
+def test_bootstrap_ci_is_scipys_percentile_bootstrap():
+    values = np.random.default_rng(4).normal(0, 1, size=25)
+    estimate, low, high = bootstrap_ci(values, seed=7, resamples=999)
+    reference = stats.bootstrap(
+        (values,), np.mean, n_resamples=999, method="percentile",
+        random_state=np.random.default_rng(7),
+    ).confidence_interval  # fmt: skip
+    assert (low, high) == pytest.approx((reference.low, reference.high))
+    assert estimate == pytest.approx(values.mean())
+
+
+def test_holm_matches_the_step_down_definition():
+    # sorted 0.01, 0.03, 0.04 → 3·0.01, max(0.03, 2·0.03), max(0.06, 1·0.04)
+    adjusted = holm([0.01, 0.04, 0.03, float("nan")])
+    assert adjusted[:3] == pytest.approx([0.03, 0.06, 0.06])
+    assert math.isnan(adjusted[3])
+    assert holm([0.5, 0.9]) == pytest.approx([1.0, 1.0])  # capped at 1
+    assert holm([]).size == 0
+
+
+def test_holm_agrees_with_statsmodels_when_it_is_installed():
+    multitest = pytest.importorskip("statsmodels.stats.multitest")
+    p = np.random.default_rng(2).uniform(0, 0.2, size=7)
+    expected = multitest.multipletests(p, method="holm")[1]
+    assert holm(p) == pytest.approx(expected)
+
+
+def sweep_points(accuracy: dict[int, tuple[float, float]], repeats: int = 5, n: int = 200):
+    """Predictions on one fixed test split (60 % glasses) where each (size, model) is right on
+    about the given share of the images, independently per repeat."""
     rng = np.random.default_rng(1)
+    labels = (rng.random(n) < 0.6).astype(int)
     rows = []
-    for size, shift in effect.items():
+    for size, shares in accuracy.items():
         for repeat in range(repeats):
-            base = 0.7 + rng.normal(0, 0.03)
-            for model, accuracy in (("cnn", base), ("scatnet", base + shift)):
-                noisy = accuracy + rng.normal(0, 0.005)
-                rows.append(
-                    {"size": size, "repeat": repeat, "model": model, "accuracy": noisy, "f1": noisy}
-                )
-    return pd.DataFrame(rows)
+            for model, share in zip(("cnn", "scatnet"), shares, strict=True):
+                right = rng.random(n) < share
+                predictions = np.where(right, labels, 1 - labels)
+                rows.append({"size": size, "repeat": repeat, "model": model,
+                             "predictions": predictions})  # fmt: skip
+    return pd.DataFrame(rows), labels
 
 
-def test_sweep_table_has_one_row_per_size_and_model():
-    data = records({1000: 0.0, 100: 0.05})
-    table = sweep_table(data)
-    assert list(table[["size", "model"]].itertuples(index=False, name=None)) == [
-        (1000, "cnn"),
-        (1000, "scatnet"),
-        (100, "cnn"),
-        (100, "scatnet"),
-    ]
-    assert list(table.columns) == [
-        "size",
-        "model",
-        "n",
-        "accuracy_mean",
-        "accuracy_low",
-        "accuracy_high",
-        "f1_mean",
-        "f1_low",
-        "f1_high",
-    ]
-    assert (table["n"] == 5).all()
-    cell = data[(data["size"] == 100) & (data["model"] == "cnn")]["accuracy"]
-    assert tuple(table.loc[2, ["accuracy_mean", "accuracy_low", "accuracy_high"]]) == (
-        pytest.approx(mean_ci(cell))
+def test_sweep_inference_finds_a_known_crossing():
+    points, labels = sweep_points({1000: (0.92, 0.80), 300: (0.82, 0.82), 100: (0.62, 0.80)})
+    result = sweep_inference(points, labels, resamples=1000, seed=0)
+    tests = result.tests.set_index("size")
+    assert tests.loc[100, "difference"] > 0.1 and tests.loc[100, "p_holm"] < 0.05
+    assert tests.loc[1000, "difference"] < -0.05 and tests.loc[1000, "p_holm"] < 0.05
+    assert tests.loc[300, "p_holm"] > 0.05
+    assert (tests["p_holm"] >= tests["p_value"]).all()
+    assert (tests["low"] <= tests["difference"]).all() and (
+        tests["difference"] <= tests["high"]
+    ).all()
+    assert 100 < result.crossover < 1000
+    assert result.crossover_low <= result.crossover <= result.crossover_high
+    assert result.crossover_share > 0.9
+    table = result.table
+    assert table[["size", "model"]].values.tolist()[:2] == [[1000, "cnn"], [1000, "scatnet"]]
+    for metric in ("accuracy", "balanced_accuracy", "macro_f1"):
+        assert table[f"{metric}_low"].between(0, 1).all()
+        assert table[f"{metric}_high"].between(0, 1).all()
+        assert (table[f"{metric}_low"] <= table[f"{metric}_mean"]).all()
+        assert (table[f"{metric}_mean"] <= table[f"{metric}_high"]).all()
+
+
+def test_identical_models_differ_by_nothing():
+    points, labels = sweep_points({100: (0.7, 0.7)})
+    points.loc[points["model"] == "scatnet", "predictions"] = points.loc[
+        points["model"] == "cnn", "predictions"
+    ].to_numpy()
+    result = sweep_inference(points, labels, resamples=300, seed=0)
+    assert result.tests.loc[0, "difference"] == 0 and result.tests.loc[0, "p_value"] == 1.0
+    assert result.crossover is None
+
+
+def test_a_model_that_always_says_glasses_scores_chance_on_balanced_accuracy():
+    points, labels = sweep_points({50: (0.7, 0.7)}, repeats=3)
+    points.loc[points["model"] == "cnn", "predictions"] = pd.Series(
+        [np.ones_like(labels)] * 3, index=points.index[points["model"] == "cnn"]
     )
+    row = sweep_inference(points, labels, resamples=200).table.set_index("model").loc["cnn"]
+    assert row["balanced_accuracy_mean"] == 0.5
+    assert row["accuracy_mean"] == pytest.approx(labels.mean())  # accuracy would flatter it
+    assert row["balanced_accuracy_low"] == row["balanced_accuracy_high"] == 0.5
 
 
-def test_size_tests_pair_the_models_by_repeat():
-    tests = size_tests(records({1000: 0.0, 300: 0.03, 100: 0.05}))
-    assert tests["size"].tolist() == [1000, 300, 100]
-    assert tests.loc[2, "mean_difference"] == pytest.approx(0.05, abs=0.01)
-    assert tests.loc[2, "p_value"] < 0.001  # pairing removes the shared subset noise
-    assert (tests["n"] == 5).all()
-    assert {"p_value_wilcoxon"} <= set(tests.columns)
-
-
-def size_test_frame(differences: list[float], p_values: list[float]) -> pd.DataFrame:
-    return pd.DataFrame(
-        {
-            "size": [1000, 300, 100],
-            "mean_difference": differences,
-            "p_value": p_values,
-            "p_value_wilcoxon": p_values,
-            "n": 5,
-        }
+def inference(differences: list[float], p_holm: list[float], crossover=None) -> SweepInference:
+    tests = pd.DataFrame(
+        {"size": [1000, 300, 100], "difference": differences, "p_holm": p_holm, "n": 5}
     )
+    low, high = (crossover * 0.8, crossover * 1.2) if crossover else (float("nan"),) * 2
+    return SweepInference(pd.DataFrame(), tests, crossover, low, high, 0.9 if crossover else 0.1)
 
 
 def test_verdict_names_scatnet_at_the_small_sizes():
-    line = verdict(size_test_frame([0.01, 0.05, 0.08], [0.4, 0.01, 0.001]))
-    assert line.startswith("ScatNet beats the CNN at 300 training images and below (p < 0.05")
-    assert "largest p = 0.01" in line
+    line = verdict(inference([0.01, 0.05, 0.08], [0.4, 0.01, 0.001]))
+    assert line.startswith(
+        "ScatNet beats the CNN in balanced accuracy at 300 training images and below (Holm p < 0.05"
+    )
+    assert "largest 0.01" in line
+    assert line.endswith("the mean curves do not cross in the swept range "
+                         "(they cross in 10% of bootstrap resamples)")  # fmt: skip
 
 
 def test_verdict_names_the_cnn_when_it_wins_small():
-    line = verdict(size_test_frame([0.0, -0.01, -0.08], [0.9, 0.6, 0.002]))
-    assert line == "the CNN beats the ScatNet at 100 training images and below (p = 0.002 < 0.05)"
+    line = verdict(inference([0.0, -0.01, -0.08], [0.9, 0.6, 0.002]))
+    assert line.startswith(
+        "the CNN beats the ScatNet in balanced accuracy at 100 training images and below "
+        "(Holm p = 0.002 < 0.05)"
+    )
 
 
-def test_verdict_reports_the_large_end_too():
-    line = verdict(size_test_frame([-0.05, 0.01, 0.06], [0.001, 0.5, 0.01]))
-    assert line.startswith("ScatNet beats the CNN at 100 training images and below")
-    assert "; the CNN beats the ScatNet at 1000 training images and above" in line
+def test_verdict_reports_the_large_end_and_the_crossover_interval():
+    line = verdict(inference([-0.05, 0.01, 0.06], [0.001, 0.5, 0.01], crossover=250.0))
+    assert line.startswith("ScatNet beats the CNN in balanced accuracy at 100 training images")
+    assert (
+        "; the CNN beats the ScatNet in balanced accuracy at 1000 training images and above" in line
+    )
+    assert "crossover ≈ 250 images, 95 % bootstrap interval [200, 300]" in line
 
 
 def test_verdict_without_any_significant_size():
-    line = verdict(size_test_frame([0.01, 0.02, 0.03], [0.4, 0.2, 0.09]))
-    assert line == (
-        "no size shows a significant difference between ScatNet and CNN (smallest p = 0.09)"
+    line = verdict(inference([0.01, 0.02, 0.03], [0.4, 0.2, 0.09]))
+    assert line.startswith(
+        "no size shows a significant difference in balanced accuracy between ScatNet and CNN "
+        "(smallest Holm p = 0.09)"
     )
 
 
 def test_verdict_on_an_isolated_difference():
-    line = verdict(size_test_frame([0.0, 0.04, 0.01], [0.9, 0.01, 0.5]))
+    line = verdict(inference([0.0, 0.04, 0.01], [0.9, 0.01, 0.5]))
     assert line.startswith("no consistent trend") and "300 images" in line

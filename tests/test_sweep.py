@@ -6,8 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glasses.data.splits import make_split, split_units
-from glasses.sweep import default_sizes, folds_for, subsample_training
+from glasses.data.splits import inner_validation_mask, make_split, split_units
+from glasses.config import resolve_config
+from glasses.sweep import confounds, default_sizes, subsample_training
 
 
 def manifest(labels: np.ndarray, group_size: int = 1) -> pd.DataFrame:
@@ -96,13 +97,13 @@ def test_mixed_groups_of_five_leave_at_most_one_partial_group(seed):
         assert partially_used(table, subset) <= 1
 
 
-def test_small_subset_spans_two_units_per_class_so_it_can_be_cross_validated():
+def test_small_subset_spans_two_units_per_class_so_it_can_be_split_for_early_stopping():
     labels = np.tile([1, 1, 1, 0, 0], 40)
     table = manifest(labels, group_size=5)
     for seed in range(5):
         subset = subsample_training(table, np.arange(len(table)), 4, seed)
-        units = split_units(table.iloc[subset].reset_index(drop=True))
-        assert folds_for(4, labels[subset], units, requested=5) == 2
+        inner = inner_validation_mask(table.iloc[subset].reset_index(drop=True), 0.2, seed)
+        assert set(labels[subset][inner]) == {0, 1} and set(labels[subset][~inner]) == {0, 1}
 
 
 @pytest.mark.parametrize("size", [3, 241])
@@ -110,24 +111,6 @@ def test_impossible_sizes_are_refused_by_name(split_manifest, size):
     table, train, _ = split_manifest
     with pytest.raises(ValueError, match="size"):
         subsample_training(table, train, size, seed=0)
-
-
-def test_folds_shrink_to_what_a_small_subset_can_fill():
-    labels = np.array([0, 0, 0, 1, 1, 1, 1, 1])
-    assert folds_for(8, labels, np.arange(8), requested=5) == 3
-    assert folds_for(8, labels, np.arange(8), requested=2) == 2
-    grouped = np.array([0, 0, 1, 2, 2, 3, 3, 3])  # class 0 in units 0 and 1 only
-    assert folds_for(8, labels, grouped, requested=5) == 2
-    balanced = np.tile([0, 1], 20)
-    assert folds_for(40, balanced, np.arange(40), requested=5) == 5
-
-
-def test_folds_refuse_a_class_in_a_single_unit():
-    labels = np.array([0, 0, 1, 1, 1])
-    with pytest.raises(ValueError, match="size 5"):
-        folds_for(5, labels, np.array([0, 0, 1, 2, 3]), requested=3)
-    with pytest.raises(ValueError, match="size 6"):
-        folds_for(6, labels, np.arange(5), requested=3)
 
 
 def test_default_sizes_descend_geometrically_between_the_endpoints():
@@ -141,3 +124,16 @@ def test_default_sizes_descend_geometrically_between_the_endpoints():
     assert default_sizes(60) == [60]
     with pytest.raises(ValueError, match="steps"):
         default_sizes(1000, steps=1)
+
+
+def test_confounds_name_what_still_differs_between_the_families():
+    config = resolve_config("quick")
+    items = confounds(config)
+    assert items[0].startswith("image augmentation for the CNN only")
+    assert any("head widths (128, 32) (CNN) vs (128, 64) (ScatNet)" in item for item in items)
+    assert any(item.startswith("optimiser CNN (lr 0.01") for item in items)
+
+
+def test_matched_sweep_leaves_only_augmentation():
+    config = resolve_config("quick", {"sweep": {"matched": True}})
+    assert confounds(config) == confounds(config)[:1]

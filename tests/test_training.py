@@ -1,9 +1,10 @@
-"""The shared training loop: it learns, records every epoch and keeps the best checkpoint."""
+"""The shared training loop: a budget of optimiser steps, checks, early stopping that restores
+the best state, and random draws that never touch torch's global generator."""
 
 from __future__ import annotations
 
-import copy
 import dataclasses
+import math
 import os
 
 import pytest
@@ -14,9 +15,9 @@ from glasses import training
 from glasses.config import OptimiserConfig, resolve_config
 from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
-from glasses.training import EpochRecord, predict, threads_per_worker, train_fold
+from glasses.training import Check, predict, threads_per_worker, train_steps
 
-COLUMNS = [field.name for field in dataclasses.fields(EpochRecord)]
+COLUMNS = [field.name for field in dataclasses.fields(Check)]
 CPU = torch.device("cpu")
 
 
@@ -31,129 +32,134 @@ def separable(image_arrays) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(pixels), torch.from_numpy(labels)
 
 
-def test_cnn_learns_the_separable_set(separable) -> None:
+def test_cnn_learns_the_separable_set_within_its_budget(separable) -> None:
     pixels, labels = separable
     config = resolve_config("tiny").cnn
-    optimiser = config.optimiser.model_copy(update={"epochs": 4})
+    optimiser = config.optimiser.model_copy(update={"steps": 30, "check_every": 5, "patience": 0})
     torch.manual_seed(2)
     model = CNN(config, 32)
-    seen: list[EpochRecord] = []
-    snapshots: dict[int, dict[str, torch.Tensor]] = {}
-
-    def on_epoch(record: EpochRecord) -> None:
-        seen.append(record)
-        snapshots[record.epoch] = copy.deepcopy(model.state_dict())
-
-    outcome = train_fold(
-        model, model, (pixels[:24], labels[:24]), (pixels[24:], labels[24:]),
-        no_augmentation, optimiser, seed=2, on_epoch=on_epoch, device=CPU,
+    seen: list[Check] = []
+    trained = train_steps(
+        model, model, (pixels[:24], labels[:24]), no_augmentation, optimiser, seed=2,
+        validation=(pixels[24:], labels[24:]), on_check=seen.append, device=CPU,
     )  # fmt: skip
-    history = outcome.history
+    history = trained.history
     assert history.columns.tolist() == COLUMNS
-    assert history["epoch"].tolist() == [1, 2, 3, 4]
+    assert history["step"].tolist()[:2] == [5, 10]
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
-    assert history["val_loss"].iloc[-1] < history["val_loss"].iloc[0]
-    assert history["val_accuracy"].iloc[-1] > 0.5
-    assert (
-        history[["train_accuracy", "val_accuracy", "train_f1", "val_f1"]]
-        .stack()
-        .between(0, 1)
-        .all()
-    )
+    assert history["val_accuracy"].max() > 0.5
+    assert [dataclasses.asdict(check) for check in seen] == history.to_dict("records")
+    assert not model.training
 
-    # One callback per epoch, with exactly the rows of the history.
-    assert [dataclasses.asdict(r) for r in seen] == history.to_dict("records")
 
-    # The kept checkpoint is the best epoch by (val accuracy, then lower val loss).
-    ranked = history.assign(neg_loss=-history["val_loss"])
-    best_epoch = int(ranked.sort_values(["val_accuracy", "neg_loss"]).iloc[-1]["epoch"])
-    assert outcome.best.epoch == best_epoch
-    assert outcome.best == seen[best_epoch - 1]
-    assert outcome.best_state.keys() == snapshots[best_epoch].keys()
-    for name, tensor in outcome.best_state.items():
-        torch.testing.assert_close(tensor, snapshots[best_epoch][name], rtol=0, atol=0)
+def test_the_budget_counts_steps_whatever_the_data_size() -> None:
+    """A smaller training set gets as many optimiser steps as a larger one, not fewer."""
+    counted = []
+    for n in (6, 60):
+        model = nn.Linear(2, 2)
+        inputs = torch.randn(n, 2, generator=torch.Generator().manual_seed(n))
+        labels = torch.arange(n) % 2
+        optimiser = OptimiserConfig(lr=0.01, momentum=0.0, batch_size=4, steps=17, check_every=5)
+        steps = []
+        model.register_forward_hook(lambda *_: steps.append(torch.is_grad_enabled()))
+        trained = train_steps(model, model, (inputs, labels), lambda b, t: b, optimiser, 0)
+        counted.append(sum(steps))
+        assert trained.steps == 17 and not trained.early_stopped
+        assert trained.history["step"].tolist() == [5, 10, 15, 17]  # the last step is checked
+        assert trained.history["val_loss"].isna().all()  # no validation set, no val scores
+    assert counted == [17, 17]
 
 
 class Scripted(nn.Module):
-    """Validation logits follow a script per epoch; training nudges a bias, so every epoch's
+    """Validation logits follow a script per check; training nudges a bias, so every check's
     state differs. Inputs are the labels themselves (N x 1)."""
 
-    def __init__(self, wrong_per_epoch: list[int], scale_per_epoch: list[float]):
+    def __init__(self, scale_per_check: list[float]):
         super().__init__()
         self.bias = nn.Parameter(torch.zeros(2))
-        self.wrong = wrong_per_epoch
-        self.scale = scale_per_epoch
-        self.epoch = 1
+        self.scale = scale_per_check
+        self.check = 0
 
     def forward(self, inputs: torch.Tensor) -> torch.Tensor:
         if torch.is_grad_enabled():
             return self.bias.expand(len(inputs), 2) + 0 * inputs
-        labels = inputs[:, 0].long()
-        wrong = self.wrong[self.epoch - 1]
-        predicted = labels.clone()
-        predicted[:wrong] = 1 - predicted[:wrong]
-        logits = nn.functional.one_hot(predicted, 2).float() * 2 - 1
-        return logits * self.scale[self.epoch - 1]
+        logits = nn.functional.one_hot(inputs[:, 0].long(), 2).float() * 2 - 1
+        return logits * self.scale[self.check]
 
 
-def run_scripted(wrong: list[int], scale: list[float]):
-    model = Scripted(wrong, scale)
+def run_scripted(scales: list[float], patience: int):
+    """Validation loss falls as the scale grows: the script says which check is best."""
+    model = Scripted(scales)
     labels = torch.tensor([0, 1] * 4)
     inputs = labels.float().unsqueeze(1)
-    states, calls = {}, []
+    states: dict[int, dict[str, torch.Tensor]] = {}
 
-    def on_epoch(record: EpochRecord) -> None:
-        calls.append(record.epoch)
-        states[record.epoch] = {k: v.clone() for k, v in model.state_dict().items()}
-        model.epoch += 1
+    def on_check(check: Check) -> None:
+        states[check.step] = {k: v.clone() for k, v in model.state_dict().items()}
+        model.check += 1
 
-    optimiser = OptimiserConfig(lr=0.1, momentum=0.0, batch_size=3, epochs=len(wrong))
-    outcome = train_fold(
-        model,
-        model,
-        (inputs, labels),
-        (inputs, labels),
-        lambda b, t: b,
-        optimiser,
-        0,
-        on_epoch,
-        CPU,
+    optimiser = OptimiserConfig(
+        lr=0.1, momentum=0.0, batch_size=3, steps=2 * len(scales), check_every=2, patience=patience
     )
-    return outcome, states, calls
+    trained = train_steps(
+        model, model, (inputs, labels), lambda b, t: b, optimiser, 0,
+        validation=(inputs, labels), on_check=on_check, device=CPU,
+    )  # fmt: skip
+    return model, trained, states
 
 
-def test_best_state_is_a_copy_of_the_best_epoch_not_the_last() -> None:
-    outcome, states, calls = run_scripted(wrong=[4, 0, 2, 3], scale=[1, 1, 1, 1])
-    assert calls == [1, 2, 3, 4]
-    assert outcome.history["val_accuracy"].tolist() == [0.5, 1.0, 0.75, 0.625]
-    assert outcome.best.epoch == 2
-    torch.testing.assert_close(outcome.best_state["bias"], states[2]["bias"], rtol=0, atol=0)
-    # Training went on after the best epoch, and the kept state did not follow it.
-    assert not torch.equal(states[2]["bias"], states[4]["bias"])
-    assert not torch.equal(outcome.best_state["bias"], states[4]["bias"])
+def test_early_stopping_restores_the_best_check_after_patience_runs_out() -> None:
+    model, trained, states = run_scripted([1, 3, 2, 1.5, 1, 1, 1], patience=2)
+    assert trained.history["step"].tolist() == [2, 4, 6, 8]  # 2 checks past the best, then stop
+    assert trained.steps == 4 and trained.early_stopped
+    torch.testing.assert_close(model.state_dict()["bias"], states[4]["bias"], rtol=0, atol=0)
+    assert not torch.equal(states[4]["bias"], states[8]["bias"])  # training went on after it
 
 
-def test_ties_in_accuracy_go_to_the_lower_validation_loss() -> None:
-    outcome, states, _ = run_scripted(wrong=[0, 0, 0], scale=[1.0, 3.0, 2.0])
-    assert outcome.history["val_accuracy"].tolist() == [1.0, 1.0, 1.0]
-    assert outcome.history["val_loss"].idxmin() == 1  # epoch 2 has the most confident logits
-    assert outcome.best.epoch == 2
-    torch.testing.assert_close(outcome.best_state["bias"], states[2]["bias"], rtol=0, atol=0)
+def test_patience_that_never_runs_out_trains_the_whole_budget() -> None:
+    model, trained, states = run_scripted([1, 2, 3], patience=5)
+    assert trained.history["step"].tolist() == [2, 4, 6]
+    assert trained.steps == 6 and not trained.early_stopped
 
 
-def test_train_loss_is_the_sample_mean_over_the_epoch() -> None:
-    """With lr = 0 nothing changes, so the epoch loss is the loss of the whole set."""
+def test_train_loss_is_the_sample_mean_since_the_last_check() -> None:
+    """With lr ≈ 0 nothing changes, so a check's loss is the loss of the whole set."""
     model = nn.Linear(2, 2)
-    inputs = torch.randn(10, 2, generator=torch.Generator().manual_seed(0))
-    labels = torch.tensor([0, 1] * 5)
+    inputs = torch.randn(12, 2, generator=torch.Generator().manual_seed(0))
+    labels = torch.tensor([0, 1] * 6)
     with torch.no_grad():
         expected = float(nn.functional.cross_entropy(model(inputs), labels))
-    optimiser = OptimiserConfig(lr=1e-12, momentum=0.0, batch_size=3, epochs=1)
-    outcome = train_fold(
-        model, model, (inputs, labels), (inputs, labels), lambda b, t: b, optimiser, 0
+    optimiser = OptimiserConfig(lr=1e-12, momentum=0.0, batch_size=3, steps=4, check_every=4)
+    trained = train_steps(
+        model, model, (inputs, labels), lambda b, t: b, optimiser, 0, validation=(inputs, labels)
     )
-    assert outcome.history["train_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
-    assert outcome.history["val_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
+    assert trained.history["train_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
+    assert trained.history["val_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
+
+
+def test_training_is_reproducible_and_leaves_the_global_generator_alone(separable) -> None:
+    """Dropout and batch order come from the seed's own generators: two trainings with one seed
+    end in the same weights even when torch's global generator moves in between."""
+    pixels, labels = separable
+    config = resolve_config("tiny").cnn
+    config = config.model_copy(update={"head": config.head.model_copy(update={"dropout": 0.5})})
+    optimiser = config.optimiser.model_copy(update={"steps": 6, "patience": 0})
+    states = []
+    for noise in (0, 1):
+        torch.manual_seed(5)
+        model = CNN(config, 32)
+        torch.manual_seed(100 + noise)  # what other threads might do to the global generator
+        before = torch.get_rng_state()
+        train_steps(model, model, (pixels, labels), no_augmentation, optimiser, seed=3, device=CPU)
+        assert torch.equal(torch.get_rng_state(), before)
+        states.append(model.state_dict())
+    for name, tensor in states[0].items():
+        torch.testing.assert_close(tensor, states[1][name], rtol=0, atol=0)
+    assert all(
+        layer.generator is None
+        for layer in model.modules()
+        if hasattr(layer, "generator")  # generators do not pickle: none is left behind
+    )
 
 
 def test_predict_keeps_order_and_runs_without_gradients() -> None:
@@ -180,3 +186,16 @@ def test_threads_per_worker_matches_the_cores() -> None:
 def test_threads_per_worker_divides_the_allowed_cores(monkeypatch) -> None:
     monkeypatch.setattr(training.os, "sched_getaffinity", lambda _: set(range(8)), raising=False)
     assert [threads_per_worker(w) for w in (1, 2, 3, 4, 8, 16)] == [8, 4, 2, 2, 1, 1]
+
+
+def test_final_scores_are_on_unaugmented_training_rows() -> None:
+    inputs = torch.tensor([[1.0], [-1.0], [2.0], [-2.0]])
+    labels = torch.tensor([1, 0, 1, 1])
+
+    def classify(batch: torch.Tensor) -> torch.Tensor:
+        return torch.cat([-batch, batch], 1)
+
+    final = training.final_scores(classify, (inputs, labels), lambda b, t: b, CPU)
+    assert final["final_train_accuracy"] == 0.75
+    assert final["final_train_balanced_accuracy"] == pytest.approx((2 / 3 + 1) / 2)
+    assert math.isfinite(final["final_train_loss"])

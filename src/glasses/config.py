@@ -33,8 +33,14 @@ class DataConfig(_Strict):
 
 
 class SplitConfig(_Strict):
-    test_size: float = Field(0.2, gt=0.0, lt=0.5)
-    folds: int = Field(5, ge=2, le=20)
+    test_size: float = Field(0.2, gt=0.0, lt=0.5, description="Share of images held out for test.")
+    folds: int = Field(5, ge=2, le=20, description="Cross-validation folds of the training split.")
+    inner_share: float = Field(
+        0.2,
+        gt=0.0,
+        lt=0.5,
+        description="Share of a training set held out to choose the step count (early stopping).",
+    )
 
 
 class ValidationConfig(_Strict):
@@ -57,10 +63,24 @@ class AugmentConfig(_Strict):
 
 
 class OptimiserConfig(_Strict):
-    lr: float = Field(0.01, gt=0.0)
-    momentum: float = Field(0.5, ge=0.0, lt=1.0)
-    batch_size: int = Field(16, ge=1)
-    epochs: int = Field(50, ge=1)
+    """SGD whose budget is counted in optimiser steps, not epochs, so that every training-set
+    size gets the same optimisation effort (docs/decisions/0001-training-budget.md)."""
+
+    lr: float = Field(0.01, gt=0.0, description="SGD learning rate.")
+    momentum: float = Field(0.5, ge=0.0, lt=1.0, description="SGD momentum.")
+    batch_size: int = Field(16, ge=1, description="Images per optimiser step.")
+    steps: int = Field(
+        10_000, ge=1, description="Most optimiser steps: the budget, equal for every data size."
+    )
+    check_every: int = Field(
+        200, ge=1, description="Steps between checks of training and inner-validation scores."
+    )
+    patience: int = Field(
+        10,
+        ge=0,
+        description="Checks without a lower inner-validation loss before stopping early; "
+        "0 trains the whole budget on all rows, with no inner validation.",
+    )
 
 
 class HeadConfig(_Strict):
@@ -79,7 +99,9 @@ class ScatNetConfig(_Strict):
     J: int = Field(2, ge=1, le=6)
     L: int = Field(8, ge=1, le=16)
     head: HeadConfig = HeadConfig(hidden=(1024, 1024), dropout=0.1)
-    optimiser: OptimiserConfig = OptimiserConfig(lr=0.005, momentum=0.0, batch_size=128, epochs=100)
+    optimiser: OptimiserConfig = OptimiserConfig(
+        lr=0.005, momentum=0.0, batch_size=128, steps=2_500, check_every=50
+    )
 
 
 class RuntimeConfig(_Strict):
@@ -97,8 +119,16 @@ class SweepConfig(_Strict):
     )
     smallest: int = Field(78, ge=4, description="The seed study's 46 + 32 images.")
     steps: int = Field(6, ge=2, le=20)
-    repeats: int = Field(5, ge=1, le=50)
-    folds: int = Field(5, ge=2, le=20, description="Upper bound; fewer for small subsets.")
+    repeats: int = Field(10, ge=1, le=100, description="Seeded subsets drawn per size.")
+    matched: bool = Field(
+        False,
+        description="Train the ScatNet with the CNN's head widths and optimiser in the sweep, so "
+        "the families differ only in their features (and the CNN's augmentation).",
+    )
+    alpha: float = Field(0.05, gt=0.0, lt=0.5, description="Family-wise error rate (Holm).")
+    resamples: int = Field(
+        2000, ge=100, description="Bootstrap resamples of repeats and test images."
+    )
 
 
 XAIMethod = Literal["ig", "ig_random", "ig_captum", "ig_captum_random", "lime", "shap"]
@@ -146,7 +176,7 @@ class RetrainConfig(_Strict):
     )
     batch_test_share: float = Field(0.2, gt=0.0, lt=0.5)
     margin: float = Field(
-        0.01, ge=0.0, description="Accuracy a challenger must gain over the champion."
+        0.01, ge=0.0, description="Balanced accuracy a challenger must gain over the champion."
     )
 
 
@@ -163,6 +193,14 @@ class GlassesConfig(_Strict):
     xai: XAIConfig = XAIConfig()
     retrain: RetrainConfig = RetrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
+
+    def matched(self) -> GlassesConfig:
+        """The ScatNet with the CNN's head widths, dropout and optimiser: the sweep's controlled
+        comparison, in which the families differ only in their features (and augmentation)."""
+        scatnet = self.scatnet.model_copy(
+            update={"head": self.cnn.head, "optimiser": self.cnn.optimiser}
+        )
+        return self.model_copy(update={"scatnet": scatnet})
 
     def flat(self) -> dict[str, str]:
         """Dotted keys for MLflow params, which cannot hold nested mappings."""
@@ -181,7 +219,8 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
 
 
 PROFILES: dict[str, dict[str, Any]] = {
-    # The seed study's scale: 128x128, all 4920 images, 5 folds, 50 CNN / 100 ScatNet epochs.
+    # The seed study's scale: 128x128, all 4920 images, 5 folds; budgets of about its 50 CNN /
+    # 100 ScatNet epochs (10 000 / 2 500 steps), with early stopping.
     "paper": {},
     # The demo default: the whole flow within 10 minutes on a 2-core machine.
     "quick": {
@@ -192,13 +231,27 @@ PROFILES: dict[str, dict[str, Any]] = {
             "channels": (16, 32, 32),
             "kernels": (5, 5, 3),
             "head": {"hidden": (128, 32)},
-            "optimiser": {"epochs": 15, "batch_size": 32, "lr": 0.01, "momentum": 0.9},
+            "optimiser": {
+                "steps": 600,
+                "check_every": 25,
+                "patience": 0,
+                "batch_size": 32,
+                "lr": 0.01,
+                "momentum": 0.9,
+            },
         },
         "scatnet": {
             "head": {"hidden": (128, 64)},
-            "optimiser": {"epochs": 12, "batch_size": 32, "lr": 0.01, "momentum": 0.9},
+            "optimiser": {
+                "steps": 300,
+                "check_every": 25,
+                "patience": 0,
+                "batch_size": 32,
+                "lr": 0.01,
+                "momentum": 0.9,
+            },
         },
-        "sweep": {"sizes": (300, 150, 78), "repeats": 3, "folds": 2},
+        "sweep": {"sizes": (300, 150, 78), "repeats": 5},
         "xai": {
             "samples": 8,
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),
@@ -209,7 +262,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "randomisation_images": 2,
         },
     },
-    # Seconds-long runs for the test suite: tiny images, two folds, one or two epochs.
+    # Seconds-long runs for the test suite: tiny images, two folds, a dozen steps.
     "tiny": {
         "data": {
             "image_size": 32,
@@ -223,15 +276,29 @@ PROFILES: dict[str, dict[str, Any]] = {
             "channels": (4, 8, 8),
             "kernels": (5, 3, 3),
             "head": {"hidden": (16, 8)},
-            "optimiser": {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9},
+            "optimiser": {
+                "steps": 12,
+                "check_every": 4,
+                "patience": 2,
+                "batch_size": 8,
+                "lr": 0.05,
+                "momentum": 0.9,
+            },
         },
         "scatnet": {
             "J": 2,
             "L": 4,
             "head": {"hidden": (16, 8)},
-            "optimiser": {"epochs": 2, "batch_size": 8, "lr": 0.05, "momentum": 0.9},
+            "optimiser": {
+                "steps": 12,
+                "check_every": 4,
+                "patience": 2,
+                "batch_size": 8,
+                "lr": 0.05,
+                "momentum": 0.9,
+            },
         },
-        "sweep": {"sizes": (36, 20), "repeats": 2, "folds": 2},
+        "sweep": {"sizes": (36, 20), "repeats": 2, "resamples": 200},
         "xai": {
             "samples": 4,
             "ig_steps": 8,

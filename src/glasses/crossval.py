@@ -1,13 +1,18 @@
-"""Cross-validation of one model family: build, train and summarise its folds.
+"""The training protocol of both model families: cross-validation folds, the refit on all
+training images, and a fit on any subset of rows (the sweep's points).
 
 A family is the CNN (learns from pixels) or the ScatNet (learns from cached scattering
-coefficients); everything else about a fold — data, protocol, scores — is the same for both.
+coefficients); everything else about training — data, budget, early stopping, scores — is the
+same for both. A model is always trained for a step count chosen without the rows it is scored
+on: on an inner validation split (early stopping, `patience` > 0) or fixed in advance (the
+budget), so fold scores are honest and a sweep point labelled N was trained on N images.
 """
 
 from __future__ import annotations
 
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
@@ -17,23 +22,24 @@ from torch import nn
 
 from glasses.augment import augment
 from glasses.config import GlassesConfig, OptimiserConfig
-from glasses.data.splits import fold_of
+from glasses.data.splits import inner_validation_mask
+from glasses.metrics import scores
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.training import (
-    EpochRecord,
-    FoldOutcome,
+    Check,
     Prepare,
+    Trained,
     default_device,
+    final_scores,
     predict,
-    rank,
-    train_fold,
+    train_steps,
 )
 
 Family = Literal["cnn", "scatnet"]
 FAMILIES: tuple[Family, ...] = ("cnn", "scatnet")
 
-# torch's global generator seeds weight initialisation; concurrent folds take turns with it.
+# torch's global generator seeds weight initialisation; concurrent trainings take turns with it.
 _init_lock = threading.Lock()
 
 
@@ -54,14 +60,121 @@ def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float() / 255
 
 
-def _pixel_preparation(config: GlassesConfig, seed: int) -> Prepare:
+def _identity(batch: torch.Tensor, training: bool) -> torch.Tensor:
+    return batch
+
+
+def _adapters(
+    family: Family, model: nn.Module, config: GlassesConfig | None, seed: int
+) -> tuple[Callable[[torch.Tensor], torch.Tensor], Prepare]:
+    """(classify, prepare) of a family: pixels, augmented while training, for the CNN (no
+    augmentation without a config); cached coefficients as they are for the ScatNet."""
+    if family == "scatnet":
+        assert isinstance(model, ScatNet)
+        return model.classify, _identity
+    if config is None:
+        return model, lambda batch, _: pixels_to_input(batch)
     generator = torch.Generator().manual_seed(seed)
 
     def prepare(batch: torch.Tensor, training: bool) -> torch.Tensor:
         images = pixels_to_input(batch)
         return augment(images, config.augment, generator) if training else images
 
-    return prepare
+    return model, prepare
+
+
+@dataclass
+class Fitted:
+    model: nn.Module  # eval mode, on the CPU
+    trained: Trained  # the training that chose the step count (the only one without patience)
+    final: dict[str, float]  # final_train_* scores on the rows the model was trained on
+    images: int  # rows the model was trained on
+
+
+def train_on(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    rows: np.ndarray,
+    seed: int,
+    steps: int | None = None,
+    validation_rows: np.ndarray | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> Fitted:
+    """One training on `rows`; `inputs` are uint8 pixels (CNN) or coefficients (ScatNet).
+
+    With `validation_rows` it stops early and keeps its best check (see `train_steps`). The
+    ScatNet gets no image augmentation: its coefficients are computed once from the
+    un-augmented images, and its standardisation is fitted on the training rows only.
+    """
+    model = build_model(family, config, seed)
+    train = (inputs[rows], labels[rows])
+    if isinstance(model, ScatNet):
+        model.fit_standardisation(train[0])
+    classify, prepare = _adapters(family, model, config, seed + 1)
+    validation = None
+    if validation_rows is not None:
+        validation = (inputs[validation_rows], labels[validation_rows])
+    trained = train_steps(
+        model,
+        classify,
+        train,
+        prepare,
+        optimiser_config(family, config),
+        seed,
+        steps=steps,
+        validation=validation,
+        on_check=on_check,
+    )
+    final = final_scores(classify, train, _adapters(family, model, None, seed)[1])
+    return Fitted(model.cpu().eval(), trained, final, len(rows))
+
+
+def fit(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    manifest: pd.DataFrame,
+    rows: np.ndarray,
+    seed: int,
+    steps: int | None = None,
+    on_check: Callable[[Check], None] | None = None,
+) -> Fitted:
+    """A model trained on exactly `rows`: for `steps` when given; else, with patience, for the
+    step count early stopping chose on an inner split of `rows` (then refit on all of them);
+    else for the whole budget."""
+    patience = optimiser_config(family, config).patience
+    if steps is not None or not patience:
+        return train_on(family, config, inputs, labels, rows, seed, steps, on_check=on_check)
+    probe = _probe(family, config, inputs, labels, manifest, rows, seed, on_check)
+    refit = train_on(family, config, inputs, labels, rows, seed, probe.trained.steps)
+    return Fitted(refit.model, probe.trained, refit.final, len(rows))
+
+
+def _probe(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    manifest: pd.DataFrame,
+    rows: np.ndarray,
+    seed: int,
+    on_check: Callable[[Check], None] | None,
+) -> Fitted:
+    """Trained on `rows` less an inner split, which early stopping watches."""
+    inner = inner_validation_mask(manifest.iloc[rows], config.split.inner_share, seed)
+    return train_on(family, config, inputs, labels, rows[~inner], seed, None, rows[inner], on_check)
+
+
+@dataclass
+class FoldOutcome:
+    history: pd.DataFrame  # one row per check, `Check`'s fields as columns
+    steps: int
+    early_stopped: bool
+    final: dict[str, float]  # final_train_* scores
+    validation: dict[str, float]  # the fold's validation scores, incl. `loss`
 
 
 def run_fold(
@@ -69,115 +182,76 @@ def run_fold(
     config: GlassesConfig,
     inputs: torch.Tensor,
     labels: torch.Tensor,
-    train_index: np.ndarray,
-    val_index: np.ndarray,
+    manifest: pd.DataFrame,
+    train_rows: np.ndarray,
+    val_rows: np.ndarray,
     seed: int,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
-) -> tuple[nn.Module, FoldOutcome]:
-    """Train one fold; `inputs` are uint8 pixels for the CNN, coefficients for the ScatNet.
-
-    The returned model holds the fold's best checkpoint. The ScatNet gets no image augmentation:
-    its coefficients are computed once from the un-augmented images (see README).
-    """
-    model = build_model(family, config, seed)
-    train = (inputs[train_index], labels[train_index])
-    validation = (inputs[val_index], labels[val_index])
-    if family == "cnn":
-        classify, prepare = model, _pixel_preparation(config, seed + 1)
+    on_check: Callable[[Check], None] | None = None,
+) -> FoldOutcome:
+    """Train on the fold's training rows — stopping early on an inner split of them when the
+    family has patience — and score on its validation rows, which chose nothing."""
+    if optimiser_config(family, config).patience:
+        fitted = _probe(family, config, inputs, labels, manifest, train_rows, seed, on_check)
     else:
-        assert isinstance(model, ScatNet)
-        model.fit_standardisation(train[0])
-        classify, prepare = model.classify, _identity
-    outcome = train_fold(
-        model,
-        classify,
-        train,
+        fitted = train_on(family, config, inputs, labels, train_rows, seed, on_check=on_check)
+    logits = logits_for(family, fitted.model, inputs, val_rows)
+    truth = labels[torch.from_numpy(val_rows)]
+    validation = scores(truth.numpy(), logits.argmax(1).numpy())
+    validation["loss"] = float(nn.functional.cross_entropy(logits, truth))
+    return FoldOutcome(
+        fitted.trained.history,
+        fitted.trained.steps,
+        fitted.trained.early_stopped,
+        fitted.final,
         validation,
-        prepare,
-        optimiser_config(family, config),
-        seed,
-        on_epoch,
     )
-    model.load_state_dict(outcome.best_state)
-    return model.cpu().eval(), outcome
 
 
-def _identity(batch: torch.Tensor, training: bool) -> torch.Tensor:
-    return batch
+def refit_steps(outcomes: list[FoldOutcome]) -> int:
+    """Steps of the model trained on the whole training split: the folds' median choice."""
+    return int(np.median([outcome.steps for outcome in outcomes]))
 
 
 TABLE_COLUMNS = {
-    "val_f1": "F1 val",
-    "train_f1": "F1 train",
-    "val_accuracy": "accuracy val",
-    "train_accuracy": "accuracy train",
-    "val_loss": "loss val",
+    "accuracy": "accuracy val",
+    "balanced_accuracy": "balanced accuracy val",
+    "macro_f1": "macro-F1 val",
+    "f1": "F1 val",
+    "loss": "loss val",
 }
 
 
 def fold_table(outcomes: list[FoldOutcome]) -> pd.DataFrame:
-    """The seed's Table 1 / 2: each fold's kept epoch, then mean and standard deviation."""
+    """The seed's Table 1 / 2, with each fold scored at its pre-fixed rule (the step chosen on an
+    inner split, or the last), then mean and standard deviation."""
     rows = pd.DataFrame(
-        [{column: getattr(o.best, column) for column in TABLE_COLUMNS} for o in outcomes],
+        [
+            {
+                **{name: o.validation[key] for key, name in TABLE_COLUMNS.items()},
+                "accuracy train": o.final["final_train_accuracy"],
+            }
+            for o in outcomes
+        ],
         index=[f"fold {i + 1}" for i in range(len(outcomes))],
     )
     summary = pd.DataFrame({"mean": rows.mean(), "std": rows.std(ddof=1)}).T
-    table = pd.concat([rows, summary]).rename(columns=TABLE_COLUMNS)
-    table["kept epoch"] = pd.array([o.best.epoch for o in outcomes] + [None, None], dtype="Int64")
+    table = pd.concat([rows, summary])
+    table["steps"] = pd.array([o.steps for o in outcomes] + [None, None], dtype="Int64")
+    table["stopped early"] = [str(o.early_stopped).lower() for o in outcomes] + ["", ""]
     return table
 
 
-def best_fold(outcomes: list[FoldOutcome]) -> int:
-    """Index of the fold whose kept checkpoint ranks best."""
-    return max(range(len(outcomes)), key=lambda i: rank(outcomes[i].best))
-
-
-def cross_validate_rows(
-    family: Family,
-    config: GlassesConfig,
-    manifest: pd.DataFrame,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    rows: np.ndarray,
-    folds: int,
-    seed: int,
-) -> tuple[nn.Module, list[FoldOutcome]]:
-    """The main protocol on a subset of rows: grouped stratified folds, best fold's model kept.
-
-    Used by the shrinking-dataset sweep, so every point is trained exactly like the main run.
-    """
-    assignment = fold_of(manifest.iloc[rows].reset_index(drop=True), folds, seed)
-    models, outcomes = [], []
-    for fold in range(folds):
-        model, outcome = run_fold(
-            family,
-            config,
-            inputs,
-            labels,
-            rows[assignment != fold],
-            rows[assignment == fold],
-            seed + 1000 * fold,
-        )
-        models.append(model)
-        outcomes.append(outcome)
-    return models[best_fold(outcomes)], outcomes
-
-
-def predict_rows(
+def logits_for(
     family: Family, model: nn.Module, inputs: torch.Tensor, rows: np.ndarray
-) -> np.ndarray:
-    """Predicted classes for the given rows, from pixels (CNN) or cached coefficients (ScatNet).
+) -> torch.Tensor:
+    """Logits for the given rows, from pixels (CNN) or cached coefficients (ScatNet).
 
     For the ScatNet, classifying cached coefficients equals running the full model on the
     images, without recomputing the transform.
     """
     device = default_device()
     model = model.to(device).eval()
-    if family == "cnn":
-        classify, prepare = model, lambda batch, _: pixels_to_input(batch)
-    else:
-        assert isinstance(model, ScatNet)
-        classify, prepare = model.classify, _identity
+    classify, prepare = _adapters(family, model, None, 0)
     logits = predict(classify, inputs[torch.from_numpy(rows)], prepare, 128, device)
     model.cpu()
-    return logits.argmax(1).numpy()
+    return logits

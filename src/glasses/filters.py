@@ -280,16 +280,26 @@ def _label_path(axis: Axes, path: tuple[tuple[int, ...], tuple[int, ...]]) -> No
             axis.set_ylabel(f"j1={scales[0]} θ1={angles[0]}\nj2={scales[1]}", fontsize=6)
 
 
-def learning_curve_figure(table: pd.DataFrame, crossover: float | None = None) -> Figure:
-    """Test accuracy and F1 against training-set size, both models with their 95 % intervals.
+CURVE_METRICS = {
+    "accuracy": "accuracy",
+    "balanced_accuracy": "balanced accuracy",
+    "macro_f1": "macro-F1",
+}
 
-    `table` as `glasses.statistics.sweep_table` makes it. Log size axis: the sweep's sizes are
-    spaced geometrically. `crossover` (e.g. `crossover_size` of the accuracy differences) is
-    marked on the accuracy panel when given. Sizes with a single repeat have no interval band.
+
+def learning_curve_figure(
+    table: pd.DataFrame, baseline: dict[str, float], crossover: float | None = None
+) -> Figure:
+    """Test accuracy, balanced accuracy and macro-F1 against training-set size, both models
+    with their 95 % bootstrap intervals, and the majority-class baseline as a dashed line: a
+    curve near that line is a model that learned nothing.
+
+    `table` as `glasses.statistics.sweep_inference` makes it. Log size axis: the sweep's sizes
+    are spaced geometrically. `crossover` is marked on the balanced-accuracy panel when given.
     """
     sizes = sorted(table["size"].unique())
-    figure, axes = plt.subplots(1, 2, figsize=(11, 4.2))
-    for axis, metric, name in zip(axes, ("accuracy", "f1"), ("accuracy", "F1"), strict=True):
+    figure, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(15, 4.2))
+    for axis, (metric, name) in zip(axes, CURVE_METRICS.items(), strict=True):
         for model, rows in table.groupby("model"):
             rows = rows.sort_values("size")
             label = MODEL_NAMES.get(model, model)
@@ -301,17 +311,19 @@ def learning_curve_figure(table: pd.DataFrame, crossover: float | None = None) -
                 color=line.get_color(),
                 alpha=0.2,
             )
+        axis.axhline(baseline[metric], color="black", linestyle=":", label="majority class")
         axis.set_xscale("log")
         axis.set_xticks(sizes)
         axis.xaxis.set_major_formatter(ScalarFormatter())
         axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set(xlabel="training images", ylabel=f"test {name}", title=f"test {name}")
         axis.grid(alpha=0.3)
-        axis.legend(fontsize="small")
     if crossover is not None:
-        label = f"crossover ≈ {crossover:.0f}"
-        axes[0].axvline(crossover, color="grey", linestyle="--", label=label)
-        axes[0].legend(fontsize="small")
-    figure.suptitle("Learning curves: mean over repeats with 95 % t intervals")
+        axes[1].axvline(
+            crossover, color="grey", linestyle="--", label=f"crossover ≈ {crossover:.0f}"
+        )
+    for axis in axes:
+        axis.legend(fontsize="small")
+    figure.suptitle("Learning curves: mean over repeats, 95 % bootstrap intervals")
     figure.tight_layout()
     return figure

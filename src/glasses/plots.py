@@ -18,31 +18,36 @@ CLASS_NAMES = ("no glasses", "glasses")
 
 
 def fold_accuracy_curves(histories: list[pd.DataFrame], title: str) -> Figure:
-    """Every fold's training and validation accuracy per epoch, their mean in black (Figs. 2, 4)."""
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4), sharey=True)
-    for axis, column, name in zip(
-        axes, ("train_accuracy", "val_accuracy"), ("training", "validation"), strict=True
-    ):
+    """Every fold's training (and, with early stopping, inner-validation) accuracy per check
+    step, their mean in black (Figs. 2, 4)."""
+    panels = [
+        (column, name)
+        for column, name in (("train_accuracy", "training"), ("val_accuracy", "inner validation"))
+        if column in histories[0]
+    ]
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
+    for axis, (column, name) in zip(axes[0], panels, strict=True):
         for fold, history in enumerate(histories, start=1):
-            axis.plot(history["epoch"], history[column], alpha=0.6, label=f"fold {fold}")
-        mean = pd.concat([h.set_index("epoch")[column] for h in histories], axis=1).mean(axis=1)
+            axis.plot(history["step"], history[column], alpha=0.6, label=f"fold {fold}")
+        mean = pd.concat([h.set_index("step")[column] for h in histories], axis=1).mean(axis=1)
         axis.plot(mean.index, mean.to_numpy(), color="black", linewidth=2.5, label="mean")
-        axis.set(title=f"{name} accuracy", xlabel="epoch", ylabel="accuracy")
+        axis.set(title=f"{name} accuracy", xlabel="optimiser step", ylabel="accuracy")
         axis.grid(alpha=0.3)
-    axes[1].legend(loc="lower right", fontsize="small")
+    axes[0, -1].legend(loc="lower right", fontsize="small")
     figure.suptitle(title)
     figure.tight_layout()
     return figure
 
 
 def mean_curves(histories: list[pd.DataFrame], title: str) -> Figure:
-    """Mean over folds of training vs validation accuracy and loss (Figs. 3, 5)."""
-    stacked = pd.concat(histories).groupby("epoch").mean()
+    """Mean over folds of training (and inner-validation) accuracy and loss (Figs. 3, 5)."""
+    stacked = pd.concat(histories).groupby("step").mean()
     figure, axes = plt.subplots(1, 2, figsize=(10, 4))
     for axis, metric in zip(axes, ("accuracy", "loss"), strict=True):
         axis.plot(stacked.index, stacked[f"train_{metric}"], label="training")
-        axis.plot(stacked.index, stacked[f"val_{metric}"], label="validation")
-        axis.set(title=f"mean {metric} over folds", xlabel="epoch", ylabel=metric)
+        if f"val_{metric}" in stacked:
+            axis.plot(stacked.index, stacked[f"val_{metric}"], label="inner validation")
+        axis.set(title=f"mean {metric} over folds", xlabel="optimiser step", ylabel=metric)
         axis.grid(alpha=0.3)
         axis.legend()
     figure.suptitle(title)

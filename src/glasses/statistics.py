@@ -1,40 +1,27 @@
 """Uncertainty of repeated measurements: confidence intervals, paired tests, the sweep summary.
 
 The generic helpers take plain sequences of numbers so that other studies (e.g. attribution
-scores) can reuse them; the `sweep_*` / `size_tests` / `verdict` functions apply them to the
-shrinking-dataset sweep's records. Undefined statistics (too few values) come back as NaN rather
-than raising, so one failed size does not sink a whole summary.
+scores) can reuse them. The sweep's inference resamples both of its sources of chance at once,
+the drawn training subsets (repeats) and the test images, keeping the two models paired on
+every draw, then corrects across sizes with Holm (docs/decisions/0002-sweep-statistics.md).
+Undefined statistics (too few values) come back as NaN rather than raising, so one failed size
+does not sink a whole summary.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 from scipy import stats
 
 MODELS = ("cnn", "scatnet")
-METRICS = ("accuracy", "f1")
+METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
+VERDICT_METRIC = "balanced_accuracy"
 NAN = float("nan")
-
-
-def mean_ci(values: Sequence[float], confidence: float = 0.95) -> tuple[float, float, float]:
-    """(mean, low, high): Student t interval, right for the handful of repeats a sweep affords.
-
-    A normal interval would be too narrow at n = 5 (t = 2.78 vs z = 1.96). One value has no
-    spread, so its interval is (NaN, NaN).
-    """
-    x = np.asarray(values, dtype=float)
-    if x.size == 0:
-        return NAN, NAN, NAN
-    mean = float(x.mean())
-    if x.size == 1:
-        return mean, NAN, NAN
-    half = stats.t.ppf((1 + confidence) / 2, x.size - 1) * x.std(ddof=1) / np.sqrt(x.size)
-    return mean, float(mean - half), float(mean + half)
 
 
 def bootstrap_ci(
@@ -44,21 +31,26 @@ def bootstrap_ci(
     resamples: int = 2000,
     seed: int = 0,
 ) -> tuple[float, float, float]:
-    """(statistic, low, high): percentile bootstrap, for statistics without a t distribution.
-
-    Seeded so a logged interval can be reproduced; fewer than two values give (NaN, NaN) bounds.
-    """
+    """(statistic, low, high): scipy's percentile bootstrap, for statistics without a t
+    distribution. Seeded so a logged interval can be reproduced; fewer than two values, or
+    values without spread, give (NaN, NaN) bounds."""
     x = np.asarray(values, dtype=float)
     if x.size == 0:
         return NAN, NAN, NAN
     estimate = float(statistic(x))
-    if x.size == 1:
+    if x.size == 1 or np.ptp(x) == 0:
         return estimate, NAN, NAN
-    draws = np.random.default_rng(seed).integers(0, x.size, size=(resamples, x.size))
-    replicates = np.array([statistic(x[draw]) for draw in draws])
-    tail = 100 * (1 - confidence) / 2
-    low, high = np.percentile(replicates, [tail, 100 - tail])
-    return estimate, float(low), float(high)
+    result = stats.bootstrap(
+        (x,),
+        lambda sample, axis: np.apply_along_axis(statistic, axis, sample),
+        confidence_level=confidence,
+        n_resamples=resamples,
+        method="percentile",
+        vectorized=True,
+        random_state=np.random.default_rng(seed),
+    )
+    interval = result.confidence_interval
+    return estimate, float(interval.low), float(interval.high)
 
 
 @dataclass(frozen=True)
@@ -124,50 +116,159 @@ def crossover_size(sizes: Sequence[float], differences: Sequence[float]) -> floa
     return float(np.exp(logs[before] + share * (logs[after] - logs[before])))
 
 
-def sweep_table(records: pd.DataFrame) -> pd.DataFrame:
-    """Mean and 95 % t interval over repeats, per (size, model), largest size first.
+def holm(p_values: Sequence[float]) -> np.ndarray:
+    """Holm's step-down adjusted p-values: the family-wise error stays at alpha across all the
+    sizes of a sweep, without Bonferroni's loss of power. NaN p-values stay NaN and do not
+    count towards the family."""
+    p = np.asarray(p_values, dtype=float)
+    adjusted = np.full(p.shape, NAN)
+    finite = np.flatnonzero(np.isfinite(p))
+    running = 0.0
+    for rank, index in enumerate(finite[np.argsort(p[finite], kind="stable")]):
+        running = max(running, (finite.size - rank) * p[index])
+        adjusted[index] = min(1.0, running)
+    return adjusted
 
-    `records` has one row per trained model: size, repeat, model ("cnn" | "scatnet"),
-    accuracy, f1 (test-split scores).
+
+def _stratified_weights(labels: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
+    """resamples x T counts: how often each test image is drawn, class by class, so every
+    resample keeps the test split's class sizes (balanced accuracy stays defined)."""
+    weights = np.zeros((resamples, len(labels)))
+    for label in np.unique(labels):
+        members = np.flatnonzero(labels == label)
+        weights[:, members] = rng.multinomial(
+            len(members), np.full(len(members), 1 / len(members)), size=resamples
+        )
+    return weights
+
+
+def _weighted_metric(
+    metric: str, predictions: np.ndarray, labels: np.ndarray, weights
+) -> np.ndarray:
+    """`metric` of each repeat (rows of `predictions`, R x T) under each weighting of the test
+    images (`weights`, B x T): B x R."""
+    positive = (predictions == 1).astype(float)
+    truth = (labels == 1).astype(float)
+    tp = weights @ (positive * truth).T
+    fp = weights @ (positive * (1 - truth)).T
+    fn = weights @ ((1 - positive) * truth).T
+    tn = weights @ ((1 - positive) * (1 - truth)).T
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if metric == "accuracy":
+            return (tp + tn) / (tp + fp + fn + tn)
+        if metric == "balanced_accuracy":
+            return (tp / (tp + fn) + tn / (tn + fp)) / 2
+        if metric == "macro_f1":
+            f1_glasses = np.nan_to_num(2 * tp / (2 * tp + fp + fn))
+            f1_none = np.nan_to_num(2 * tn / (2 * tn + fn + fp))
+            return (f1_glasses + f1_none) / 2
+    raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
+
+
+@dataclass(frozen=True)
+class SweepInference:
+    """The sweep's tables: `table` per (size, model), `tests` per size (ScatNet − CNN on
+    `VERDICT_METRIC`), and the crossover with its bootstrap interval."""
+
+    table: pd.DataFrame
+    tests: pd.DataFrame
+    crossover: float | None
+    crossover_low: float
+    crossover_high: float
+    crossover_share: float  # share of resamples in which the curves cross at all
+
+
+def sweep_inference(
+    points: pd.DataFrame,
+    test_labels: np.ndarray,
+    resamples: int = 2000,
+    confidence: float = 0.95,
+    seed: int = 0,
+) -> SweepInference:
+    """Paired hierarchical bootstrap of a sweep's test predictions.
+
+    `points` has one row per trained model: size, repeat, model ("cnn" | "scatnet") and
+    `predictions` (an array over the fixed test split). Each resample draws repeats with
+    replacement (one draw per size, the same for both models, which trained on the same subsets)
+    and test images with replacement within each class (one draw for all sizes: they share the
+    test split). Intervals are percentiles of the resampled means, inside [0, 1] by
+    construction; p-values are two-sided, from the share of resampled differences on either
+    side of zero, then Holm-adjusted across sizes.
     """
-    rows = []
-    for (size, model), group in records.groupby(["size", "model"]):
-        row: dict[str, object] = {"size": int(size), "model": model, "n": len(group)}
-        for metric in METRICS:
-            mean, low, high = mean_ci(group[metric])
-            row |= {f"{metric}_mean": mean, f"{metric}_low": low, f"{metric}_high": high}
-        rows.append(row)
-    table = pd.DataFrame(rows)
-    return table.sort_values(["size", "model"], ascending=[False, True], ignore_index=True)
+    rng = np.random.default_rng(seed)
+    weights = _stratified_weights(test_labels, resamples, rng)
+    sizes = sorted(points["size"].unique(), reverse=True)
+    tail = 100 * (1 - confidence) / 2
+    table_rows, test_rows, differences = [], [], []
+    for size in sizes:
+        wide = points[points["size"] == size].pivot(
+            index="repeat", columns="model", values="predictions"
+        )
+        wide = wide.dropna(subset=list(MODELS))
+        n = len(wide)
+        draws = rng.multinomial(n, np.full(n, 1 / n), size=resamples) / n  # B x R
+        resampled: dict[str, dict[str, np.ndarray]] = {}
+        for model in MODELS:
+            predictions = np.stack(wide[model].to_list())
+            row: dict[str, object] = {"size": int(size), "model": model, "n": n}
+            resampled[model] = {}
+            for metric in METRICS:
+                per_repeat = _weighted_metric(metric, predictions, test_labels, weights)
+                resampled[model][metric] = (draws * per_repeat).sum(axis=1)
+                plain = _weighted_metric(
+                    metric, predictions, test_labels, np.ones((1, len(test_labels)))
+                )
+                low, high = np.nanpercentile(resampled[model][metric], [tail, 100 - tail])
+                row |= {
+                    f"{metric}_mean": float(plain.mean()),
+                    f"{metric}_low": float(np.clip(low, 0, 1)),
+                    f"{metric}_high": float(np.clip(high, 0, 1)),
+                }
+            table_rows.append(row)
+        difference = resampled["scatnet"][VERDICT_METRIC] - resampled["cnn"][VERDICT_METRIC]
+        estimate = (
+            table_rows[-1][f"{VERDICT_METRIC}_mean"] - table_rows[-2][f"{VERDICT_METRIC}_mean"]
+        )
+        low, high = np.percentile(difference, [tail, 100 - tail])
+        below = (np.count_nonzero(difference <= 0) + 1) / (resamples + 1)
+        above = (np.count_nonzero(difference >= 0) + 1) / (resamples + 1)
+        test_rows.append(
+            {
+                "size": int(size),
+                "n": n,
+                "difference": float(estimate),
+                "low": float(low),
+                "high": float(high),
+                "p_value": float(min(1.0, 2 * min(below, above))),
+            }
+        )
+        differences.append(difference)
+    tests = pd.DataFrame(test_rows)
+    tests["p_holm"] = holm(tests["p_value"])
+    table = pd.DataFrame(table_rows).sort_values(
+        ["size", "model"], ascending=[False, True], ignore_index=True
+    )
+    crossover = crossover_size(tests["size"], tests["difference"])
+    replicated = np.stack(differences, axis=1)  # B x sizes
+    crossings = [crossover_size(tests["size"], row) for row in replicated]
+    found = np.array([c for c in crossings if c is not None])
+    low, high = np.percentile(found, [tail, 100 - tail]) if found.size else (NAN, NAN)
+    return SweepInference(table, tests, crossover, float(low), float(high), found.size / resamples)
 
 
-def size_tests(records: pd.DataFrame) -> pd.DataFrame:
-    """Per size, ScatNet − CNN test accuracy paired by repeat (same subset for both models).
+def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
+    """One line on who wins where, from `sweep_inference`.
 
-    Pairing by repeat removes the subset-to-subset variation both models share, which is most of
-    the spread at small sizes. Repeats where one model is missing are left out.
+    Rule: a size is significant when its Holm-adjusted p < alpha. Going up from the smallest
+    size, the longest run of significant sizes whose differences share one sign gives "… beats
+    … at N images and below", N its largest size; going down from the largest size, likewise
+    "… at M images and above" (when that run does not overlap the first). Significant sizes
+    outside both runs make "no consistent trend"; none at all makes "no size shows a
+    significant difference". The crossover and its interval follow.
     """
-    wide = records.pivot(index=["size", "repeat"], columns="model", values="accuracy")
-    rows = []
-    for size, pairs in wide.groupby(level="size"):
-        complete = pairs.dropna(subset=list(MODELS))
-        test = paired_test(complete["scatnet"], complete["cnn"])
-        rows.append({"size": int(size), **asdict(test)})
-    return pd.DataFrame(rows).sort_values("size", ascending=False, ignore_index=True)
-
-
-def verdict(tests: pd.DataFrame, alpha: float = 0.05) -> str:
-    """One line on who wins where, from `size_tests`.
-
-    Rule: a size is significant when its t-test p < alpha. Going up from the smallest size, the
-    longest run of significant sizes whose mean differences share one sign gives "… beats … at N
-    images and below", N its largest size; going down from the largest size, likewise "… at M
-    images and above" (when that run does not overlap the first). Significant sizes outside both
-    runs make "no consistent trend"; none at all makes "no size shows a significant difference".
-    """
-    ordered = tests.sort_values("size", ignore_index=True)
-    significant = (ordered["p_value"] < alpha).to_numpy()
-    signs = np.where(significant, np.sign(ordered["mean_difference"]), 0)
+    ordered = inference.tests.sort_values("size", ignore_index=True)
+    significant = (ordered["p_holm"] < alpha).to_numpy()
+    signs = np.where(significant, np.sign(ordered["difference"]), 0)
     small = _run_length(signs)
     large = _run_length(signs[::-1]) if small < len(signs) else 0
     clauses = []
@@ -176,19 +277,34 @@ def verdict(tests: pd.DataFrame, alpha: float = 0.05) -> str:
     if large:
         clauses.append(_clause(ordered.iloc[len(ordered) - large :], alpha, "and above"))
     if clauses:
-        return "; ".join(clauses)
-    if significant.any():
+        line = "; ".join(clauses)
+    elif significant.any():
         isolated = ", ".join(
-            f"{row.size} images ({row.mean_difference:+.3f}, p = {row.p_value:.2g})"
+            f"{row.size} images ({row.difference:+.3f}, Holm p = {row.p_holm:.2g})"
             for row in ordered[significant].itertuples()
         )
-        return (
-            "no consistent trend: ScatNet − CNN accuracy differs significantly only at " + isolated
+        line = (
+            "no consistent trend: ScatNet − CNN balanced accuracy differs significantly only at "
+            + isolated
         )
-    smallest = ordered["p_value"].min()
+    else:
+        line = (
+            "no size shows a significant difference in balanced accuracy between ScatNet and CNN "
+            f"(smallest Holm p = {ordered['p_holm'].min():.2g})"
+        )
+    return f"{line}; {_crossover_clause(inference)}"
+
+
+def _crossover_clause(inference: SweepInference) -> str:
+    if inference.crossover is None:
+        return (
+            "the mean curves do not cross in the swept range "
+            f"(they cross in {inference.crossover_share:.0%} of bootstrap resamples)"
+        )
     return (
-        "no size shows a significant difference between ScatNet and CNN "
-        f"(smallest p = {smallest:.2g})"
+        f"crossover ≈ {inference.crossover:.0f} images, 95 % bootstrap interval "
+        f"[{inference.crossover_low:.0f}, {inference.crossover_high:.0f}] "
+        f"(curves cross in {inference.crossover_share:.0%} of resamples)"
     )
 
 
@@ -201,16 +317,16 @@ def _run_length(signs: np.ndarray) -> int:
 
 
 def _clause(run: pd.DataFrame, alpha: float, direction: str) -> str:
-    scatnet_wins = run["mean_difference"].iloc[0] > 0
+    scatnet_wins = run["difference"].iloc[0] > 0
     winner = "ScatNet beats the CNN" if scatnet_wins else "the CNN beats the ScatNet"
     edge = run["size"].max() if direction == "and below" else run["size"].min()
-    largest_p = run["p_value"].max()
+    largest_p = run["p_holm"].max()
     if len(run) == 1:
-        evidence = f"p = {largest_p:.2g} < {alpha:g}"
+        evidence = f"Holm p = {largest_p:.2g} < {alpha:g}"
     else:
         bound = "≤" if direction == "and below" else "≥"
         evidence = (
-            f"p < {alpha:g} at each of the {len(run)} sizes {bound} {edge}, "
-            f"largest p = {largest_p:.2g}"
+            f"Holm p < {alpha:g} at each of the {len(run)} sizes {bound} {edge}, "
+            f"largest {largest_p:.2g}"
         )
-    return f"{winner} at {edge} training images {direction} ({evidence})"
+    return f"{winner} in balanced accuracy at {edge} training images {direction} ({evidence})"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from glasses.config import GlassesConfig, OptimiserConfig
 from glasses.data.splits import split_units
 
-SMALLEST_SIZE = 4  # two images per class: the least a 2-fold cross-validation can stratify
+SMALLEST_SIZE = 4  # two images per class: the least an inner validation split can stratify
 
 
 def subsample_training(
@@ -24,12 +25,12 @@ def subsample_training(
 
     `train_rows` are row indices or a boolean mask over the manifest. Each class gets its
     training share of `size` (see `_class_targets`) and spans at least two units where the
-    training split has them, so the subset can itself be cross-validated (`folds_for`). Units
+    training split has them, so the subset can itself be split for early stopping. Units
     are visited in a seeded random order and taken whole while they fit; the shortfall left
     after that comes from partially used units: a single one when some unit holds all of it and
     no class still lacks a second unit. With single-class units that is at most one partial unit
     per class; units mixing classes in another ratio than the target, or tiny sizes, may need
-    more. Partial units are harmless: the subset's cross-validation groups by units again.
+    more. Partial units are harmless: the subset's inner split groups by units again.
     """
     rows = np.flatnonzero(train_rows) if train_rows.dtype == bool else np.asarray(train_rows)
     if not SMALLEST_SIZE <= size <= len(rows):
@@ -122,27 +123,6 @@ def _partial_units(
     return parts
 
 
-def folds_for(size: int, labels: np.ndarray, units: np.ndarray, requested: int) -> int:
-    """The configured fold count, lowered until a small subset can still fill every fold.
-
-    A grouped, stratified split puts a unit in one fold only, so a class present in u units can
-    reach at most u folds: k ≤ u for every class, which also means ≥ 1 image per class per fold.
-    `labels` and `units` describe the subset's rows (units as `split_units` of the subset).
-    """
-    if len(labels) != size or len(units) != size:
-        raise ValueError(
-            f"size {size} does not match {len(labels)} labels and {len(units)} units of the subset"
-        )
-    units_per_class = [len(np.unique(units[labels == label])) for label in np.unique(labels)]
-    fewest = min(units_per_class)
-    if len(units_per_class) < 2 or fewest < 2:
-        raise ValueError(
-            f"a training subset of size {size} has a class in only {fewest} unit(s) (people or "
-            "distinct images); cross-validation needs two; use a larger smallest sweep size"
-        )
-    return max(2, min(requested, fewest))
-
-
 def default_sizes(n_train: int, smallest: int = 78, steps: int = 5) -> list[int]:
     """`steps` sizes, evenly spaced on a log axis from all training images down to `smallest`.
 
@@ -156,3 +136,30 @@ def default_sizes(n_train: int, smallest: int = 78, steps: int = 5) -> list[int]
         return [n_train]
     sizes = np.rint(np.geomspace(n_train, smallest, steps)).astype(int)
     return sorted({int(size) for size in sizes}, reverse=True)
+
+
+def confounds(config: GlassesConfig) -> list[str]:
+    """What, besides where their features come from, still differs between the two families in
+    the sweep: the verdict is only as clean as this list is short."""
+    scatnet = config.matched().scatnet if config.sweep.matched else config.scatnet
+    items = [
+        "image augmentation for the CNN only (the ScatNet's coefficients are cached from "
+        "un-augmented images)"
+    ]
+    if scatnet.head != config.cnn.head:
+        items.append(
+            f"head widths {config.cnn.head.hidden} (CNN) vs {scatnet.head.hidden} (ScatNet)"
+        )
+    if scatnet.optimiser != config.cnn.optimiser:
+        items.append(
+            f"optimiser CNN {_describe(config.cnn.optimiser)} vs "
+            f"ScatNet {_describe(scatnet.optimiser)}"
+        )
+    return items
+
+
+def _describe(optimiser: OptimiserConfig) -> str:
+    return (
+        f"(lr {optimiser.lr:g}, momentum {optimiser.momentum:g}, batch {optimiser.batch_size}, "
+        f"{optimiser.steps} steps, patience {optimiser.patience})"
+    )

@@ -1,15 +1,18 @@
-"""One training loop for both model families, one fold at a time.
+"""One training loop for both model families, under a budget of optimiser steps.
 
 The CNN learns from pixels (augmented per batch), the ScatNet's head from cached coefficients;
 the loop only sees a `classify` callable and a `prepare` step that turns a stored batch into
-model input, so both families share the protocol exactly.
+model input, so both families share the protocol exactly. Steps, not epochs, are the budget: a
+smaller training set gets as many updates as a larger one, so a learning curve compares data,
+not optimisation effort (docs/decisions/0001-training-budget.md).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -18,8 +21,10 @@ from torch import nn
 
 from glasses.config import OptimiserConfig
 from glasses.metrics import scores
+from glasses.models.head import SeededDropout
 
 Prepare = Callable[[torch.Tensor, bool], torch.Tensor]
+NAN = float("nan")
 
 
 def default_device() -> torch.device:
@@ -28,26 +33,23 @@ def default_device() -> torch.device:
 
 
 @dataclass(frozen=True)
-class EpochRecord:
-    epoch: int
+class Check:
+    """Scores every `check_every` steps. Training scores are the running ones since the previous
+    check (augmented batches for the CNN); validation scores are NaN without a validation set."""
+
+    step: int
     train_loss: float
     train_accuracy: float
-    train_f1: float
-    val_loss: float
-    val_accuracy: float
-    val_f1: float
-
-
-def rank(record: EpochRecord) -> tuple[float, float]:
-    """What "best" means, for epochs and folds alike: validation accuracy, then lower loss."""
-    return record.val_accuracy, -record.val_loss
+    val_loss: float = NAN
+    val_accuracy: float = NAN
+    val_balanced_accuracy: float = NAN
 
 
 @dataclass
-class FoldOutcome:
-    history: pd.DataFrame  # one row per epoch, EpochRecord's fields as columns
-    best: EpochRecord
-    best_state: dict[str, torch.Tensor]
+class Trained:
+    history: pd.DataFrame  # one row per check, Check's fields as columns
+    steps: int  # optimiser steps of the state the model now holds
+    early_stopped: bool
 
 
 def predict(
@@ -63,42 +65,55 @@ def predict(
         for start in range(0, len(inputs), batch_size):
             batch = prepare(inputs[start : start + batch_size], False).to(device)
             outputs.append(classify(batch).cpu())
-    return torch.cat(outputs)
+    return torch.cat(outputs) if outputs else torch.empty(0, 2)
 
 
-def train_fold(
+def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+    """Row indices of successive batches, a fresh permutation each pass over the rows."""
+    while True:
+        order = torch.randperm(n, generator=generator)
+        for start in range(0, n, batch_size):
+            yield order[start : start + batch_size]
+
+
+def train_steps(
     model: nn.Module,
     classify: Callable[[torch.Tensor], torch.Tensor],
     train: tuple[torch.Tensor, torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
     prepare: Prepare,
     optimiser_config: OptimiserConfig,
     seed: int,
-    on_epoch: Callable[[EpochRecord], None] | None = None,
+    steps: int | None = None,
+    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    on_check: Callable[[Check], None] | None = None,
     device: torch.device | None = None,
-) -> FoldOutcome:
-    """SGD with cross-entropy on logits; keeps the best epoch by `rank`.
+) -> Trained:
+    """SGD with cross-entropy on logits for `steps` (default: the budget) optimiser steps.
 
-    The reported training loss is the mean over all
-    samples of the epoch (the seed study logged only its last batch).
+    With `validation`, the model is restored to the state of its check with the lowest
+    validation loss, and training stops once `patience` (> 0) checks in a row bring none lower. Every random draw (batch
+    order, dropout) comes from generators seeded by `seed`, never from torch's global one, so
+    concurrent trainings are reproducible.
     """
     device = device or default_device()
+    budget = optimiser_config.steps if steps is None else steps
     model.to(device)
     generator = torch.Generator().manual_seed(seed)
+    dropout = torch.Generator(device=device).manual_seed(seed + 1)
     optimiser = torch.optim.SGD(
         model.parameters(), lr=optimiser_config.lr, momentum=optimiser_config.momentum
     )
     loss_fn = nn.CrossEntropyLoss()
     inputs, labels = train
-    records: list[EpochRecord] = []
-    best: EpochRecord | None = None
-    best_state: dict[str, torch.Tensor] = {}
-    for epoch in range(1, optimiser_config.epochs + 1):
-        model.train()
-        order = torch.randperm(len(inputs), generator=generator)
-        total_loss, predicted = 0.0, torch.empty(len(inputs), dtype=torch.long)
-        for start in range(0, len(inputs), optimiser_config.batch_size):
-            index = order[start : start + optimiser_config.batch_size]
+    checks: list[Check] = []
+    best_loss, best_step, best_state, since_best = float("inf"), budget, None, 0
+    early_stopped = False
+    window_loss, window_correct, window_seen = 0.0, 0, 0
+    batches = _batches(len(inputs), optimiser_config.batch_size, generator)
+    with _seeded_dropout(model, dropout):
+        for step in range(1, budget + 1):
+            model.train()
+            index = next(batches)
             batch = prepare(inputs[index], True).to(device)
             target = labels[index].to(device)
             optimiser.zero_grad()
@@ -106,44 +121,86 @@ def train_fold(
             loss = loss_fn(logits, target)
             loss.backward()
             optimiser.step()
-            total_loss += loss.item() * len(index)
-            predicted[index] = logits.argmax(1).cpu()
-        model.eval()
-        record = _epoch_record(
-            epoch,
-            total_loss / len(inputs),
-            scores(labels.numpy(), predicted.numpy()),
-            predict(classify, validation[0], prepare, optimiser_config.batch_size * 4, device),
-            validation[1],
-            loss_fn,
-        )
-        records.append(record)
-        if best is None or rank(record) > rank(best):
-            best, best_state = (
-                record,
-                copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()}),
-            )
-        if on_epoch is not None:
-            on_epoch(record)
-    assert best is not None
-    return FoldOutcome(pd.DataFrame([asdict(r) for r in records]), best, best_state)
+            window_loss += loss.item() * len(index)
+            window_correct += int((logits.argmax(1) == target).sum())
+            window_seen += len(index)
+            if step % optimiser_config.check_every and step != budget:
+                continue
+            model.eval()
+            check = Check(step, window_loss / window_seen, window_correct / window_seen)
+            window_loss, window_correct, window_seen = 0.0, 0, 0
+            if validation is not None:
+                check = _validated(check, classify, validation, prepare, optimiser_config, device)
+                since_best += 1
+                if check.val_loss < best_loss:
+                    best_loss, best_step, since_best = check.val_loss, step, 0
+                    best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+            checks.append(check)
+            if on_check is not None:
+                on_check(check)
+            if validation is not None and 0 < optimiser_config.patience <= since_best:
+                early_stopped = step < budget
+                break
+    if best_state is not None:
+        model.load_state_dict(best_state)
+    model.eval()
+    history = pd.DataFrame([asdict(check) for check in checks])
+    return Trained(history, best_step if validation is not None else budget, early_stopped)
 
 
-def _epoch_record(epoch, train_loss, train_scores, val_logits, val_labels, loss_fn) -> EpochRecord:
-    val_scores = scores(val_labels.numpy(), val_logits.argmax(1).numpy())
-    return EpochRecord(
-        epoch=epoch,
-        train_loss=train_loss,
-        train_accuracy=train_scores["accuracy"],
-        train_f1=train_scores["f1"],
-        val_loss=float(loss_fn(val_logits, val_labels)),
-        val_accuracy=val_scores["accuracy"],
-        val_f1=val_scores["f1"],
+def _validated(
+    check: Check,
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    validation: tuple[torch.Tensor, torch.Tensor],
+    prepare: Prepare,
+    optimiser_config: OptimiserConfig,
+    device: torch.device,
+) -> Check:
+    logits = predict(classify, validation[0], prepare, optimiser_config.batch_size * 4, device)
+    result = scores(validation[1].numpy(), logits.argmax(1).numpy())
+    return Check(
+        check.step,
+        check.train_loss,
+        check.train_accuracy,
+        float(nn.functional.cross_entropy(logits, validation[1])),
+        result["accuracy"],
+        result["balanced_accuracy"],
     )
 
 
+@contextmanager
+def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> Iterator[None]:
+    """Points every `SeededDropout` of the model at one generator while it trains."""
+    layers = [m for m in model.modules() if isinstance(m, SeededDropout)]
+    for layer in layers:
+        layer.generator = generator
+    try:
+        yield
+    finally:
+        for layer in layers:  # generators do not pickle: registered models drop them
+            layer.generator = None
+
+
+def final_scores(
+    classify: Callable[[torch.Tensor], torch.Tensor],
+    train: tuple[torch.Tensor, torch.Tensor],
+    prepare: Prepare,
+    device: torch.device | None = None,
+) -> dict[str, float]:
+    """Loss and accuracy on the training rows as they are (no augmentation), in evaluation mode:
+    the convergence evidence a learning curve needs."""
+    device = device or default_device()
+    logits = predict(classify, train[0], prepare, 256, device)
+    result = scores(train[1].numpy(), logits.argmax(1).numpy())
+    return {
+        "final_train_loss": float(nn.functional.cross_entropy(logits, train[1])),
+        "final_train_accuracy": result["accuracy"],
+        "final_train_balanced_accuracy": result["balanced_accuracy"],
+    }
+
+
 def threads_per_worker(workers: int) -> int:
-    """torch threads for each of `workers` concurrent folds, so together they fill, not
+    """torch threads for each of `workers` concurrent trainings, so together they fill, not
     oversubscribe, the cores this process may use."""
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return max(1, (cores or 1) // workers)

@@ -77,7 +77,7 @@ def test_deployment_run_logs_everything(stack, tmp_path):
     assert parent.info.status == "FINISHED"
     for tag in ("prefect_flow_run_id", "git_commit", "data_fingerprint"):
         assert parent.data.tags[tag]
-    assert parent.data.params["cnn.optimiser.epochs"] == "2"
+    assert parent.data.params["cnn.optimiser.steps"] == "12"
     assert any(k.startswith("stage_") for k in parent.data.metrics)
     parent_artifacts = {a.path for a in client.list_artifacts(parent.info.run_id)}
     assert {"data", "validation", "figures", "summary.md"} <= parent_artifacts

@@ -11,14 +11,14 @@ from flows.cli import main, parse_overrides
 
 def test_overrides_nest_dotted_keys_and_read_values_as_yaml():
     tree = parse_overrides(
-        ["cnn.optimiser.epochs=3", "cnn.optimiser.lr=0.1", "data.max_images=null"]
+        ["cnn.optimiser.steps=3", "cnn.optimiser.lr=0.1", "data.max_images=null"]
     )
-    assert tree == {"cnn": {"optimiser": {"epochs": 3, "lr": 0.1}}, "data": {"max_images": None}}
+    assert tree == {"cnn": {"optimiser": {"steps": 3, "lr": 0.1}}, "data": {"max_images": None}}
 
 
 def test_override_without_equals_sign_is_refused():
     with pytest.raises(SystemExit, match="KEY=VALUE"):
-        parse_overrides(["cnn.optimiser.epochs"])
+        parse_overrides(["cnn.optimiser.steps"])
 
 
 def test_unknown_profile_is_refused_by_the_parser(capsys):
@@ -44,7 +44,7 @@ def test_unknown_override_key_is_named(monkeypatch, tmp_path, capsys):
     monkeypatch.delenv("PREFECT_API_URL", raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     monkeypatch.chdir(tmp_path)
-    assert main(["run", "--profile", "tiny", "--set", "cnn.optimizer.epochs=3"]) == 1
+    assert main(["run", "--profile", "tiny", "--set", "cnn.optimizer.steps=3"]) == 1
     assert "optimizer" in capsys.readouterr().err
 
 

@@ -1,8 +1,10 @@
-"""Model Registry: register, test from the registry, and move `champion` only to a better version.
+"""Model Registry: register, test from the registry, and move `champion` only to a better version
+that can be compared with it.
 
-Three registrations in all, made once for the module: a version that always answers "glasses",
-one that always answers "no glasses" (worse on the same test split) and a trained CNN (better),
-registered in that order under one registered model.
+Five registrations in all, made once for the module: a version that always answers "glasses",
+one that always answers "no glasses" (no better on the same test split), a trained CNN (better),
+then two the champion cannot be compared with: one tested on images the champion trained on, and
+one of another input size. Registered in that order under one registered model.
 """
 
 from __future__ import annotations
@@ -19,13 +21,15 @@ import mlflow
 from glasses.config import resolve_config
 from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
-from glasses.training import train_fold
+from glasses.promotion import Lineage
+from glasses.training import train_steps
 from mlflow import MlflowClient
 from tasks.registry import (
     CHAMPION,
     REGISTERED_NAMES,
     HeldOutResult,
     evaluate_on_test,
+    read_lineage,
     register_model,
 )
 from tasks.tracking import client, experiment_id, start_run
@@ -45,16 +49,19 @@ def constant_cnn(answer: int) -> CNN:
     return model.eval()
 
 
-def trained_cnn(pixels: torch.Tensor, labels: torch.Tensor) -> CNN:
+def trained_cnn(pixels: torch.Tensor, labels: torch.Tensor, size: int = 32) -> CNN:
     torch.manual_seed(2)
-    model = CNN(TINY.cnn, 32)
-    optimiser = TINY.cnn.optimiser.model_copy(update={"epochs": 4})
-    outcome = train_fold(
-        model, model, (pixels, labels), (pixels, labels),
-        lambda batch, _: pixels_to_input(batch), optimiser, seed=2, device=torch.device("cpu"),
+    model = CNN(TINY.cnn, size)
+    optimiser = TINY.cnn.optimiser.model_copy(update={"steps": 12, "patience": 0})
+    train_steps(
+        model, model, (pixels, labels), lambda batch, _: pixels_to_input(batch), optimiser,
+        seed=2, device=torch.device("cpu"),
     )  # fmt: skip
-    model.load_state_dict(outcome.best_state)
     return model.eval()
+
+
+TRAIN_HASHES = [f"train-{i}" for i in range(24)]
+TEST_HASHES = [f"test-{i}" for i in range(8)]
 
 
 def accuracy(model: CNN, pixels: torch.Tensor, labels: np.ndarray) -> float:
@@ -95,10 +102,22 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays) -> Story:
         run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {"family": "cnn"})
         registry = MlflowClient()
         story = Story(run_id, test_pixels, test_labels, better_accuracy, [], [], [], [])
-        for model in (constant_cnn(1), constant_cnn(0), better):
-            version = register_model.fn("cnn", model, test_pixels, run_id)
+        lineage = Lineage(32, frozenset(TRAIN_HASHES))
+        small = torch.nn.functional.interpolate(test_pixels.float(), size=24).to(torch.uint8)
+        evaluations = [
+            (constant_cnn(1), test_pixels, TEST_HASHES),
+            (constant_cnn(0), test_pixels, TEST_HASHES),
+            (better, test_pixels, TEST_HASHES),
+            (better, test_pixels, [*TEST_HASHES[:6], *TRAIN_HASHES[:2]]),
+            (trained_cnn(small, torch.from_numpy(test_labels), size=24), small, TEST_HASHES),
+        ]
+        for model, pixels_, hashes in evaluations:
+            version = register_model.fn("cnn", model, pixels_, run_id)
+            size_lineage = Lineage(pixels_.shape[-1], lineage.training_sha256)
             story.results.append(
-                evaluate_on_test.fn("cnn", version, test_pixels, test_labels, run_id)
+                evaluate_on_test.fn(
+                    "cnn", version, pixels_, test_labels, run_id, size_lineage, hashes
+                )
             )
             story.champion_after.append(
                 str(registry.get_model_version_by_alias(NAME, CHAMPION).version)
@@ -113,9 +132,11 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays) -> Story:
 def test_first_version_takes_the_champion_alias(story) -> None:
     first = story.results[0]
     assert first.version == "1"
-    # Always "glasses" on 4 + 4 images: accuracy 0.5, F1 2/3.
+    # Always "glasses" on 4 + 4 images: accuracy 0.5, F1 2/3, balanced accuracy 0.5.
     assert first.accuracy == pytest.approx(0.5)
-    assert first.f1 == pytest.approx(2 / 3)
+    assert first.scores["f1"] == pytest.approx(2 / 3)
+    assert first.scores["balanced_accuracy"] == 0.5
+    assert first.scores["macro_f1"] == pytest.approx(1 / 3)
     assert str(first.champion_version) == "1"
     assert first.decision.startswith("first version")
     assert story.champion_after[0] == "1"
@@ -125,9 +146,10 @@ def test_first_version_takes_the_champion_alias(story) -> None:
 def test_worse_version_leaves_the_champion(story) -> None:
     worse = story.results[1]
     assert worse.version == "2"
-    # Always "no glasses": the same accuracy but F1 0, so v1 stays champion.
+    # Always "no glasses": the same balanced accuracy and macro-F1, so v1 stays champion.
     assert worse.accuracy == pytest.approx(0.5)
-    assert worse.f1 == 0.0
+    assert worse.scores["f1"] == 0.0
+    assert worse.scores["balanced_accuracy"] == 0.5
     assert str(worse.champion_version) == "1"
     assert worse.decision.startswith("kept v1")
     assert story.champion_after[1] == "1"
@@ -148,10 +170,36 @@ def test_better_version_takes_the_champion_alias(story) -> None:
     assert story.run_decisions[2] == best.decision
 
 
+def test_a_champion_that_trained_on_test_images_is_not_compared(story) -> None:
+    overlapping = story.results[3]
+    assert overlapping.champion_version == "3" and story.champion_after[3] == "3"
+    assert overlapping.decision.startswith(
+        "not compared: champion v3 it trained on 2 of this run's 8 test images; kept it"
+    )
+
+
+def test_a_champion_of_another_input_size_is_not_compared(story) -> None:
+    """The crash of `tiny` after `quick` in one store: the 32 px champion cannot take 24 px
+    images, so it is neither scored nor replaced, and the decision says why."""
+    other_size = story.results[4]
+    assert other_size.champion_version == "3" and story.champion_after[4] == "3"
+    assert "it takes 32 px images, this run 24 px" in other_size.decision
+    assert story.version_tags[4]["image_size"] == "24"
+
+
+def test_every_version_records_its_lineage(story) -> None:
+    registry = MlflowClient()
+    version = registry.get_model_version(NAME, "3")
+    assert version.tags["image_size"] == "32"
+    assert version.tags["training_images"] == str(len(TRAIN_HASHES))
+    lineage = read_lineage(registry, NAME, "3")
+    assert lineage == Lineage(32, frozenset(TRAIN_HASHES))
+
+
 def test_registry_holds_the_models_that_were_registered(story) -> None:
     registry = MlflowClient()
     assert sorted(str(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [
-        "1", "2", "3",
+        "1", "2", "3", "4", "5",
     ]  # fmt: skip
     example = pixels_to_input(story.pixels[:2])
     with torch.no_grad():
@@ -172,6 +220,9 @@ def test_test_metrics_and_confusion_figure_are_logged(story) -> None:
 
 def test_re_testing_the_champion_says_already_champion(story) -> None:
     # Last in this module: it adds a fourth evaluation to the run.
-    again = evaluate_on_test.fn("cnn", "3", story.pixels, story.labels, story.run_id)
+    again = evaluate_on_test.fn(
+        "cnn", "3", story.pixels, story.labels, story.run_id,
+        Lineage(32, frozenset(TRAIN_HASHES)), TEST_HASHES,
+    )  # fmt: skip
     assert again.decision == "already champion"
     assert again.champion_version == "3"

@@ -1,9 +1,11 @@
-"""The fold task: a nested MLflow run per fold, with per-epoch metrics and the kept epoch."""
+"""The training tasks: a nested MLflow run per fold with per-check metrics and honest fold scores,
+and the refit on the whole training split."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import pytest
 import torch
@@ -15,7 +17,7 @@ from glasses.scattering import compute_coefficients
 from glasses.training import threads_per_worker
 from mlflow import MlflowClient
 from tasks.tracking import client, experiment_id, start_run
-from tasks.training import FoldResult, train_fold
+from tasks.training import FoldResult, train_final, train_fold
 
 
 @pytest.fixture
@@ -29,11 +31,12 @@ def restore_threads():
 def fold_inputs(image_arrays, tiny_config):
     pixels, labels = image_arrays(per_class=12)
     rows = [
-        {"label": int(label), "group": f"p{i % 8}", "sha256": f"h{i}"}
+        {"label": int(label), "group": f"p{i // 2}", "sha256": f"h{i}"}
         for i, label in enumerate(labels)
     ]
-    split = make_split(pd.DataFrame(rows), tiny_config.split.test_size, tiny_config.split.folds, 0)
-    return pixels, torch.from_numpy(labels), split
+    manifest = pd.DataFrame(rows)
+    split = make_split(manifest, tiny_config.split.test_size, tiny_config.split.folds, 0)
+    return pixels, torch.from_numpy(labels), manifest, split
 
 
 def family_run(family: str) -> tuple[str, str]:
@@ -44,21 +47,22 @@ def family_run(family: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize("family", ["cnn", "scatnet"])
-def test_fold_task_logs_a_nested_run_with_epoch_metrics(
+def test_fold_task_logs_a_nested_run_with_check_metrics(
     mlflow_local, fold_inputs, tiny_config, family, restore_threads
 ) -> None:
-    pixels, labels, split = fold_inputs
+    pixels, labels, manifest, split = fold_inputs
     if family == "cnn":
         inputs = torch.from_numpy(pixels)
     else:
         inputs = compute_coefficients(pixels, tiny_config.scatnet.J, tiny_config.scatnet.L)
     experiment, family_run_id = family_run(family)
 
-    result = train_fold.fn(family, 1, tiny_config, inputs, labels, split, experiment, family_run_id)
+    result = train_fold.fn(
+        family, 1, tiny_config, inputs, labels, manifest, split, experiment, family_run_id
+    )
 
     assert isinstance(result, FoldResult)
     assert result.fold == 1
-    assert not result.model.training
     assert torch.get_num_threads() == threads_per_worker(tiny_config.runtime.workers)
     tracking = MlflowClient()
     run = tracking.get_run(result.run_id)
@@ -68,35 +72,46 @@ def test_fold_task_logs_a_nested_run_with_epoch_metrics(
     assert run.data.tags["mlflow.runName"] == f"{family}-fold-2"
     assert (run.data.tags["family"], run.data.tags["fold"]) == (family, "2")
 
-    epochs = (
-        tiny_config.cnn.optimiser.epochs
-        if family == "cnn"
-        else tiny_config.scatnet.optimiser.epochs
-    )
-    history = tracking.get_metric_history(result.run_id, "val_accuracy")
-    assert sorted(m.step for m in history) == list(range(1, epochs + 1))
-    by_step = {m.step: m.value for m in history}
-    expected = result.outcome.history.set_index("epoch")["val_accuracy"]
-    assert by_step == pytest.approx(expected.to_dict())
-    for name in ("train_loss", "train_accuracy", "train_f1", "val_loss", "val_f1"):
-        assert len(tracking.get_metric_history(result.run_id, name)) == epochs
-    assert "epoch" not in run.data.metrics
+    checks = result.outcome.history["step"].tolist()
+    history = tracking.get_metric_history(result.run_id, "val_loss")  # the inner split's
+    assert sorted(m.step for m in history) == checks
+    expected = result.outcome.history.set_index("step")["val_loss"]
+    assert {m.step: m.value for m in history} == pytest.approx(expected.to_dict())
+    for name in ("train_loss", "train_accuracy", "val_accuracy", "val_balanced_accuracy"):
+        assert len(tracking.get_metric_history(result.run_id, name)) == len(checks)
 
-    assert run.data.metrics["best_val_accuracy"] == pytest.approx(result.outcome.best.val_accuracy)
-    assert run.data.metrics["best_epoch"] == result.outcome.best.epoch
+    # The fold's own validation rows are scored once, after training, at the kept state.
+    metrics = run.data.metrics
+    for key in ("accuracy", "balanced_accuracy", "macro_f1", "f1", "loss"):
+        assert metrics[f"fold_val_{key}"] == pytest.approx(result.outcome.validation[key])
+    assert metrics["steps"] == result.outcome.steps
+    assert metrics["early_stopped"] == float(result.outcome.early_stopped)
+    assert metrics["final_train_accuracy"] == pytest.approx(
+        result.outcome.final["final_train_accuracy"]
+    )
     assert "history.csv" in {a.path for a in tracking.list_artifacts(result.run_id)}
 
-    # The fold's validation rows are the split's, and the model is the kept checkpoint.
-    _, val_index = split.fold_indices(1)
-    assert len(val_index) > 0
-    for name, tensor in result.outcome.best_state.items():
-        torch.testing.assert_close(result.model.state_dict()[name], tensor, rtol=0, atol=0)
+
+def test_final_model_is_trained_on_every_training_image(
+    mlflow_local, fold_inputs, tiny_config, restore_threads
+) -> None:
+    pixels, labels, manifest, split = fold_inputs
+    _, family_run_id = family_run("cnn")
+    rows = np.flatnonzero(~split.test)
+    fitted = train_final.fn(
+        "cnn", tiny_config, torch.from_numpy(pixels), labels, manifest, rows, 5, family_run_id
+    )
+    assert fitted.images == len(rows) and fitted.trained.steps == 5
+    assert not fitted.model.training
+    metrics = MlflowClient().get_run(family_run_id).data.metrics
+    assert (metrics["steps"], metrics["train_images"]) == (5, len(rows))
+    assert metrics["final_train_accuracy"] == pytest.approx(fitted.final["final_train_accuracy"])
 
 
 def test_fold_task_marks_its_run_failed(
     mlflow_local, fold_inputs, tiny_config, monkeypatch
 ) -> None:
-    pixels, labels, split = fold_inputs
+    pixels, labels, manifest, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
 
     def broken(*args, **kwargs):
@@ -110,6 +125,7 @@ def test_fold_task_marks_its_run_failed(
             tiny_config,
             torch.from_numpy(pixels),
             labels,
+            manifest,
             split,
             experiment,
             family_run_id,

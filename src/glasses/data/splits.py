@@ -79,6 +79,27 @@ def fold_of(manifest: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     return assignment
 
 
+def inner_validation_mask(manifest: pd.DataFrame, share: float, seed: int) -> np.ndarray:
+    """True for the rows of a training set held out to choose its step count (early stopping).
+
+    Grouped and stratified like every other split: one fold of k ≈ 1 / `share`, with k lowered
+    to the fewest units a class has, so that small sweep subsets can still be split (k ≥ 2).
+    """
+    labels = manifest["label"].to_numpy()
+    units = split_units(manifest)
+    per_class = [len(np.unique(units[labels == label])) for label in np.unique(labels)]
+    if len(per_class) < 2 or min(per_class) < 2:
+        raise SplitError(
+            f"early stopping: a training set of {len(manifest)} images has a class in fewer than "
+            "two units (people or distinct images); set the optimiser's patience to 0 or add data"
+        )
+    folds = max(2, min(round(1 / share), min(per_class)))
+    _, inner = _grouped_folds(labels, units, folds, seed, "inner validation")[0]
+    mask = np.zeros(len(manifest), dtype=bool)
+    mask[inner] = True
+    return mask
+
+
 @dataclass(frozen=True)
 class Split:
     """Row-aligned with the manifest: the test flag, and the fold of every training row."""

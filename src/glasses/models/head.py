@@ -10,6 +10,20 @@ import torch
 from torch import nn
 
 
+class SeededDropout(nn.Dropout):
+    """Dropout that draws from the generator the training loop hands it, never from torch's
+    global one: folds trained in concurrent threads would otherwise share (and race for) it."""
+
+    generator: torch.Generator | None = None
+
+    def forward(self, features: torch.Tensor) -> torch.Tensor:
+        if not self.training or self.p == 0:
+            return features
+        keep = 1 - self.p
+        mask = torch.empty_like(features).bernoulli_(keep, generator=self.generator)
+        return features * mask / keep
+
+
 class Classifier(nn.Module):
     """Fully connected layers with ReLU, dropout before the last; returns logits, not softmax.
 
@@ -26,7 +40,7 @@ class Classifier(nn.Module):
         for size in hidden:
             layers += [nn.Linear(width, size), nn.ReLU()]
             width = size
-        layers += [nn.Dropout(dropout), nn.Linear(width, n_classes)]
+        layers += [SeededDropout(dropout), nn.Linear(width, n_classes)]
         self.layers = nn.Sequential(*layers)
 
     def forward(self, features: torch.Tensor) -> torch.Tensor:

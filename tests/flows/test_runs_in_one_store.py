@@ -1,0 +1,59 @@
+"""Runs of different profiles share one MLflow store: the same run twice gives the same numbers,
+and a run of another image size neither crashes nor compares itself with the other champion."""
+
+from __future__ import annotations
+
+import pytest
+
+from flows.full import glasses
+from mlflow import MlflowClient
+
+FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}}
+
+
+@pytest.fixture
+def store(tmp_path, monkeypatch) -> MlflowClient:
+    monkeypatch.chdir(tmp_path)
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
+    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+
+
+def metrics(store: MlflowClient, run_id: str, family: str) -> dict[str, float]:
+    (family_run,) = store.search_runs(
+        [store.get_run(run_id).info.experiment_id],
+        filter_string=f"tags.mlflow.parentRunId = '{run_id}' and tags.family = '{family}'",
+    )
+    return {k: v for k, v in family_run.data.metrics.items() if k.startswith(("test_", "cv_"))}
+
+
+def test_same_run_twice_then_another_image_size_in_one_store(store) -> None:
+    first = glasses(data="synthetic", profile="tiny", overrides=FAST)
+    second = glasses(data="synthetic", profile="tiny", overrides=FAST)
+    for family in ("cnn", "scatnet"):
+        expected = metrics(store, first["mlflow_run_id"], family)
+        assert {"test_balanced_accuracy", "cv_balanced_accuracy_mean"} <= set(expected)
+        assert metrics(store, second["mlflow_run_id"], family) == expected  # to the last digit
+
+    # Another input size after them (as `tiny` after `quick`): registered, not compared, and
+    # the explanations are of this run's own models.
+    other = glasses(
+        data="synthetic",
+        profile="tiny",
+        overrides={"sweep": {"enabled": False}, "data": {"image_size": 48}},
+    )
+    run = store.get_run(other["mlflow_run_id"])
+    assert run.info.status == "FINISHED"
+    for family in ("cnn", "scatnet"):
+        version = store.get_model_version(f"glasses-{family}", "3")
+        decision = version.tags["champion_decision"]
+        assert decision.startswith("not compared: champion v1 it takes 32 px images, this run 48")
+        champion = store.get_model_version_by_alias(f"glasses-{family}", "champion")
+        assert str(champion.version) == "1"
+        assert version.tags["image_size"] == "48"
+    (xai,) = store.search_runs(
+        [run.info.experiment_id],
+        filter_string=f"tags.stage = 'xai' and tags.mlflow.parentRunId = '{run.info.run_id}'",
+    )
+    assert xai.info.status == "FINISHED"
