@@ -6,8 +6,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glasses.data.splits import inner_validation_mask, make_split, split_units
 from glasses.config import resolve_config
+from glasses.data.splits import inner_validation_mask, make_split, split_units
 from glasses.sweep import confounds, default_sizes, subsample_training
 
 

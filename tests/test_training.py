@@ -60,8 +60,8 @@ def test_the_budget_counts_steps_whatever_the_data_size() -> None:
         inputs = torch.randn(n, 2, generator=torch.Generator().manual_seed(n))
         labels = torch.arange(n) % 2
         optimiser = OptimiserConfig(lr=0.01, momentum=0.0, batch_size=4, steps=17, check_every=5)
-        steps = []
-        model.register_forward_hook(lambda *_: steps.append(torch.is_grad_enabled()))
+        steps: list[bool] = []
+        model.register_forward_hook(lambda *_, seen=steps: seen.append(torch.is_grad_enabled()))
         trained = train_steps(model, model, (inputs, labels), lambda b, t: b, optimiser, 0)
         counted.append(sum(steps))
         assert trained.steps == 17 and not trained.early_stopped

@@ -91,9 +91,9 @@ def train_steps(
     """SGD with cross-entropy on logits for `steps` (default: the budget) optimiser steps.
 
     With `validation`, the model is restored to the state of its check with the lowest
-    validation loss, and training stops once `patience` (> 0) checks in a row bring none lower. Every random draw (batch
-    order, dropout) comes from generators seeded by `seed`, never from torch's global one, so
-    concurrent trainings are reproducible.
+    validation loss, and training stops once `patience` (> 0) checks in a row bring none lower.
+    Every random draw (batch order, dropout) comes from generators seeded by `seed`, never from
+    torch's global one, so concurrent trainings are reproducible.
     """
     device = device or default_device()
     budget = optimiser_config.steps if steps is None else steps
