@@ -15,7 +15,7 @@ from glasses import training
 from glasses.config import OptimiserConfig, resolve_config
 from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
-from glasses.training import Check, predict, threads_per_worker, train_steps
+from glasses.training import Check, Rows, predict, threads_per_worker, train_steps
 
 COLUMNS = [field.name for field in dataclasses.fields(Check)]
 CPU = torch.device("cpu")
@@ -40,8 +40,8 @@ def test_cnn_learns_the_separable_set_within_its_budget(separable) -> None:
     model = CNN(config, 32)
     seen: list[Check] = []
     trained = train_steps(
-        model, model, (pixels[:24], labels[:24]), no_augmentation, optimiser, seed=2,
-        validation=(pixels[24:], labels[24:]), on_check=seen.append, device=CPU,
+        model, model, Rows.of(pixels[:24], labels[:24]), no_augmentation, optimiser, seed=2,
+        validation=Rows.of(pixels[24:], labels[24:]), on_check=seen.append, device=CPU,
     )  # fmt: skip
     history = trained.history
     assert history.columns.tolist() == COLUMNS
@@ -62,7 +62,7 @@ def test_the_budget_counts_steps_whatever_the_data_size() -> None:
         optimiser = OptimiserConfig(lr=0.01, momentum=0.0, batch_size=4, steps=17, check_every=5)
         steps: list[bool] = []
         model.register_forward_hook(lambda *_, seen=steps: seen.append(torch.is_grad_enabled()))
-        trained = train_steps(model, model, (inputs, labels), lambda b, t: b, optimiser, 0)
+        trained = train_steps(model, model, Rows.of(inputs, labels), lambda b, t: b, optimiser, 0)
         counted.append(sum(steps))
         assert trained.steps == 17 and not trained.early_stopped
         assert trained.history["step"].tolist() == [5, 10, 15, 17]  # the last step is checked
@@ -102,8 +102,8 @@ def run_scripted(scales: list[float], patience: int):
         lr=0.1, momentum=0.0, batch_size=3, steps=2 * len(scales), check_every=2, patience=patience
     )
     trained = train_steps(
-        model, model, (inputs, labels), lambda b, t: b, optimiser, 0,
-        validation=(inputs, labels), on_check=on_check, device=CPU,
+        model, model, Rows.of(inputs, labels), lambda b, t: b, optimiser, 0,
+        validation=Rows.of(inputs, labels), on_check=on_check, device=CPU,
     )  # fmt: skip
     return model, trained, states
 
@@ -131,8 +131,9 @@ def test_train_loss_is_the_sample_mean_since_the_last_check() -> None:
         expected = float(nn.functional.cross_entropy(model(inputs), labels))
     optimiser = OptimiserConfig(lr=1e-12, momentum=0.0, batch_size=3, steps=4, check_every=4)
     trained = train_steps(
-        model, model, (inputs, labels), lambda b, t: b, optimiser, 0, validation=(inputs, labels)
-    )
+        model, model, Rows.of(inputs, labels), lambda b, t: b, optimiser, 0,
+        validation=Rows.of(inputs, labels),
+    )  # fmt: skip
     assert trained.history["train_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
     assert trained.history["val_loss"].iloc[0] == pytest.approx(expected, rel=1e-5)
 
@@ -150,7 +151,9 @@ def test_training_is_reproducible_and_leaves_the_global_generator_alone(separabl
         model = CNN(config, 32)
         torch.manual_seed(100 + noise)  # what other threads might do to the global generator
         before = torch.get_rng_state()
-        train_steps(model, model, (pixels, labels), no_augmentation, optimiser, seed=3, device=CPU)
+        train_steps(
+            model, model, Rows.of(pixels, labels), no_augmentation, optimiser, seed=3, device=CPU
+        )
         assert torch.equal(torch.get_rng_state(), before)
         states.append(model.state_dict())
     for name, tensor in states[0].items():
@@ -195,7 +198,16 @@ def test_final_scores_are_on_unaugmented_training_rows() -> None:
     def classify(batch: torch.Tensor) -> torch.Tensor:
         return torch.cat([-batch, batch], 1)
 
-    final = training.final_scores(classify, (inputs, labels), lambda b, t: b, CPU)
+    final = training.final_scores(classify, Rows.of(inputs, labels), lambda b, t: b, CPU)
     assert final["final_train_accuracy"] == 0.75
     assert final["final_train_balanced_accuracy"] == pytest.approx((2 / 3 + 1) / 2)
     assert math.isfinite(final["final_train_loss"])
+
+
+def test_rows_are_read_without_copying_the_inputs() -> None:
+    inputs = torch.arange(20, dtype=torch.float32).reshape(10, 2)
+    rows = Rows.of(inputs, torch.arange(10) % 2, [7, 2, 5])
+    assert len(rows) == 3 and rows.inputs is inputs
+    assert rows.targets().tolist() == [1, 0, 1]
+    logits = predict(lambda b: b, rows, lambda b, t: b, batch_size=2, device=CPU)
+    torch.testing.assert_close(logits, inputs[[7, 2, 5]])

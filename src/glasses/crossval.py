@@ -29,6 +29,7 @@ from glasses.models.scatnet import ScatNet
 from glasses.training import (
     Check,
     Prepare,
+    Rows,
     Trained,
     default_device,
     final_scores,
@@ -109,13 +110,11 @@ def train_on(
     un-augmented images, and its standardisation is fitted on the training rows only.
     """
     model = build_model(family, config, seed)
-    train = (inputs[rows], labels[rows])
+    train = Rows.of(inputs, labels, rows)
     if isinstance(model, ScatNet):
-        model.fit_standardisation(train[0])
+        model.fit_standardisation(inputs, train.index)
     classify, prepare = _adapters(family, model, config, seed + 1)
-    validation = None
-    if validation_rows is not None:
-        validation = (inputs[validation_rows], labels[validation_rows])
+    validation = None if validation_rows is None else Rows.of(inputs, labels, validation_rows)
     trained = train_steps(
         model,
         classify,
@@ -252,6 +251,6 @@ def logits_for(
     device = default_device()
     model = model.to(device).eval()
     classify, prepare = _adapters(family, model, None, 0)
-    logits = predict(classify, inputs[torch.from_numpy(rows)], prepare, 128, device)
+    logits = predict(classify, Rows.of(inputs, inputs, rows), prepare, 128, device)
     model.cpu()
     return logits

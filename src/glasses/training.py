@@ -33,6 +33,27 @@ def default_device() -> torch.device:
 
 
 @dataclass(frozen=True)
+class Rows:
+    """Some rows of a shared input tensor, read batch by batch: a training never copies its share
+    of the inputs (the coefficient cache may be a memory-mapped file of several GB)."""
+
+    inputs: torch.Tensor
+    labels: torch.Tensor
+    index: torch.Tensor  # int64 row numbers into inputs and labels
+
+    @classmethod
+    def of(cls, inputs: torch.Tensor, labels: torch.Tensor, rows=None) -> Rows:
+        index = torch.arange(len(inputs)) if rows is None else torch.as_tensor(rows)
+        return cls(inputs, labels, index.long())
+
+    def __len__(self) -> int:
+        return len(self.index)
+
+    def targets(self) -> torch.Tensor:
+        return self.labels[self.index]
+
+
+@dataclass(frozen=True)
 class Check:
     """Scores every `check_every` steps. Training scores are the running ones since the previous
     check (augmented batches for the CNN); validation scores are NaN without a validation set."""
@@ -54,16 +75,21 @@ class Trained:
 
 def predict(
     classify: Callable[[torch.Tensor], torch.Tensor],
-    inputs: torch.Tensor,
+    inputs: torch.Tensor | Rows,
     prepare: Prepare,
     batch_size: int,
     device: torch.device,
 ) -> torch.Tensor:
-    """Logits for every input, in evaluation mode and without gradients."""
+    """Logits for every input (or every row of `Rows`), without gradients, batch by batch."""
+    rows = inputs if isinstance(inputs, Rows) else None
     outputs = []
     with torch.no_grad():
         for start in range(0, len(inputs), batch_size):
-            batch = prepare(inputs[start : start + batch_size], False).to(device)
+            if rows is None:
+                chunk = inputs[start : start + batch_size]
+            else:
+                chunk = rows.inputs[rows.index[start : start + batch_size]]
+            batch = prepare(chunk, False).to(device)
             outputs.append(classify(batch).cpu())
     return torch.cat(outputs) if outputs else torch.empty(0, 2)
 
@@ -79,12 +105,12 @@ def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[to
 def train_steps(
     model: nn.Module,
     classify: Callable[[torch.Tensor], torch.Tensor],
-    train: tuple[torch.Tensor, torch.Tensor],
+    train: Rows,
     prepare: Prepare,
     optimiser_config: OptimiserConfig,
     seed: int,
     steps: int | None = None,
-    validation: tuple[torch.Tensor, torch.Tensor] | None = None,
+    validation: Rows | None = None,
     on_check: Callable[[Check], None] | None = None,
     device: torch.device | None = None,
 ) -> Trained:
@@ -104,18 +130,17 @@ def train_steps(
         model.parameters(), lr=optimiser_config.lr, momentum=optimiser_config.momentum
     )
     loss_fn = nn.CrossEntropyLoss()
-    inputs, labels = train
     checks: list[Check] = []
     best_loss, best_step, best_state, since_best = float("inf"), budget, None, 0
     early_stopped = False
     window_loss, window_correct, window_seen = 0.0, 0, 0
-    batches = _batches(len(inputs), optimiser_config.batch_size, generator)
+    batches = _batches(len(train), optimiser_config.batch_size, generator)
     with _seeded_dropout(model, dropout):
         for step in range(1, budget + 1):
             model.train()
-            index = next(batches)
-            batch = prepare(inputs[index], True).to(device)
-            target = labels[index].to(device)
+            index = train.index[next(batches)]
+            batch = prepare(train.inputs[index], True).to(device)
+            target = train.labels[index].to(device)
             optimiser.zero_grad()
             logits = classify(batch)
             loss = loss_fn(logits, target)
@@ -151,18 +176,19 @@ def train_steps(
 def _validated(
     check: Check,
     classify: Callable[[torch.Tensor], torch.Tensor],
-    validation: tuple[torch.Tensor, torch.Tensor],
+    validation: Rows,
     prepare: Prepare,
     optimiser_config: OptimiserConfig,
     device: torch.device,
 ) -> Check:
-    logits = predict(classify, validation[0], prepare, optimiser_config.batch_size * 4, device)
-    result = scores(validation[1].numpy(), logits.argmax(1).numpy())
+    logits = predict(classify, validation, prepare, optimiser_config.batch_size * 4, device)
+    truth = validation.targets()
+    result = scores(truth.numpy(), logits.argmax(1).numpy())
     return Check(
         check.step,
         check.train_loss,
         check.train_accuracy,
-        float(nn.functional.cross_entropy(logits, validation[1])),
+        float(nn.functional.cross_entropy(logits, truth)),
         result["accuracy"],
         result["balanced_accuracy"],
     )
@@ -183,17 +209,18 @@ def _seeded_dropout(model: nn.Module, generator: torch.Generator) -> Iterator[No
 
 def final_scores(
     classify: Callable[[torch.Tensor], torch.Tensor],
-    train: tuple[torch.Tensor, torch.Tensor],
+    train: Rows,
     prepare: Prepare,
     device: torch.device | None = None,
 ) -> dict[str, float]:
     """Loss and accuracy on the training rows as they are (no augmentation), in evaluation mode:
     the convergence evidence a learning curve needs."""
     device = device or default_device()
-    logits = predict(classify, train[0], prepare, 256, device)
-    result = scores(train[1].numpy(), logits.argmax(1).numpy())
+    logits = predict(classify, train, prepare, 256, device)
+    truth = train.targets()
+    result = scores(truth.numpy(), logits.argmax(1).numpy())
     return {
-        "final_train_loss": float(nn.functional.cross_entropy(logits, train[1])),
+        "final_train_loss": float(nn.functional.cross_entropy(logits, truth)),
         "final_train_accuracy": result["accuracy"],
         "final_train_balanced_accuracy": result["balanced_accuracy"],
     }

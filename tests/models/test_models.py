@@ -120,6 +120,16 @@ def test_scatnet_standardisation_is_fitted_per_coefficient() -> None:
     assert "coefficient_mean" in model.state_dict()
 
 
+def test_scatnet_standardisation_of_some_rows_read_in_chunks() -> None:
+    """Only the training rows count, and reading them chunk by chunk changes nothing."""
+    model = ScatNet(TINY.scatnet, 32)
+    coefficients = torch.rand(9, *model.coefficient_mean.shape) * 3
+    rows = torch.tensor([0, 2, 3, 5, 8])
+    model.fit_standardisation(coefficients, rows, chunk=2)
+    torch.testing.assert_close(model.coefficient_mean, coefficients[rows].mean(0))
+    torch.testing.assert_close(model.coefficient_std, coefficients[rows].std(0))
+
+
 def test_gradients_reach_the_input_pixels_through_the_scattering() -> None:
     torch.manual_seed(0)
     model = ScatNet(TINY.scatnet, 32).eval()

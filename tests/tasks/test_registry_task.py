@@ -22,7 +22,7 @@ from glasses.config import resolve_config
 from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
 from glasses.promotion import Lineage
-from glasses.training import train_steps
+from glasses.training import Rows, train_steps
 from mlflow import MlflowClient
 from tasks.registry import (
     CHAMPION,
@@ -54,7 +54,7 @@ def trained_cnn(pixels: torch.Tensor, labels: torch.Tensor, size: int = 32) -> C
     model = CNN(TINY.cnn, size)
     optimiser = TINY.cnn.optimiser.model_copy(update={"steps": 12, "patience": 0})
     train_steps(
-        model, model, (pixels, labels), lambda batch, _: pixels_to_input(batch), optimiser,
+        model, model, Rows.of(pixels, labels), lambda batch, _: pixels_to_input(batch), optimiser,
         seed=2, device=torch.device("cpu"),
     )  # fmt: skip
     return model.eval()

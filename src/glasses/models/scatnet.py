@@ -56,6 +56,21 @@ class ScatNet(nn.Module):
     def forward(self, images: torch.Tensor) -> torch.Tensor:
         return self.classify(self.coefficients(images))
 
-    def fit_standardisation(self, coefficients: torch.Tensor) -> None:
-        self.coefficient_mean.copy_(coefficients.mean(dim=0))
-        self.coefficient_std.copy_(coefficients.std(dim=0).clamp_min(1e-6))
+    def fit_standardisation(
+        self, coefficients: torch.Tensor, rows: torch.Tensor | None = None, chunk: int = 256
+    ) -> None:
+        """Mean and standard deviation of the training `rows` of `coefficients` (all rows by
+        default), accumulated chunk by chunk in float64, so a memory-mapped cache is read once
+        and never copied whole."""
+        index = torch.arange(len(coefficients)) if rows is None else rows
+        total = torch.zeros(self.coefficient_mean.shape, dtype=torch.float64)
+        squares = torch.zeros_like(total)
+        for start in range(0, len(index), chunk):
+            part = coefficients[index[start : start + chunk]].double()
+            total += part.sum(dim=0)
+            squares += (part * part).sum(dim=0)
+        n = len(index)
+        mean = total / n
+        variance = (squares - n * mean * mean).clamp_min(0) / max(n - 1, 1)
+        self.coefficient_mean.copy_(mean.float())
+        self.coefficient_std.copy_(variance.sqrt().float().clamp_min(1e-6))
