@@ -18,6 +18,7 @@ from mlflow.entities import DatasetInput, InputTag, Metric, Param
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
 
 import mlflow
+from glasses.memory import peak_rss_mb, reset_peak
 from mlflow import MlflowClient
 
 EXPERIMENT = "glasses"
@@ -180,7 +181,16 @@ def run_url(tracking: MlflowClient, experiment: str, run_id: str) -> str:
 
 @contextmanager
 def stage_timer(tracking: MlflowClient, run_id: str, name: str) -> Iterator[None]:
-    """Log a stage's wall time as `stage_<name>_seconds`, the baseline later work is measured by."""
+    """Log a stage's wall time as `stage_<name>_seconds`, the baseline later work is measured by,
+    and the process's peak resident memory during it as `stage_<name>_peak_rss_mb`."""
+    reset_peak()
     started = time.perf_counter()
     yield
-    log_metrics(tracking, run_id, {f"stage_{name}_seconds": time.perf_counter() - started})
+    log_metrics(
+        tracking,
+        run_id,
+        {
+            f"stage_{name}_seconds": time.perf_counter() - started,
+            f"stage_{name}_peak_rss_mb": peak_rss_mb(),
+        },
+    )
