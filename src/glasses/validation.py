@@ -26,7 +26,7 @@ from great_expectations.data_context.types.base import (
 from great_expectations.expectations.row_conditions import Column
 
 from glasses.config import ValidationConfig
-from glasses.data.images import MISSING, label_conflicts
+from glasses.data.images import MISSING, conflicting_hashes, label_conflicts
 
 SUITE_NAME = "glasses-manifest"
 LEAK_COLUMN = "sha256_in_both_splits"
@@ -94,11 +94,10 @@ def _with_derived_columns(manifest: pd.DataFrame) -> pd.DataFrame:
     hashed = manifest.dropna(subset=["sha256"])  # missing hashes are reported by their own rule
     hashes_in = {split: set(hashed.loc[hashed["split"] == split, "sha256"]) for split in SPLITS}
     leaked = hashes_in["train"] & hashes_in["test"]
-    labels = hashed[hashed["sha256"] != ""].groupby("sha256")["label"].nunique()
     return manifest.assign(
         **{
             LEAK_COLUMN: manifest["sha256"].isin(leaked),
-            CONFLICT_COLUMN: manifest["sha256"].isin(labels.index[labels > 1]),
+            CONFLICT_COLUMN: manifest["sha256"].isin(conflicting_hashes(manifest)),
         }
     )
 

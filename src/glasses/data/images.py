@@ -67,15 +67,21 @@ def label_conflicts(table: pd.DataFrame) -> list[str]:
     No split can keep such a set honest (the copies are one unit, so they land on one side with
     two answers), so both the validation suite and the dataset store refuse it.
     """
-    conflicts = []
-    for _, same in table[table["sha256"].astype(str) != ""].groupby("sha256"):
-        if same["label"].nunique() > 1:
-            files = ", ".join(
-                f"{path} (label {label})"
-                for path, label in zip(same["path"], same["label"], strict=True)
-            )
-            conflicts.append(f"{files} hold the same image with different labels")
-    return conflicts
+    conflicting = table[table["sha256"].isin(conflicting_hashes(table))]
+    return [
+        ", ".join(
+            f"{p} (label {label})" for p, label in zip(same["path"], same["label"], strict=True)
+        )
+        + " hold the same image with different labels"
+        for _, same in conflicting.groupby("sha256")
+    ]
+
+
+def conflicting_hashes(table: pd.DataFrame) -> set[str]:
+    """Content hashes that `table` lists with more than one label (unhashed rows ignored)."""
+    hashed = table[table["sha256"].notna() & (table["sha256"].astype(str) != "")]
+    labels = hashed.groupby("sha256")["label"].nunique()
+    return set(labels.index[labels > 1])
 
 
 def subsample(table: pd.DataFrame, max_images: int | None, seed: int) -> pd.DataFrame:
