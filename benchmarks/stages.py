@@ -2,9 +2,10 @@
 
 Runs `glasses/full` in-process against a throw-away local MLflow store (and, by default, a fresh
 cache folder, so synthetic generation and scattering are measured cold), then runs it again on
-the warm cache to show what the caches save. Numbers go to stdout as a markdown table.
+the warm cache to show what the caches save (`--cache-dir` reuses a cache, so both runs are
+warm). Numbers go to stdout as a markdown table.
 
-    .venv/bin/python benchmarks/stages.py [--profile quick] [--data synthetic] [--warm-only]
+    .venv/bin/python benchmarks/stages.py [--profile quick] [--data synthetic] [--cache-dir DIR]
 """
 
 from __future__ import annotations

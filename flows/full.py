@@ -1,6 +1,7 @@
 """`glasses/full`: data → validation → CNN / ScatNet folds → registry → test → sweep → XAI.
 
-Wiring only: every step is a task in `tasks/`.
+Wiring only: it calls tasks from `tasks/`, the sub-flows `flows/sweep.py` and `flows/xai.py`,
+and the stages it shares with the re-run (`flows/stages.py`).
 """
 
 from __future__ import annotations

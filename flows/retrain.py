@@ -1,38 +1,37 @@
 """`glasses-retrain/scheduled`: new data → validation → drift → retrain → challenger vs champion.
 
-Every run ends in one recorded decision: no data, rejected (quarantined), no drift (accepted,
-not retrained), promoted, kept, or skipped (another import held the lock). The dataset's HEAD
-moves last, after training and registration, so a run killed half-way leaves the dataset as it
-was and the next run redoes the work (the staged version id is derived from content).
+Every run ends in one recorded decision (`glasses.retrain.decide`). The dataset's HEAD moves
+last, after training and registration, so a run killed half-way leaves the dataset as it was and
+the next run redoes the work (the staged version id is derived from content).
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-import pandas as pd
 from prefect import flow
 
 from flows.stages import Stage, cache_dir, open_run, train_and_register
 from glasses.config import GlassesConfig, ProfileName, resolve_config
-from glasses.crossval import FAMILIES
-from glasses.data.images import ImageSet, scan_images
-from glasses.dataset import DatasetLockedError, DatasetStore
+from glasses.retrain import Decision, Facts, Outcome, decide, notes
+from glasses.store import DatasetLockedError, DatasetStore
 from mlflow import MlflowClient
 from tasks.features import scattering_coefficients
-from tasks.registry import REGISTERED_NAMES
 from tasks.retrain import (
     check_drift,
     discover_batch,
-    fixed_split,
+    publish_version,
     quarantine_batch,
     record_decision,
     reference_version,
-    training_split,
+    retrain_split,
+    stage_version,
+    tag_models,
     validate_batch,
 )
+from tasks.runs import ends_run
 
 
 @flow(name="glasses-retrain", log_prints=True)
@@ -51,24 +50,21 @@ def retrain(
         config, f"retrain-{profile}", {"flow": "retrain", "incoming": incoming, "data": data}
     )
     dataset = DatasetStore(Path(store).resolve(), Path(quarantine).resolve())
-    lines: list[str] = [f"MLflow run: {url}"]
-    try:
-        with dataset.lock():
-            decision, detail = _import_and_retrain(
-                config, dataset, Path(incoming), data, tracking, experiment, run_id, stage, lines
-            )
-    except DatasetLockedError as error:
-        decision, detail = "skipped", str(error)
-    except BaseException:
-        tracking.set_terminated(run_id, "FAILED")
-        raise
-    summary = record_decision(run_id, decision, detail, lines)
-    tracking.set_terminated(run_id, "FINISHED")
+    with ends_run(tracking, run_id):
+        try:
+            with dataset.lock():
+                facts, decision = _steps(
+                    config, dataset, Path(incoming), data, tracking, experiment, run_id, stage
+                )
+            lines = notes(facts)
+        except DatasetLockedError as error:
+            decision, lines = Decision(Outcome.SKIPPED, str(error)), []
+        summary = record_decision(run_id, decision, [f"MLflow run: {url}", *lines])
     print(summary)
-    return {"decision": decision, "detail": detail, "mlflow_run_id": run_id}
+    return {"decision": str(decision.outcome), "detail": decision.reason, "mlflow_run_id": run_id}
 
 
-def _import_and_retrain(
+def _steps(
     config: GlassesConfig,
     dataset: DatasetStore,
     incoming: Path,
@@ -77,62 +73,49 @@ def _import_and_retrain(
     experiment: str,
     run_id: str,
     stage: Stage,
-    lines: list[str],
-) -> tuple[str, str]:
-    size = config.data.image_size
+) -> tuple[Facts, Decision]:
+    """The steps in order, each followed by the question whether the facts settle the run."""
+    min_share = config.retrain.min_new_share
     with stage("discover"):
-        reference = reference_version(dataset, data, config, cache_dir())
-        tracking.set_tag(run_id, "reference_version", reference)
-        batch = discover_batch(dataset, incoming)
-    if batch is None:
-        return "no data", f"nothing new in {incoming} since dataset version {reference}"
-    lines.append(f"batch {batch.id}: {len(batch.table)} new image(s)")
-    tracking.set_tag(run_id, "batch", batch.id)
+        reference = reference_version(dataset, data, config, cache_dir(), run_id)
+        batch = discover_batch(dataset, incoming, run_id)
+    facts = Facts(
+        str(incoming),
+        reference,
+        batch=batch.id if batch else None,
+        batch_files=len(batch.table) if batch else 0,
+    )
+    if decision := decide(facts, min_share):
+        return facts, decision
+
     with stage("validate"):
-        batch_images = batch.scan(size)
-        reference_rows = dataset.manifest(reference)
-        combined = pd.concat(
-            [reference_rows[["label", "group"]], batch_images.manifest[["label", "group"]]],
-            ignore_index=True,
-        )
-        in_reference = np.arange(len(combined)) < len(reference_rows)
-        batch_test = fixed_split(combined, in_reference, config)[~in_reference]
-        report = validate_batch(batch_images, batch_test, config, run_id)
-    if not report.success or batch.conflicts:
-        reasons = report.failures + [f"same image, two labels: {c}" for c in batch.conflicts]
-        where = quarantine_batch(dataset, batch, report, "\n".join(reasons))
-        return "rejected", f"batch {batch.id} moved to {where}: " + "; ".join(reasons)
+        batch_images, report = validate_batch(dataset, batch, reference, config, run_id)
+    facts = replace(facts, problems=tuple(report.failures))
+    if decision := decide(facts, min_share):
+        quarantine_batch(dataset, batch, report, decision.reason, run_id)
+        return facts, decision
+
     with stage("stage_version"):
-        version = dataset.stage(batch)
-        tracking.set_tag(run_id, "dataset_version", version)
-        manifest = dataset.manifest(version)
-        images = scan_images(manifest, size)
-        in_reference = manifest["path"].isin(set(reference_rows["path"])).to_numpy()
+        staged = stage_version(dataset, batch, reference, config, run_id)
     with stage("drift"):
-        reference_images = ImageSet(
-            images.manifest[in_reference].reset_index(drop=True), images.pixels[in_reference]
-        )
-        drift = check_drift(reference_images, batch_images, config, cache_dir(), run_id)
-    new_share = float((~in_reference).sum() / max(in_reference.sum(), 1))
-    lines.append(
-        f"drift share {drift.drift_share:.2f} ({', '.join(drift.drifted_columns) or 'none'}); "
-        f"new images {new_share:.0%} of version {reference}"
+        drift = check_drift(staged, batch_images, config, cache_dir(), run_id)
+    facts = replace(
+        facts,
+        version=staged.id,
+        reference_images=int(staged.in_reference.sum()),
+        new_images=int((~staged.in_reference).sum()),
+        drift=drift,
     )
-    if not drift.drifted and new_share < config.retrain.min_new_share:
-        dataset.publish(version)
-        return "no drift", (
-            f"accepted as dataset version {version}; no drift and new share {new_share:.0%} "
-            f"< {config.retrain.min_new_share:.0%}: not retrained"
-        )
-    split = training_split(
-        images.manifest, fixed_split(images.manifest, in_reference, config), config
-    )
+    if decision := decide(facts, min_share):
+        publish_version(dataset, staged.id)
+        return facts, decision
+
     with stage("scattering"):
-        coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
+        coefficients = scattering_coefficients(staged.images, config, cache_dir(), run_id)
     _, _, tests = train_and_register(
         config,
-        images,
-        split,
+        staged.images,
+        retrain_split(staged, config),
         coefficients,
         tracking,
         experiment,
@@ -140,15 +123,7 @@ def _import_and_retrain(
         config.retrain.margin,
         stage,
     )
-    for family in FAMILIES:
-        tracking.set_model_version_tag(
-            REGISTERED_NAMES[family], tests[family].version, "dataset_version", version
-        )
-        lines.append(f"{family}: v{tests[family].version}: {tests[family].decision}")
-    dataset.publish(version)
-    promoted = any(tests[f].champion_version == tests[f].version for f in FAMILIES)
-    why = "drift detected" if drift.drifted else f"new share {new_share:.0%}"
-    return ("promoted" if promoted else "kept"), (
-        f"retrained on dataset version {version} ({why}); "
-        + "; ".join(f"{f}: {tests[f].decision}" for f in FAMILIES)
-    )
+    tag_models(tests, staged.id)
+    publish_version(dataset, staged.id)
+    facts = replace(facts, tests=tests)
+    return facts, decide(facts, min_share)

@@ -13,7 +13,7 @@ from glasses.config import GlassesConfig
 from glasses.data.images import ImageSet, in_content_order, scan_images, subsample
 from glasses.data.sources import load_source
 from glasses.data.splits import Split, make_split
-from glasses.validation import ValidationRules, raise_for_failures, validate_manifest
+from glasses.validation import raise_for_failures, validate_manifest
 from tasks.tracking import client, log_dataset, log_file, log_table
 
 
@@ -41,8 +41,7 @@ def split_images(images: ImageSet, config: GlassesConfig, run_id: str) -> Split:
 def validate_images(images: ImageSet, split: Split, config: GlassesConfig, data: str, run_id: str):
     """Great Expectations suite on the manifest; the report is logged whether it passes or not."""
     manifest = images.manifest.assign(split=["test" if t else "train" for t in split.test])
-    rules = ValidationRules(**config.validation.model_dump())
-    report = validate_manifest(manifest, rules)
+    report = validate_manifest(manifest, config.validation)
     tracking = client()
     log_file(
         tracking, run_id, json.dumps(report.result, indent=1, default=str), "validation/result.json"

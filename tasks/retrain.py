@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import mlflow.pytorch
@@ -17,9 +17,8 @@ from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
 from glasses.crossval import FAMILIES, pixels_to_input
-from glasses.data.images import ImageSet
-from glasses.data.splits import Split, SplitError, fold_of, held_out_mask
-from glasses.dataset import Batch, DatasetStore, split_batch
+from glasses.data.images import ImageSet, scan_images
+from glasses.data.splits import Split, retrain_test_mask, split_around
 from glasses.drift import (
     DriftResult,
     detect_drift,
@@ -27,89 +26,138 @@ from glasses.drift import (
     image_descriptors,
     prediction_columns,
 )
+from glasses.retrain import Decision
 from glasses.scattering import cached_coefficients
+from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
 from glasses.training import default_device, predict
-from glasses.validation import ValidationReport, ValidationRules, validate_manifest
+from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
-from tasks.registry import CHAMPION, REGISTERED_NAMES
+from tasks.registry import CHAMPION, REGISTERED_NAMES, HeldOutResult
 from tasks.tracking import client, log_file, log_table
-
-DECISIONS = ("no data", "rejected", "no drift", "promoted", "kept", "skipped")
 
 
 @task(name="reference-version", cache_policy=NO_CACHE)
 def reference_version(
-    store: DatasetStore, data: str, config: GlassesConfig, cache_dir: Path
+    store: DatasetStore, data: str, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> str:
     """The version the champion was trained on (tag `dataset_version` on the champion), else
     HEAD; the first run creates version one from the main data set."""
     if store.head() is None:
-        return store.init_from(source_table(data, config, cache_dir))
-    tracking = client()
+        reference = store.init_from(source_table(data, config, cache_dir))
+    else:
+        reference = _champion_version(store) or store.head()
+    client().set_tag(run_id, "reference_version", reference)
+    return reference
+
+
+def _champion_version(store: DatasetStore) -> str | None:
     try:
-        champion = tracking.get_model_version_by_alias(REGISTERED_NAMES["cnn"], CHAMPION)
-        tagged = champion.tags.get("dataset_version")
+        champion = client().get_model_version_by_alias(REGISTERED_NAMES["cnn"], CHAMPION)
     except MlflowException:
-        tagged = None
-    if tagged:
-        try:
-            store.manifest(tagged)
-            return tagged
-        except Exception:  # noqa: BLE001 - a champion from another store: fall back to HEAD
-            pass
-    return store.head()
+        return None
+    tagged = champion.tags.get("dataset_version")
+    if not tagged:
+        return None
+    try:
+        store.manifest(tagged)
+    except Exception:  # noqa: BLE001 - a champion from another store: fall back to HEAD
+        return None
+    return tagged
 
 
 @task(name="discover-batch", cache_policy=NO_CACHE)
-def discover_batch(store: DatasetStore, incoming: Path) -> Batch | None:
-    return store.discover(incoming)
-
-
-def fixed_split(
-    manifest: pd.DataFrame, in_reference: np.ndarray, config: GlassesConfig
-) -> np.ndarray:
-    """Test flags: the reference version's own held-out split (drawn as the main flow draws it,
-    so the champion never trained on it), plus a stratified test share of the images new since
-    the reference, with people already on one side kept there."""
-    test = np.zeros(len(manifest), dtype=bool)
-    reference = manifest[in_reference].reset_index(drop=True)
-    reference_test = held_out_mask(reference, config.split.test_size, config.seed)
-    test[in_reference] = reference_test
-    groups = reference["group"].astype(str)
-    # Too few people or distinct images to hold any out: a small batch only trains.
-    with contextlib.suppress(SplitError):
-        test[~in_reference] = split_batch(
-            manifest[~in_reference].reset_index(drop=True),
-            config.retrain.batch_test_share,
-            config.seed,
-            test_groups=set(groups[reference_test]),
-            train_groups=set(groups[~reference_test]),
-        )
-    return test
+def discover_batch(store: DatasetStore, incoming: Path, run_id: str) -> Batch | None:
+    batch = store.discover(incoming)
+    if batch is not None:
+        client().set_tag(run_id, "batch", batch.id)
+    return batch
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)
 def validate_batch(
-    batch: ImageSet, batch_test: np.ndarray, config: GlassesConfig, run_id: str
-) -> ValidationReport:
-    """The main flow's Great Expectations suite, on the new batch alone."""
-    manifest = batch.manifest.assign(split=np.where(batch_test, "test", "train"))
-    report = validate_manifest(manifest, ValidationRules(**config.validation.model_dump()))
+    store: DatasetStore, batch: Batch, reference: str, config: GlassesConfig, run_id: str
+) -> tuple[ImageSet, ValidationReport]:
+    """The main flow's Great Expectations suite on the new batch alone, with the batch's rows
+    split as they will be if it is accepted (so leaks between its splits are caught)."""
+    images = batch.scan(config.data.image_size)
+    reference_rows = store.manifest(reference)[["label", "group"]]
+    combined = pd.concat([reference_rows, images.manifest[["label", "group"]]], ignore_index=True)
+    in_reference = np.arange(len(combined)) < len(reference_rows)
+    batch_test = _test_mask(combined, in_reference, config)[~in_reference]
+    manifest = images.manifest.assign(split=np.where(batch_test, "test", "train"))
+    report = validate_manifest(manifest, config.validation)
     tracking = client()
     log_file(
         tracking, run_id, json.dumps(report.result, indent=1, default=str), "validation/result.json"
     )
     log_file(tracking, run_id, report.html, "validation/data_docs.html")
-    return report
+    return images, report
 
 
 @task(name="quarantine-batch", cache_policy=NO_CACHE)
 def quarantine_batch(
-    store: DatasetStore, batch: Batch, report: ValidationReport | None, reason: str
+    store: DatasetStore, batch: Batch, report: ValidationReport, reason: str, run_id: str
 ) -> Path:
-    result = json.dumps(report.result, indent=1, default=str) if report else "{}"
-    return store.quarantine(batch, result, report.html if report else "", reason)
+    where = store.quarantine(
+        batch, json.dumps(report.result, indent=1, default=str), report.html, reason
+    )
+    client().set_tag(run_id, "quarantine", str(where))
+    return where
+
+
+@dataclass(frozen=True)
+class StagedVersion:
+    """Reference + batch written to the store but not published: its id and its images."""
+
+    id: str
+    images: ImageSet
+    in_reference: np.ndarray  # bool, row-aligned with `images`
+
+    @property
+    def reference_images(self) -> ImageSet:
+        rows = self.in_reference
+        return ImageSet(self.images.manifest[rows].reset_index(drop=True), self.images.pixels[rows])
+
+
+@task(name="stage-version", cache_policy=NO_CACHE)
+def stage_version(
+    store: DatasetStore, batch: Batch, reference: str, config: GlassesConfig, run_id: str
+) -> StagedVersion:
+    version = store.stage(batch)
+    client().set_tag(run_id, "dataset_version", version)
+    images = scan_images(store.manifest(version), config.data.image_size)
+    in_reference = images.manifest["path"].isin(set(store.manifest(reference)["path"]))
+    return StagedVersion(version, images, in_reference.to_numpy())
+
+
+@task(name="retrain-split", cache_policy=NO_CACHE)
+def retrain_split(staged: StagedVersion, config: GlassesConfig) -> Split:
+    """The fixed test split (`retrain_test_mask`) and the main protocol's folds on the rest."""
+    test = _test_mask(staged.images.manifest, staged.in_reference, config)
+    return split_around(staged.images.manifest, test, config.split.folds, config.seed)
+
+
+def _test_mask(manifest: pd.DataFrame, in_reference: np.ndarray, config: GlassesConfig):
+    return retrain_test_mask(
+        manifest, in_reference, config.split.test_size, config.retrain.batch_test_share, config.seed
+    )
+
+
+@task(name="publish-version", cache_policy=NO_CACHE)
+def publish_version(store: DatasetStore, version: str) -> None:
+    """Make the staged version HEAD: last, so a killed run leaves the dataset as it was."""
+    store.publish(version)
+
+
+@task(name="tag-models", cache_policy=NO_CACHE)
+def tag_models(tests: dict[str, HeldOutResult], version: str) -> None:
+    """Each registered challenger names the dataset version it was trained on."""
+    tracking = client()
+    for family, test in tests.items():
+        tracking.set_model_version_tag(
+            REGISTERED_NAMES[family], test.version, "dataset_version", version
+        )
 
 
 def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
@@ -132,11 +180,12 @@ def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
 
 @task(name="check-drift", cache_policy=NO_CACHE)
 def check_drift(
-    reference: ImageSet, batch: ImageSet, config: GlassesConfig, cache_dir: Path, run_id: str
+    staged: StagedVersion, batch: ImageSet, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> DriftResult:
     """Evidently on per-image descriptors, the champions' predicted probabilities and pooled
     scattering coefficients embedded in the reference's principal components."""
     J, L = config.scatnet.J, config.scatnet.L
+    reference = staged.reference_images
     frames = []
     for images in (reference, batch):
         columns = [
@@ -174,22 +223,17 @@ def check_drift(
     return result
 
 
-def training_split(manifest: pd.DataFrame, test: np.ndarray, config: GlassesConfig) -> Split:
-    """The fixed test flags, and the main protocol's folds on the remaining rows."""
-    fold = np.full(len(manifest), -1, dtype=np.int64)
-    fold[~test] = fold_of(manifest[~test].reset_index(drop=True), config.split.folds, config.seed)
-    return Split(test=test, fold=fold)
-
-
 @task(name="record-decision", cache_policy=NO_CACHE)
-def record_decision(run_id: str, decision: str, detail: str, lines: list[str]) -> str:
+def record_decision(run_id: str, decision: Decision, lines: list[str]) -> str:
     """Every run ends in one decision, as tags and as the run summary."""
     tracking = client()
-    tracking.set_tag(run_id, "decision", decision)
-    tracking.set_tag(run_id, "decision_detail", detail[:5000])
-    markdown = f"# Scheduled re-run: {decision}\n\n{detail}\n\n" + "\n".join(
+    tracking.set_tag(run_id, "decision", decision.outcome)
+    tracking.set_tag(run_id, "decision_detail", decision.reason[:5000])
+    markdown = f"# Scheduled re-run: {decision.outcome}\n\n{decision.reason}\n\n" + "\n".join(
         f"- {line}" for line in lines
     )
     tracking.log_text(run_id, markdown, "summary.md")
-    create_markdown_artifact(key="glasses-retrain", markdown=markdown, description=decision)
+    create_markdown_artifact(
+        key="glasses-retrain", markdown=markdown, description=str(decision.outcome)
+    )
     return markdown

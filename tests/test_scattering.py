@@ -1,13 +1,20 @@
-"""The on-disk cache of scattering coefficients: keyed by pixels, written atomically."""
+"""The on-disk cache of scattering coefficients: keyed by pixels, written atomically, checked."""
 
 from __future__ import annotations
+
+from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
 from glasses.models.scatnet import coefficient_count, scattering_transform
-from glasses.scattering import cache_key, cached_coefficients, compute_coefficients
+from glasses.scattering import (
+    CacheWarning,
+    cache_key,
+    cached_coefficients,
+    compute_coefficients,
+)
 
 J, L = 2, 4
 
@@ -42,12 +49,12 @@ def test_cache_leaves_no_temporary_files(pixels, tmp_path) -> None:
     cached_coefficients(pixels[:2], J, L, tmp_path)
     names = [p.name for p in (tmp_path / "scattering").iterdir()]
     assert len(names) == 2
-    assert all(name.endswith(".npy") and ".tmp" not in name for name in names)
+    assert all(name.endswith(".npz") and ".tmp" not in name for name in names)
 
 
 def test_a_stored_entry_is_what_is_returned(pixels, tmp_path) -> None:
     entry = cached_coefficients(pixels, J, L, tmp_path)
-    np.testing.assert_array_equal(np.load(entry.path), entry.coefficients.numpy())
+    np.testing.assert_array_equal(np.load(entry.path)["coefficients"], entry.coefficients.numpy())
 
 
 def test_key_depends_on_pixels_and_parameters(pixels) -> None:
@@ -82,3 +89,46 @@ def test_non_contiguous_pixels_are_accepted(pixels, tmp_path) -> None:
     torch.testing.assert_close(
         cached_coefficients(view, J, L, tmp_path).coefficients, compute_coefficients(pixels, J, L)
     )
+
+
+def truncate(path: Path) -> None:
+    path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
+
+
+def flip_last_coefficient_byte(path: Path) -> None:
+    """Change one coefficient in place, leaving a well-formed file (zip CRC recomputed)."""
+    with np.load(path) as entry:
+        coefficients, checksum = entry["coefficients"].copy(), entry["sha256"]
+    coefficients.reshape(-1)[-1] += 1.0
+    with path.open("wb") as stream:
+        np.savez(stream, coefficients=coefficients, sha256=checksum)
+
+
+@pytest.mark.parametrize(
+    ("damage", "reason"),
+    [
+        (truncate, "unreadable"),
+        (flip_last_coefficient_byte, "checksum mismatch"),
+        (lambda path: path.write_text("not numpy"), "unreadable"),
+    ],
+)
+def test_a_damaged_entry_is_recomputed_with_a_warning_naming_it(
+    pixels, tmp_path, damage, reason
+) -> None:
+    entry = cached_coefficients(pixels, J, L, tmp_path)
+    damage(entry.path)
+    with pytest.warns(CacheWarning, match=rf"{entry.path}.*{reason}.*recomputing"):
+        again = cached_coefficients(pixels, J, L, tmp_path)
+    assert again.hit is False
+    torch.testing.assert_close(again.coefficients, entry.coefficients, rtol=0, atol=0)
+    repaired = cached_coefficients(pixels, J, L, tmp_path)  # the entry was rewritten
+    assert repaired.hit is True
+
+
+def test_an_entry_of_the_wrong_shape_is_not_used(pixels, tmp_path) -> None:
+    entry = cached_coefficients(pixels, J, L, tmp_path)
+    other = cached_coefficients(pixels[:2], J, L, tmp_path)
+    entry.path.write_bytes(other.path.read_bytes())  # valid checksum, two rows instead of five
+    with pytest.warns(CacheWarning, match="expected float32"):
+        again = cached_coefficients(pixels, J, L, tmp_path)
+    assert again.coefficients.shape[0] == 5

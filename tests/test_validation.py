@@ -8,15 +8,16 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
+from glasses.config import ValidationConfig
 from glasses.validation import (
     LEAK_COLUMN,
     DataValidationError,
-    ValidationRules,
     raise_for_failures,
     validate_manifest,
 )
 
-RULES = ValidationRules(min_width=32, min_height=32, min_per_class=3, min_class_share=0.1)
+BAD = "does not decode as an image"  # what the scan records for a corrupt file
+RULES = ValidationConfig(min_width=32, min_height=32, min_per_class=3, min_class_share=0.1)
 
 
 def make_manifest(n_per_class: int = 5) -> pd.DataFrame:
@@ -36,13 +37,14 @@ def make_manifest(n_per_class: int = 5) -> pd.DataFrame:
                     "bytes": 1234,
                     "sha256": f"{label:02d}{i:062x}",
                     "readable": True,
+                    "problem": "",
                     "split": "test" if i % 5 == 0 else "train",
                 }
             )
     return pd.DataFrame(rows)
 
 
-def failing(manifest: pd.DataFrame, rules: ValidationRules = RULES) -> str:
+def failing(manifest: pd.DataFrame, rules: ValidationConfig = RULES) -> str:
     report = validate_manifest(manifest, rules)
     assert not report.success
     assert report.failures
@@ -87,12 +89,36 @@ def test_nothing_is_written_to_the_working_directory(tmp_path: Path, monkeypatch
 
 def test_unreadable_file_is_named() -> None:
     manifest = make_manifest()
-    manifest.loc[2, ["readable", "width", "height", "mode"]] = [False, -1, -1, ""]
+    manifest.loc[2, ["readable", "width", "height", "mode", "problem"]] = [False, -1, -1, "", BAD]
     message = failing(manifest)
     assert "c0_02.jpg" in message
     assert "decode" in message
     # The -1 sizes of an unreadable file are not reported a second time as "too small".
     assert "px" not in message
+
+
+def test_missing_file_is_named_as_missing_not_as_undecodable() -> None:
+    manifest = make_manifest()
+    manifest.loc[2, ["readable", "width", "height", "mode", "bytes", "sha256", "problem"]] = [
+        False, -1, -1, "", -1, "", "missing"
+    ]  # fmt: skip
+    report = validate_manifest(manifest, RULES)
+    assert report.failures == [
+        "listed files that do not exist: /fake/data/p2/c0_02.jpg; fix the paths or restore the "
+        "files"
+    ]
+
+
+def test_same_image_with_two_labels_names_both_files() -> None:
+    manifest = make_manifest()
+    glasses = manifest.index[manifest["label"] == 1][1]
+    manifest.loc[glasses, "sha256"] = manifest.loc[1, "sha256"]  # c0_01's content, label 1
+    assert manifest.loc[[1, glasses], "split"].tolist() == ["train", "train"]
+    message = failing(manifest)
+    assert (
+        "/fake/data/p1/c0_01.jpg (label 0), /fake/data/p1/c1_01.jpg (label 1) hold the same "
+        "image with different labels" in message
+    )
 
 
 def test_too_small_file_is_named() -> None:
@@ -119,7 +145,7 @@ def test_single_class_reports_counts() -> None:
 def test_too_few_images_in_one_class_reports_counts() -> None:
     manifest = make_manifest(n_per_class=20)
     manifest = manifest[(manifest["label"] == 0) | (manifest.index < 22)]
-    message = failing(manifest, ValidationRules(min_per_class=3, min_class_share=0.05))
+    message = failing(manifest, ValidationConfig(min_per_class=3, min_class_share=0.05))
     assert "at least 3 images" in message
     assert "label 0: 20, label 1: 2" in message
 
@@ -161,7 +187,7 @@ def test_missing_sha256_is_named_once() -> None:
 
 
 def test_long_lists_are_truncated_with_a_count() -> None:
-    manifest = make_manifest(n_per_class=30).assign(readable=False)
+    manifest = make_manifest(n_per_class=30).assign(readable=False, problem=BAD)
     message = failing(manifest)
     assert "… and 40 more" in message
 
@@ -173,7 +199,7 @@ def test_missing_column_is_reported_not_hidden() -> None:
 
 def test_raise_for_failures_carries_report_and_file_name() -> None:
     manifest = make_manifest()
-    manifest.loc[2, "readable"] = False
+    manifest.loc[2, ["readable", "problem"]] = [False, BAD]
     report = validate_manifest(manifest, RULES)
     with pytest.raises(DataValidationError, match="c0_02.jpg") as excinfo:
         raise_for_failures(report)
@@ -187,4 +213,4 @@ def test_raise_for_failures_is_silent_on_success(valid_report) -> None:
 
 def test_impossible_class_share_is_rejected() -> None:
     with pytest.raises(ValueError, match="min_class_share"):
-        ValidationRules(min_class_share=0.6)
+        ValidationConfig(min_class_share=0.6)

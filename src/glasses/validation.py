@@ -25,8 +25,12 @@ from great_expectations.data_context.types.base import (
 )
 from great_expectations.expectations.row_conditions import Column
 
+from glasses.config import ValidationConfig
+from glasses.data.images import MISSING, conflicting_hashes, label_conflicts
+
 SUITE_NAME = "glasses-manifest"
 LEAK_COLUMN = "sha256_in_both_splits"
+CONFLICT_COLUMN = "sha256_with_two_labels"
 SPLITS = ("train", "test")
 _MAX_NAMED_FILES = 20
 _DOCS_SITE = "validation_page"
@@ -37,23 +41,6 @@ _RESULT_FORMAT = {
     "unexpected_index_column_names": ["path"],
     "partial_unexpected_count": _MAX_NAMED_FILES,
 }
-
-
-@dataclass(frozen=True)
-class ValidationRules:
-    """Thresholds kept apart from the suite so configs can tighten them without code changes."""
-
-    min_width: int = 32
-    min_height: int = 32
-    min_per_class: int = 10
-    min_class_share: float = 0.1  # share of label 1 must lie in [share, 1 - share]
-
-    def __post_init__(self) -> None:
-        # A share above 0.5 would make the allowed interval empty and fail every dataset.
-        if not 0.0 <= self.min_class_share <= 0.5:
-            raise ValueError(f"min_class_share must be in [0, 0.5], got {self.min_class_share}")
-        if min(self.min_width, self.min_height, self.min_per_class) < 1:
-            raise ValueError("min_width, min_height and min_per_class must be positive")
 
 
 @dataclass
@@ -81,9 +68,9 @@ def raise_for_failures(report: ValidationReport) -> None:
         raise DataValidationError(report)
 
 
-def validate_manifest(manifest: pd.DataFrame, rules: ValidationRules) -> ValidationReport:
+def validate_manifest(manifest: pd.DataFrame, rules: ValidationConfig) -> ValidationReport:
     """Run the suite on one manifest; the Data Docs site lives in a temporary directory only."""
-    table = _with_leak_column(manifest)
+    table = _with_derived_columns(manifest)
     with tempfile.TemporaryDirectory(prefix="glasses-gx-docs-") as docs_dir:
         context = _ephemeral_context(Path(docs_dir))
         result = _run_checkpoint(context, table, rules)
@@ -97,16 +84,22 @@ def validate_manifest(manifest: pd.DataFrame, rules: ValidationRules) -> Validat
     )
 
 
-def _with_leak_column(manifest: pd.DataFrame) -> pd.DataFrame:
-    """Flag rows whose content is in both splits: a test image seen in training inflates scores.
+def _with_derived_columns(manifest: pd.DataFrame) -> pd.DataFrame:
+    """Flag rows whose content is in both splits (a test image seen in training inflates scores)
+    or listed with two labels (no split can hold it honestly).
 
-    GX cannot compare rows across groups, so the flag is derived here, on a copy, and checked by a
-    plain column expectation.
+    GX cannot compare rows across groups, so the flags are derived here, on a copy, and checked by
+    plain column expectations.
     """
     hashed = manifest.dropna(subset=["sha256"])  # missing hashes are reported by their own rule
     hashes_in = {split: set(hashed.loc[hashed["split"] == split, "sha256"]) for split in SPLITS}
     leaked = hashes_in["train"] & hashes_in["test"]
-    return manifest.assign(**{LEAK_COLUMN: manifest["sha256"].isin(leaked)})
+    return manifest.assign(
+        **{
+            LEAK_COLUMN: manifest["sha256"].isin(leaked),
+            CONFLICT_COLUMN: manifest["sha256"].isin(conflicting_hashes(manifest)),
+        }
+    )
 
 
 def _ephemeral_context(docs_dir: Path) -> EphemeralDataContext:
@@ -131,7 +124,7 @@ def _ephemeral_context(docs_dir: Path) -> EphemeralDataContext:
 
 
 def _run_checkpoint(
-    context: EphemeralDataContext, table: pd.DataFrame, rules: ValidationRules
+    context: EphemeralDataContext, table: pd.DataFrame, rules: ValidationConfig
 ) -> ExpectationSuiteValidationResult:
     """A checkpoint (not batch.validate) so the UpdateDataDocsAction renders the standard page."""
     batch_definition = (
@@ -164,7 +157,7 @@ def _validation_page(docs_dir: Path) -> str:
     return page.read_text(encoding="utf-8")
 
 
-def _expectations(rules: ValidationRules, n_rows: int) -> list[gxe.Expectation]:
+def _expectations(rules: ValidationConfig, n_rows: int) -> list[gxe.Expectation]:
     """Each expectation carries its rule id in meta, which selects the failure message."""
     # Mean of a 0/1 label is the share of class 1, so count bounds become mean bounds. With fewer
     # than 2 * min_per_class rows the bounds cross, which correctly makes the check unsatisfiable.
@@ -175,7 +168,11 @@ def _expectations(rules: ValidationRules, n_rows: int) -> list[gxe.Expectation]:
         "row_count": gxe.ExpectTableRowCountToBeBetween(min_value=2 * rules.min_per_class),
         "label_values": gxe.ExpectColumnValuesToBeInSet(column="label", value_set=[0, 1]),
         "split_values": gxe.ExpectColumnValuesToBeInSet(column="split", value_set=list(SPLITS)),
-        "readable": gxe.ExpectColumnValuesToBeInSet(column="readable", value_set=[True]),
+        "present": gxe.ExpectColumnValuesToNotBeInSet(column="problem", value_set=[MISSING]),
+        # A missing file is reported once, by `present`.
+        "readable": gxe.ExpectColumnValuesToBeInSet(
+            column="problem", value_set=[""], row_condition=Column("problem") != MISSING
+        ),
         # Unreadable rows carry -1 sizes; the readable rule already reports them.
         "min_width": gxe.ExpectColumnValuesToBeBetween(
             column="width", min_value=rules.min_width, row_condition=readable
@@ -197,6 +194,9 @@ def _expectations(rules: ValidationRules, n_rows: int) -> list[gxe.Expectation]:
         "sha256_present": gxe.ExpectColumnValuesToNotBeNull(column="sha256"),
         "unique_paths": gxe.ExpectColumnValuesToBeUnique(column="path"),
         "no_split_leak": gxe.ExpectColumnValuesToBeInSet(column=LEAK_COLUMN, value_set=[False]),
+        "one_label_per_image": gxe.ExpectColumnValuesToBeInSet(
+            column=CONFLICT_COLUMN, value_set=[False]
+        ),
     }
     for rule, expectation in rule_expectations.items():
         expectation.meta = {"rule": rule}
@@ -204,7 +204,7 @@ def _expectations(rules: ValidationRules, n_rows: int) -> list[gxe.Expectation]:
 
 
 def _describe(
-    result: ExpectationValidationResult, table: pd.DataFrame, rules: ValidationRules
+    result: ExpectationValidationResult, table: pd.DataFrame, rules: ValidationConfig
 ) -> str:
     """Turn one failed expectation into a sentence a person can act on."""
     errors = _exception_messages(result.exception_info or {})
@@ -240,7 +240,7 @@ def _observed_share(result: dict) -> float:
     return float("nan") if observed is None else float(observed)
 
 
-_Message = Callable[[dict, pd.DataFrame, ValidationRules], str]
+_Message = Callable[[dict, pd.DataFrame, ValidationConfig], str]
 
 _MESSAGES: dict[str, _Message] = {
     "row_count": lambda res, table, rules: (
@@ -253,8 +253,11 @@ _MESSAGES: dict[str, _Message] = {
     "split_values": lambda res, table, rules: (
         f"split must be 'train' or 'test': {_named_files(res, 'split')}"
     ),
+    "present": lambda res, table, rules: (
+        f"listed files that do not exist: {_named_files(res)}; fix the paths or restore the files"
+    ),
     "readable": lambda res, table, rules: (
-        f"files that do not decode as images: {_named_files(res)}"
+        f"files that do not decode as images: {_named_files(res, 'problem')}"
     ),
     "min_width": lambda res, table, rules: (
         f"images narrower than {rules.min_width} px: {_named_files(res, 'width')}"
@@ -278,5 +281,8 @@ _MESSAGES: dict[str, _Message] = {
     "unique_paths": lambda res, table, rules: f"paths listed twice: {_named_files(res)}",
     "no_split_leak": lambda res, table, rules: (
         f"same image content in train and test: {_named_files(res)}"
+    ),
+    "one_label_per_image": lambda res, table, rules: (
+        "; ".join(label_conflicts(table)) + "; keep one copy with the right label"
     ),
 }

@@ -10,7 +10,14 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from glasses.data.images import MANIFEST_COLUMNS, ImageSet, scan_images, subsample
+from glasses.data.images import (
+    MANIFEST_COLUMNS,
+    ImageSet,
+    fingerprint,
+    label_conflicts,
+    scan_images,
+    subsample,
+)
 
 
 def table_of(paths: list[Path], labels: list[int] | None = None) -> pd.DataFrame:
@@ -87,6 +94,42 @@ def test_bad_files_are_recorded_not_raised(tmp_path, csv_data) -> None:
     assert manifest.loc[2, "bytes"] == len("this is not an image")
     assert manifest.loc[3, "bytes"] == -1 and manifest.loc[3, "sha256"] == ""
     assert images.pixels[0].any()
+    # The validation suite names each file with its own reason: a missing file is "missing".
+    assert manifest["problem"].tolist()[1:] == ["does not decode as an image"] * 2 + ["missing"]
+    assert manifest.loc[0, "problem"] == ""
+
+
+def grey16(path: Path, values: np.ndarray, suffix: str = ".png") -> Path:
+    target = path.with_suffix(suffix)
+    Image.fromarray(values.astype(np.uint16)).save(target)
+    return target
+
+
+@pytest.mark.parametrize("suffix", [".png", ".tif"])
+def test_sixteen_bit_grey_is_scaled_not_clipped(tmp_path, suffix) -> None:
+    ramp = np.linspace(0, 65535, 32 * 32).reshape(32, 32)
+    path = grey16(tmp_path / "ramp", ramp, suffix)
+    images = scan_images(table_of([path]), 32)
+    assert images.manifest.loc[0, "readable"]
+    expected = np.rint(ramp.astype(np.uint16) / 65535 * 255)
+    for channel in images.pixels[0]:
+        np.testing.assert_allclose(channel, expected, atol=1)  # Pillow's clip made 99 % white
+
+
+def test_sixteen_bit_pgm_keeps_its_range(tmp_path) -> None:
+    path = tmp_path / "dark.pgm"
+    values = np.full((32, 32), 1000, dtype=">u2")
+    path.write_bytes(b"P5\n32 32\n65535\n" + values.tobytes())
+    pixels = scan_images(table_of([path]), 32).pixels[0]
+    assert (pixels == round(1000 * 255 / 65535)).all()  # 4: dark stays dark
+
+
+def test_floating_point_pixels_are_rejected_with_a_reason(tmp_path) -> None:
+    path = tmp_path / "float.tif"
+    Image.fromarray(np.ones((32, 32), dtype=np.float32)).save(path)
+    manifest = scan_images(table_of([path]), 32).manifest
+    assert not manifest.loc[0, "readable"]
+    assert "floating-point pixels" in manifest.loc[0, "problem"]
 
 
 def test_sha256_and_size_of_every_file(csv_data) -> None:
@@ -128,6 +171,21 @@ def test_fingerprint_is_order_independent(scanned) -> None:
     assert len(scanned.fingerprint) == 16
 
 
+def test_fingerprint_counts_every_copy_of_an_image() -> None:
+    once = fingerprint(["aa", "bb"], [1, 0])
+    assert fingerprint(["bb", "aa"], [0, 1]) == once
+    assert fingerprint(["aa", "bb", "aa"], [1, 0, 1]) != once  # a copy weighs twice in training
+
+
+def test_label_conflicts_name_every_copy() -> None:
+    table = pd.DataFrame(
+        {"path": ["/a.png", "/b.png", "/c.png", "/d.png"], "label": [1, 0, 1, 1]}
+    ).assign(sha256=["x", "x", "y", "y"])
+    assert label_conflicts(table) == [
+        "/a.png (label 1), /b.png (label 0) hold the same image with different labels"
+    ]
+
+
 def test_fingerprint_changes_with_a_label_or_an_image(scanned) -> None:
     relabelled = scanned.manifest.copy()
     relabelled.loc[0, "label"] = 1 - relabelled.loc[0, "label"]
@@ -162,6 +220,17 @@ def test_subsample_is_seeded() -> None:
     first = subsample(table, 80, seed=3)
     assert first.equals(subsample(table, 80, seed=3))
     assert not first["path"].equals(subsample(table, 80, seed=4)["path"])
+
+
+@pytest.mark.parametrize(("ones", "zeros"), [(31, 30), (30, 31), (601, 600), (40, 21)])
+def test_subsample_one_image_above_the_limit_drops_one_from_the_larger_class(ones, zeros) -> None:
+    table = labelled(ones, zeros)
+    kept = subsample(table, ones + zeros - 1, seed=5)  # sklearn: "test_size = 1 should be …"
+    assert len(kept) == ones + zeros - 1
+    larger = int(ones > zeros)
+    assert (kept["label"] == larger).sum() == max(ones, zeros) - 1
+    assert kept.equals(subsample(table, ones + zeros - 1, seed=5))
+    assert set(kept["path"]) < set(table["path"])
 
 
 @pytest.mark.parametrize("limit", [None, 400, 1000])

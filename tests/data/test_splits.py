@@ -6,7 +6,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from glasses.data.splits import SplitError, fold_of, held_out_mask, make_split, split_units
+from glasses.data.splits import (
+    SplitError,
+    fold_of,
+    held_out_mask,
+    make_split,
+    retrain_test_mask,
+    split_around,
+    split_batch,
+    split_units,
+)
 
 
 def manifest(n_groups: int = 60, per_group: int = 4, seed: int = 0) -> pd.DataFrame:
@@ -147,3 +156,64 @@ def test_duplicated_content_counts_as_one_unit() -> None:
     )
     with pytest.raises(SplitError, match="only 3 independent unit"):
         fold_of(table, 4, seed=0)
+
+
+# ---- the scheduled re-run ----------------------------------------------------------------------
+
+
+def test_split_batch_is_stratified_grouped_seeded_and_pins_known_people() -> None:
+    table = pd.DataFrame(
+        {
+            "label": [0, 1] * 20,
+            "group": [f"p{i // 2}" for i in range(40)],
+            "sha256": [f"{i:064x}" for i in range(40)],
+        }
+    )
+    test = split_batch(table, 0.25, seed=3)
+    assert np.array_equal(test, split_batch(table, 0.25, seed=3))
+    assert 0.15 <= test.mean() <= 0.35
+    assert table.loc[test, "label"].mean() == pytest.approx(0.5)
+    assert all(len(set(test[table["group"] == g])) == 1 for g in table["group"].unique())
+    pinned = split_batch(table, 0.25, seed=3, test_groups={"p0"}, train_groups={"p1", ""})
+    assert pinned[table["group"] == "p0"].all() and not pinned[table["group"] == "p1"].any()
+
+
+def grown(seed: int = 0) -> tuple[pd.DataFrame, np.ndarray]:
+    """A reference data set and a batch of new rows after it: some new people, some known."""
+    reference = manifest(n_groups=40, seed=seed)
+    batch = manifest(n_groups=30, seed=seed + 1)
+    batch["sha256"] = "b" + batch["sha256"].str[1:]
+    batch["group"] = ["p000", "p001", "p002"] + [f"n{g}" for g in batch["group"][3:]]
+    table = pd.concat([reference, batch], ignore_index=True)
+    return table, np.arange(len(table)) < len(reference)
+
+
+def test_retrain_test_mask_keeps_the_champions_test_split_and_its_people() -> None:
+    table, in_reference = grown()
+    test = retrain_test_mask(table, in_reference, 0.2, 0.25, seed=3)
+    reference = table[in_reference].reset_index(drop=True)
+    # The reference rows are split exactly as the main flow split them: the champion's test set.
+    np.testing.assert_array_equal(test[in_reference], held_out_mask(reference, 0.2, seed=3))
+    # Known people stay on their side; no person is on both sides.
+    assert not sides_of(table, "group", test)
+    new = table[~in_reference]
+    assert 0.1 <= test[~in_reference][new["group"].str.startswith("n").to_numpy()].mean() <= 0.4
+    np.testing.assert_array_equal(test, retrain_test_mask(table, in_reference, 0.2, 0.25, seed=3))
+
+
+def test_a_batch_too_small_to_hold_out_only_trains() -> None:
+    table, in_reference = grown()
+    small = pd.concat([table[in_reference], table[~in_reference].head(1)], ignore_index=True)
+    small.loc[len(small) - 1, "group"] = "newcomer"
+    test = retrain_test_mask(small, np.arange(len(small)) < in_reference.sum(), 0.2, 0.25, 3)
+    assert not test[-1]
+
+
+def test_split_around_keeps_the_given_test_rows_and_folds_the_rest() -> None:
+    table = manifest()
+    test = held_out_mask(table, 0.2, seed=1)
+    split = split_around(table, test, folds=3, seed=1)
+    np.testing.assert_array_equal(split.test, test)
+    assert (split.fold[test] == -1).all()
+    assert set(split.fold[~test]) == {0, 1, 2}
+    np.testing.assert_array_equal(split.fold, make_split(table, 0.2, 3, seed=1).fold)

@@ -16,15 +16,9 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GroupKFold, cross_val_score
 
 from glasses.data import synthetic
-from glasses.data.synthetic import (
-    GLASSES_KINDS,
-    NO_GLASSES,
-    SUNGLASSES,
-    SYNTHETIC_COLUMNS,
-    generate_synthetic,
-    plan_shots,
-    render,
-)
+from glasses.data.faces import GLASSES_KINDS, NO_GLASSES, SUNGLASSES, plan_shots
+from glasses.data.rendering import render
+from glasses.data.synthetic import SYNTHETIC_COLUMNS, generate_synthetic
 
 COUNT, N_GLASSES, SIZE, SEED = 40, 24, 32, 7
 EYE_ROWS = (0.33, 0.6)  # the band that holds eyes, brows' lower edge and glasses at any pose

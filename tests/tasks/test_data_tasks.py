@@ -130,3 +130,34 @@ def test_validate_images_stops_on_a_corrupt_file(
     assert run.data.tags["validation"] == "failed"
     assert run.inputs.dataset_inputs == []  # no dataset is recorded for data that failed
     check()
+
+
+def test_validate_images_names_a_copy_with_the_other_label_and_a_missing_file(
+    mlflow_local, csv_data, tiny_config, cache_dir
+) -> None:
+    original = csv_data.table.iloc[0]
+    copy = csv_data.root / "images" / "copy.png"
+    copy.write_bytes(csv_data.file(0).read_bytes())
+    extra = pd.DataFrame(
+        [
+            {"path": "images/copy.png", "label": 1 - original["label"], "group": "copy"},
+            {"path": "images/gone.png", "label": 0, "group": "gone"},
+        ]
+    )
+    pd.concat([csv_data.table, extra], ignore_index=True).to_csv(csv_data.csv, index=False)
+    images = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    split = make_split(images.manifest, 0.2, 2, tiny_config.seed)
+
+    with pytest.raises(DataValidationError) as caught:
+        validate_images.fn(images, split, tiny_config, str(csv_data.csv), new_run())
+    message = str(caught.value)
+    first, second = sorted(
+        [
+            f"{csv_data.file(0).resolve()} (label {original['label']})",
+            f"{copy.resolve()} (label {1 - original['label']})",
+        ]
+    )
+    assert f"{first}, {second} hold the same image with different labels" in message
+    gone = csv_data.root.resolve() / "images" / "gone.png"
+    assert f"listed files that do not exist: {gone}" in message
+    assert "do not decode" not in message

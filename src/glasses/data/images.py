@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import io
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -26,7 +27,11 @@ MANIFEST_COLUMNS = [
     "bytes",
     "sha256",
     "readable",
+    "problem",
 ]
+MISSING = "missing"  # the `problem` of a listed file that does not exist
+_SIXTEEN_BIT_MODES = {"I;16", "I;16B", "I;16L", "I;16N", "I"}
+_SIXTEEN_BIT_MAX = 65535
 
 
 @dataclass
@@ -42,21 +47,64 @@ class ImageSet:
 
     @property
     def fingerprint(self) -> str:
-        """Content hash of the data set: same images and labels, same fingerprint, any order."""
-        lines = sorted(
-            f"{s}:{lab}" for s, lab in zip(self.manifest["sha256"], self.labels, strict=True)
+        """`fingerprint` of the manifest's hashes and labels."""
+        return fingerprint(self.manifest["sha256"], self.labels)
+
+
+def fingerprint(sha256: Iterable[str], labels: Iterable[int]) -> str:
+    """Content hash of a labelled image set: same images and labels, same fingerprint, any order.
+
+    Every row counts, so two copies of an image (which weigh twice in training) differ from one;
+    the dataset store keeps one copy per content, so its version ids are this hash too.
+    """
+    lines = sorted(f"{s}:{int(label)}" for s, label in zip(sha256, labels, strict=True))
+    return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+
+
+def label_conflicts(table: pd.DataFrame) -> list[str]:
+    """One sentence per image content listed with different labels, naming every file.
+
+    No split can keep such a set honest (the copies are one unit, so they land on one side with
+    two answers), so both the validation suite and the dataset store refuse it.
+    """
+    conflicting = table[table["sha256"].isin(conflicting_hashes(table))]
+    return [
+        ", ".join(
+            f"{p} (label {label})" for p, label in zip(same["path"], same["label"], strict=True)
         )
-        return hashlib.sha256("\n".join(lines).encode()).hexdigest()[:16]
+        + " hold the same image with different labels"
+        for _, same in conflicting.groupby("sha256")
+    ]
+
+
+def conflicting_hashes(table: pd.DataFrame) -> set[str]:
+    """Content hashes that `table` lists with more than one label (unhashed rows ignored)."""
+    hashed = table[table["sha256"].notna() & (table["sha256"].astype(str) != "")]
+    labels = hashed.groupby("sha256")["label"].nunique()
+    return set(labels.index[labels > 1])
 
 
 def subsample(table: pd.DataFrame, max_images: int | None, seed: int) -> pd.DataFrame:
     """A stratified, seeded subset, so quick profiles keep the class mix of the full set."""
     if max_images is None or len(table) <= max_images:
         return table.reset_index(drop=True)
-    kept, _ = train_test_split(
-        table, train_size=max_images, stratify=table["label"], random_state=seed
-    )
+    surplus = len(table) - max_images
+    if surplus < table["label"].nunique():
+        # sklearn's stratified split needs every class on the dropped side too.
+        kept = table.drop(index=_fewest_drops(table["label"], surplus, seed))
+    else:
+        kept, _ = train_test_split(
+            table, train_size=max_images, stratify=table["label"], random_state=seed
+        )
     return kept.sort_index().reset_index(drop=True)
+
+
+def _fewest_drops(labels: pd.Series, count: int, seed: int) -> list:
+    """`count` (fewer than the classes) index labels to drop, one each from the largest classes,
+    seeded: what a stratified split of so few rows amounts to."""
+    rng = np.random.default_rng(seed)
+    sizes = labels.value_counts()  # largest first
+    return [rng.choice(labels.index[labels == label]) for label in sizes.index[:count]]
 
 
 def in_content_order(images: ImageSet) -> ImageSet:
@@ -94,8 +142,10 @@ def _scan_one(path: Path, size: int) -> tuple[dict, np.ndarray | None]:
     record = {"width": -1, "height": -1, "mode": "", "bytes": -1, "sha256": "", "readable": False}
     try:
         content = path.read_bytes()
-    except OSError:
-        return record, None
+    except FileNotFoundError:
+        return record | {"problem": MISSING}, None
+    except OSError as error:
+        return record | {"problem": f"cannot be read ({error.strerror})"}, None
     record["bytes"] = len(content)
     record["sha256"] = hashlib.sha256(content).hexdigest()
     try:
@@ -103,16 +153,39 @@ def _scan_one(path: Path, size: int) -> tuple[dict, np.ndarray | None]:
             image.load()
             record.update(width=image.width, height=image.height, mode=image.mode)
             rgb = to_rgb(image).resize((size, size), Image.Resampling.BILINEAR)
+    except UnsupportedPixels as error:
+        return record | {"problem": str(error)}, None
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError):
-        return record, None
-    record["readable"] = True
+        return record | {"problem": "does not decode as an image"}, None
+    record.update(readable=True, problem="")
     return record, np.asarray(rgb, dtype=np.uint8).transpose(2, 0, 1)
 
 
+class UnsupportedPixels(ValueError):
+    """An image whose pixel values have no known range, so no 8-bit conversion is right."""
+
+
 def to_rgb(image: Image.Image) -> Image.Image:
-    """RGBA is composited on black (the study's background), so transparency never adds light."""
+    """8-bit RGB as the models see it.
+
+    RGBA is composited on black (the study's background), so transparency never adds light.
+    16-bit grey (`I;16*`, and `I`, which Pillow uses for 16-bit PNG and PGM) is scaled by
+    255 / 65535; Pillow's own conversion would clip it, turning most images white.
+    """
     if image.mode in ("RGBA", "LA", "PA") or (image.mode == "P" and "transparency" in image.info):
         rgba = image.convert("RGBA")
         black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
         return Image.alpha_composite(black, rgba).convert("RGB")
+    if image.mode in _SIXTEEN_BIT_MODES:
+        values = np.asarray(image).astype(np.int64)
+        if values.size and (values.min() < 0 or values.max() > _SIXTEEN_BIT_MAX):
+            raise UnsupportedPixels(
+                f"{image.mode} pixels outside 0..{_SIXTEEN_BIT_MAX}; save it as 8- or 16-bit"
+            )
+        grey = np.rint(values * (255 / _SIXTEEN_BIT_MAX)).astype(np.uint8)
+        return Image.fromarray(grey).convert("RGB")
+    if image.mode == "F":
+        raise UnsupportedPixels(
+            "floating-point pixels have no fixed range; save it as 8- or 16-bit"
+        )
     return image.convert("RGB")

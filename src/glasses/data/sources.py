@@ -16,6 +16,7 @@ from glasses.data.synthetic import generate_synthetic
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".pgm"}
 CLASS_FOLDERS = {"glasses": 1, "no_glasses": 0}
+LABELS_FILES = ("labels.csv", "train.csv")  # our manifest, or Kaggle's (`read_labels_csv`)
 SYNTHETIC = "synthetic"
 
 
@@ -44,20 +45,29 @@ def load_source(data: str, config: DataConfig, cache_dir: Path, seed: int) -> pd
         )
     if path.is_file():
         return read_labels_csv(path)
-    return _read_folder(path)
+    layout = read_folder(path)
+    if layout is None:
+        raise DataSourceError(
+            f"data: {path} has none of the accepted layouts: class folders "
+            f"{'/ and '.join(CLASS_FOLDERS)}/, a labels.csv (path,label[,group]) "
+            "or a Kaggle train.csv (id,glasses)"
+        )
+    table, _ = layout
+    if table.empty:
+        raise DataSourceError(f"data: no images found in {path}/glasses or {path}/no_glasses")
+    return table
 
 
-def _read_folder(folder: Path) -> pd.DataFrame:
+def read_folder(folder: Path) -> tuple[pd.DataFrame, Path | None] | None:
+    """A folder's images in the first layout it has: class folders, else a labels CSV
+    (`LABELS_FILES`, in order). Also returns the CSV (None for class folders); None when the
+    folder has no layout. Class folders without images give an empty table."""
     if all((folder / name).is_dir() for name in CLASS_FOLDERS):
-        return read_image_folder(folder)
-    for name in ("labels.csv", "train.csv"):
+        return read_image_folder(folder), None
+    for name in LABELS_FILES:
         if (folder / name).is_file():
-            return read_labels_csv(folder / name)
-    raise DataSourceError(
-        f"data: {folder} has none of the accepted layouts: class folders "
-        f"{'/ and '.join(CLASS_FOLDERS)}/, a labels.csv (path,label[,group]) "
-        "or a Kaggle train.csv (id,glasses)"
-    )
+            return read_labels_csv(folder / name), folder / name
+    return None
 
 
 def read_labels_csv(csv: Path) -> pd.DataFrame:
@@ -76,12 +86,18 @@ def read_image_folder(folder: Path) -> pd.DataFrame:
     rows = [
         {"path": str(image.resolve()), "label": label}
         for name, label in CLASS_FOLDERS.items()
-        for image in sorted((folder / name).rglob("*"))
-        if image.is_file() and image.suffix.lower() in IMAGE_SUFFIXES
+        for image in images_under(folder / name)
     ]
-    if not rows:
-        raise DataSourceError(f"data: no images found in {folder}/glasses or {folder}/no_glasses")
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=["path", "label"])
+
+
+def images_under(folder: Path) -> list[Path]:
+    """Image files (by suffix) anywhere below `folder`, sorted."""
+    return sorted(
+        path
+        for path in folder.rglob("*")
+        if path.is_file() and path.suffix.lower() in IMAGE_SUFFIXES
+    )
 
 
 def read_manifest_csv(csv: Path) -> pd.DataFrame:

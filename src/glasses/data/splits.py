@@ -7,6 +7,8 @@ nor duplicated pixels can inflate validation or test scores.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -121,7 +123,71 @@ class Split:
 
 
 def make_split(manifest: pd.DataFrame, test_size: float, folds: int, seed: int) -> Split:
-    test = held_out_mask(manifest, test_size, seed)
+    """The main protocol: a held-out test split, and `folds` folds on the rest."""
+    return split_around(manifest, held_out_mask(manifest, test_size, seed), folds, seed)
+
+
+def split_around(manifest: pd.DataFrame, test: np.ndarray, folds: int, seed: int) -> Split:
+    """Given test flags, and the main protocol's folds on the remaining rows."""
     fold = np.full(len(manifest), -1, dtype=np.int64)
     fold[~test] = fold_of(manifest[~test].reset_index(drop=True), folds, seed)
     return Split(test=test, fold=fold)
+
+
+# ---- the scheduled re-run: a test split that the champion never trained on --------------------
+
+
+def retrain_test_mask(
+    manifest: pd.DataFrame,
+    in_reference: np.ndarray,
+    test_size: float,
+    batch_test_share: float,
+    seed: int,
+) -> np.ndarray:
+    """Test flags for a data set grown from a reference version (`in_reference` rows).
+
+    The reference's own held-out split, drawn as the main flow draws it (so the champion never
+    trained on it), plus `batch_test_share` of the new rows (`split_batch`), with people already
+    on one side of the reference split kept there. A batch with too few people or distinct
+    images to hold any out only trains.
+    """
+    test = np.zeros(len(manifest), dtype=bool)
+    reference = manifest[in_reference].reset_index(drop=True)
+    reference_test = held_out_mask(reference, test_size, seed)
+    test[in_reference] = reference_test
+    groups = reference["group"].astype(str)
+    with contextlib.suppress(SplitError):
+        test[~in_reference] = split_batch(
+            manifest[~in_reference].reset_index(drop=True),
+            batch_test_share,
+            seed,
+            test_groups=set(groups[reference_test]),
+            train_groups=set(groups[~reference_test]),
+        )
+    return test
+
+
+def split_batch(
+    table: pd.DataFrame,
+    test_share: float,
+    seed: int,
+    test_groups: Collection[str] = frozenset(),
+    train_groups: Collection[str] = frozenset(),
+) -> np.ndarray:
+    """True for the rows of a new batch's own test share: stratified, grouped, seeded.
+
+    People already on one side of the fixed split (`test_groups`, `train_groups`) stay on that
+    side, so the challenger never trains on a person of the fixed test split and no test image
+    shows a person both models trained on. The other rows are split like the main data
+    (`held_out_mask`), which raises `SplitError` when they hold too few people or distinct images
+    for the share. An empty group names nobody and is never pinned.
+    """
+    groups = (
+        table["group"].fillna("").astype(str) if "group" in table else pd.Series([""] * len(table))
+    )
+    named = (groups != "").to_numpy()
+    test = named & groups.isin(set(test_groups)).to_numpy()
+    rest = ~test & ~(named & groups.isin(set(train_groups)).to_numpy())
+    if rest.any():
+        test[rest] = held_out_mask(table[rest].reset_index(drop=True), test_share, seed)
+    return test

@@ -1,7 +1,7 @@
 """How much two attribution maps agree: the seed study's numbers, and the ones it lacked.
 
 Every function takes two H x W float maps that are already aggregated over colour channels (the
-signed sum, as `glasses.xai.overlays.to_map` does), so the CNN's and the ScatNet's maps, and every
+signed sum, as `glasses.xai.maps.to_map` does), so the CNN's and the ScatNet's maps, and every
 method's, are compared on the same footing. The seed's statistics (distance between barycenters
 and between spreads, Pearson) are kept for continuity with its tables; rank correlation, top-pixel
 overlap and SSIM are added because Pearson alone is dominated by a few extreme pixels.
@@ -17,6 +17,7 @@ import pandas as pd
 from scipy import ndimage, stats
 
 from glasses.statistics import bootstrap_ci, paired_test
+from glasses.xai.maps import normalise
 
 METRICS = (
     "barycenter_distance",
@@ -35,18 +36,6 @@ _SSIM_RADIUS = int(_SSIM_TRUNCATE * _SSIM_SIGMA + 0.5)
 _SSIM_K1, _SSIM_K2 = 0.01, 0.03
 
 
-def _normalise(map_: np.ndarray) -> np.ndarray:
-    """x / max|x| into [-1, 1]; must stay identical to `glasses.xai.overlays.normalise`.
-
-    Dividing by the largest magnitude keeps the sign and the zero level, so positive and negative
-    evidence keep their meaning while maps of different methods (whose raw scales differ by orders
-    of magnitude) become comparable. An all-zero map stays zero instead of dividing by zero.
-    """
-    map_ = np.asarray(map_, dtype=np.float64)
-    peak = np.abs(map_).max()
-    return map_ / peak if peak > 0 else np.zeros_like(map_)
-
-
 def _check_pair(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
     if a.ndim != 2 or a.shape != b.shape:
@@ -61,13 +50,13 @@ def barycenter_distance(a: np.ndarray, b: np.ndarray) -> float:
     not where they point (see `spatial_barycenter_distance` for that).
     """
     a, b = _check_pair(a, b)
-    return float(abs(_normalise(a).mean() - _normalise(b).mean()))
+    return float(abs(normalise(a).mean() - normalise(b).mean()))
 
 
 def spread_distance(a: np.ndarray, b: np.ndarray) -> float:
     """|std(norm a) − std(norm b)| (population std), the seed's "spread" distance."""
     a, b = _check_pair(a, b)
-    return float(abs(_normalise(a).std() - _normalise(b).std()))
+    return float(abs(normalise(a).std() - normalise(b).std()))
 
 
 def _positive_centre(map_: np.ndarray) -> np.ndarray:
@@ -146,7 +135,7 @@ def ssim(a: np.ndarray, b: np.ndarray) -> float:
     a, b = _check_pair(a, b)
     if min(a.shape) <= 2 * _SSIM_RADIUS:
         raise ValueError(f"SSIM needs maps larger than {2 * _SSIM_RADIUS + 1} px, got {a.shape}")
-    x, y = _normalise(a) + 1, _normalise(b) + 1
+    x, y = normalise(a) + 1, normalise(b) + 1
 
     def blur(image: np.ndarray) -> np.ndarray:
         return ndimage.gaussian_filter(

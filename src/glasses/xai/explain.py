@@ -21,7 +21,7 @@ from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
 from glasses.xai.integrated_gradients import completeness_gap, integrated_gradients
 from glasses.xai.lime_map import lime_attributions
-from glasses.xai.overlays import to_map
+from glasses.xai.maps import to_map
 from glasses.xai.shap_map import shap_attributions
 
 GRADIENT_METHODS: tuple[XAIMethod, ...] = ("ig", "ig_random", "ig_captum", "ig_captum_random")

@@ -1,22 +1,11 @@
-"""LIME on superpixels, turned into a per-pixel map.
+"""LIME on SLICO superpixels (about `N_SEGMENTS` at any image size), turned into a per-pixel map
+(why: docs/decisions/0003).
 
 Explained score: the PROBABILITY of the target class (LIME fits a linear surrogate to the
-classifier's probabilities, as its image explainer expects), unlike IG and SHAP, which explain
-the target logit.
-
-Segmentation: SLIC-zero (SLICO, SLIC with a per-superpixel adaptive compactness) into about
-`N_SEGMENTS` superpixels at any image size. LIME's default (quickshift, kernel 4, max_dist 200)
-is tuned for 224 px photographs and returns a single segment for a 32 px face and 4-7 for a
-64 px one. Plain SLIC with a fixed compactness follows the faces well but its connectivity step
-collapsed noisy or low-contrast images into one segment; SLICO gave 32-49 superpixels on the
-synthetic faces at 32, 64 and 128 px, and 34-49 on pure noise, a lens-sized granularity whose
-meaning does not change with the profile's image size. SLIC is deterministic, so the `seed` goes
-to what is random in LIME: the explainer's `random_state` (which superpixels each perturbation
-hides) and `random_seed` (used only by LIME's own segmentation). A new explainer per image,
-seeded the same way, makes each image's map independent of the batch it is explained in.
-
-Hidden superpixels are black (`hide_color=0`), the same "absence" as the black IG baseline and
-the SHAP masker.
+classifier's probabilities), unlike IG and SHAP, which explain the target logit. Hidden
+superpixels are black, the same "absence" as the black IG baseline and the SHAP masker. `seed`
+fixes which superpixels each perturbation hides; one explainer per image makes each map
+independent of its batch.
 """
 
 from __future__ import annotations

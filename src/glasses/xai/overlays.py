@@ -1,16 +1,4 @@
-"""Attribution figures, and the aggregation and normalisation every comparison uses.
-
-Colour-channel aggregation: a pixel's attribution is the SIGNED SUM over its three colour
-channels (`to_map`). IG and SHAP attribute the score to each channel and both are additive, so
-the sum keeps their completeness (the map still adds up to the explained score difference) and
-keeps the sign: evidence for the class and evidence against it do not cancel into "important".
-LIME's maps are per pixel already.
-
-Normalisation: each map is divided by its own maximum absolute value (`normalise`), so values
-lie in [-1, 1], the most important pixel is at +-1, zero stays zero and signs are kept. Methods
-with different units (logit vs probability) and models with different logit scales become
-comparable in shape, which is all the figures and the agreement statistics compare.
-"""
+"""Attribution figures: every map is aggregated and normalised as `glasses.xai.maps` says."""
 
 from __future__ import annotations
 
@@ -25,25 +13,9 @@ from matplotlib.axes import Axes  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.image import AxesImage  # noqa: E402
 
+from glasses.xai.maps import as_numpy, normalise  # noqa: E402
+
 CMAP = "bwr"  # blue against the class, red for it, white for nothing
-
-
-def to_map(attributions: np.ndarray | torch.Tensor) -> np.ndarray:
-    """N x 3 x H x W -> N x H x W, or 3 x H x W -> H x W: signed sum over colour channels."""
-    values = _numpy(attributions)
-    if values.ndim not in (3, 4):
-        raise ValueError(f"expected 3 x H x W or N x 3 x H x W attributions, got {values.shape}")
-    return values.sum(axis=-3)
-
-
-def normalise(maps: np.ndarray | torch.Tensor) -> np.ndarray:
-    """Each H x W map (the last two axes) divided by its own max |value|, into [-1, 1].
-
-    An all-zero map stays zero rather than becoming NaN: "no attribution" is an answer.
-    """
-    values = _numpy(maps).astype(np.float64)
-    scale = np.abs(values).max(axis=(-2, -1), keepdims=True)
-    return np.divide(values, scale, out=np.zeros_like(values), where=scale > 0)
 
 
 def method_overlays_figure(
@@ -132,7 +104,7 @@ def _overlay(axis: Axes, pixels: np.ndarray, scaled: np.ndarray) -> AxesImage:
 
 def _channels_last(image: np.ndarray | torch.Tensor) -> np.ndarray:
     """H x W x 3 pixels in [0, 1] from either layout: models take 3 x H x W, files H x W x 3."""
-    pixels = _numpy(image)
+    pixels = as_numpy(image)
     if pixels.shape[0] == 3 and pixels.shape[-1] != 3:
         pixels = pixels.transpose(1, 2, 0)
     return np.clip(pixels, 0, 1)
@@ -149,9 +121,3 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     if x.std() == 0 or y.std() == 0:
         return float("nan")
     return float(np.corrcoef(x, y)[0, 1])
-
-
-def _numpy(values: np.ndarray | torch.Tensor) -> np.ndarray:
-    if isinstance(values, torch.Tensor):
-        return values.detach().cpu().numpy()
-    return np.asarray(values)

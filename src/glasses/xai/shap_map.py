@@ -1,34 +1,10 @@
-"""SHAP values with a black background, from shap's Partition explainer.
+"""SHAP values with a black background, from shap's Partition explainer (why this one:
+docs/decisions/0002).
 
 Explained score: the LOGIT of the target class, as for IG, so that SHAP's additivity
-sum(phi) = f(x) - f(black) and IG's completeness are statements about the same number.
-
-Why the Partition explainer with a black `Image` masker, and not the alternatives:
-
-* `DeepExplainer` (DeepLIFT rescale rule) is exact on the CNN, but it only knows torch modules
-  such as ReLU and max-pooling: the scattering transform's complex modulus is a functional op
-  inside kymatio's module, which it passes through as if it were linear. Measured on the quick
-  ScatNet: sum(phi) was 1.3 and 2.4 where f(x) - f(black) was 15.0 and 15.7. One explainer must
-  serve both models, or the comparison between them would compare explainers.
-* `GradientExplainer` (expected gradients) works through any differentiable model, but with a
-  single all-black background it is IG with randomly drawn alphas: a noisier copy of the black
-  IG map, not an independent method, with additivity only up to Monte Carlo error (1-20 % of
-  f(x) - f(black) at 50 samples on the quick ScatNet, more where that difference is small) and
-  a forward AND a backward pass per sample and output.
-* `PartitionExplainer` is model-agnostic (forward passes only, so the scattering transform is
-  just part of the model), and computes Owen values over shap's hierarchy of image blocks, hiding
-  a block by setting it to black. Its values add up exactly by construction: every split hands
-  its parent's f(with) - f(without) on to its two children, so sum(phi) = f(x) - f(black) holds
-  to float rounding whatever the evaluation budget. `max_evals` only sets how finely the
-  hierarchy is resolved, best-first where the output changes most: a 64 px map has about 15
-  distinct block values at 100 evaluations and 35-45 at 500, finer around what matters.
-
-Additivity is checked on every explanation anyway, with the model's own forward passes: the gap
-comes from float32 rounding in batches of different composition and is expected below
-`ADDITIVITY_TOLERANCE` (measured up to 1e-6 on the quick models, whose logits are below 20).
-
-shap breaks ties in its best-first queue with the global numpy generator, so each image is
-explained under a seeded numpy state, restored afterwards. That state is process-wide: maps are
+sum(phi) = f(x) - f(black) and IG's completeness are statements about the same number; it holds
+by construction and is checked on every explanation (`ADDITIVITY_TOLERANCE`). Each image is
+explained under a seeded global numpy state (shap breaks ties with it), so maps are
 bit-reproducible when one thread at a time runs SHAP.
 """
 

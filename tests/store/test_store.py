@@ -14,15 +14,9 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from glasses.data.images import scan_images
+from glasses.data.images import fingerprint, scan_images
 from glasses.data.sources import DataSourceError, read_manifest_csv
-from glasses.dataset import (
-    DatasetError,
-    DatasetLockedError,
-    DatasetStore,
-    content_id,
-    split_batch,
-)
+from glasses.store import DatasetError, DatasetLockedError, DatasetStore
 
 SIZE = 32
 
@@ -138,9 +132,9 @@ def test_discover_finds_a_new_batch_and_leaves_incoming_alone(store, tmp_path, u
     incoming = class_folders(tmp_path / "incoming", {"g1.png": 1, "g2.png": 2, "n1.png": -1})
     check = unchanged(incoming)
     batch = store.discover(incoming)
-    assert batch is not None and batch.labels_file is None and not batch.conflicts
+    assert batch is not None and batch.labels_file is None
     assert sorted(Path(p).name for p in batch.table["path"]) == ["g1.png", "g2.png", "n1.png"]
-    assert batch.id == content_id(batch.table["sha256"], batch.table["label"])
+    assert batch.id == fingerprint(batch.table["sha256"], batch.table["label"])
     assert batch.scan(SIZE).manifest["sha256"].tolist() == batch.table["sha256"].tolist()
     old = store.head()
     new = store.commit(batch)
@@ -193,9 +187,10 @@ def test_conflicting_labels_in_a_batch_are_named_and_refused(store, tmp_path) ->
     incoming = class_folders(tmp_path / "incoming", {"a.png": 3})
     shutil.copy(incoming / "glasses" / "a.png", incoming / "no_glasses" / "a.png")
     batch = store.discover(incoming)
-    assert len(batch.conflicts) == 1 and "different labels" in batch.conflicts[0]
-    with pytest.raises(DatasetError, match="cannot be imported"):
+    with pytest.raises(DatasetError, match="cannot be imported") as refused:
         store.commit(batch)
+    for folder, label in (("glasses", 1), ("no_glasses", 0)):
+        assert f"{incoming / folder / 'a.png'} (label {label})" in str(refused.value)
 
 
 def test_batch_scan_refuses_files_changed_since_discovery(store, tmp_path) -> None:
@@ -376,23 +371,3 @@ def test_lock_waits_for_another_process(store) -> None:
         with store.lock(timeout=10):
             assert time.monotonic() - started > 0.3  # acquired once the other process let go
     assert process.returncode == 0
-
-
-# ---- the batch's own test share ----------------------------------------------------------------
-
-
-def test_split_batch_is_stratified_grouped_seeded_and_pins_known_people() -> None:
-    table = pd.DataFrame(
-        {
-            "label": [0, 1] * 20,
-            "group": [f"p{i // 2}" for i in range(40)],
-            "sha256": [f"{i:064x}" for i in range(40)],
-        }
-    )
-    test = split_batch(table, 0.25, seed=3)
-    assert np.array_equal(test, split_batch(table, 0.25, seed=3))
-    assert 0.15 <= test.mean() <= 0.35
-    assert table.loc[test, "label"].mean() == pytest.approx(0.5)
-    assert all(len(set(test[table["group"] == g])) == 1 for g in table["group"].unique())
-    pinned = split_batch(table, 0.25, seed=3, test_groups={"p0"}, train_groups={"p1", ""})
-    assert pinned[table["group"] == "p0"].all() and not pinned[table["group"] == "p1"].any()
