@@ -64,7 +64,7 @@ class AugmentConfig(_Strict):
 
 class OptimiserConfig(_Strict):
     """SGD whose budget is counted in optimiser steps, not epochs, so that every training-set
-    size gets the same optimisation effort (docs/decisions/0001-training-budget.md)."""
+    size gets the same optimisation effort (docs/decisions/0004-training-budget.md)."""
 
     lr: float = Field(0.01, gt=0.0, description="SGD learning rate.")
     momentum: float = Field(0.5, ge=0.0, lt=1.0, description="SGD momentum.")

@@ -3,7 +3,7 @@
 The generic helpers take plain sequences of numbers so that other studies (e.g. attribution
 scores) can reuse them. The sweep's inference resamples both of its sources of chance at once,
 the drawn training subsets (repeats) and the test images, keeping the two models paired on
-every draw, then corrects across sizes with Holm (docs/decisions/0002-sweep-statistics.md).
+every draw, then corrects across sizes with Holm (docs/decisions/0005-sweep-statistics.md).
 Undefined statistics (too few values) come back as NaN rather than raising, so one failed size
 does not sink a whole summary.
 """

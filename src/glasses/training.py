@@ -4,7 +4,7 @@ The CNN learns from pixels (augmented per batch), the ScatNet's head from cached
 the loop only sees a `classify` callable and a `prepare` step that turns a stored batch into
 model input, so both families share the protocol exactly. Steps, not epochs, are the budget: a
 smaller training set gets as many updates as a larger one, so a learning curve compares data,
-not optimisation effort (docs/decisions/0001-training-budget.md).
+not optimisation effort (docs/decisions/0004-training-budget.md).
 """
 
 from __future__ import annotations
