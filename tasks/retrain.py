@@ -18,7 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from glasses.config import GlassesConfig
 from glasses.crossval import FAMILIES, pixels_to_input
 from glasses.data.images import ImageSet, scan_images
-from glasses.data.splits import Split, retrain_test_mask, split_around
+from glasses.data.splits import Split, retrain_test_mask, split_around, without_trained
 from glasses.drift import (
     DriftResult,
     detect_drift,
@@ -33,7 +33,7 @@ from glasses.tables import markdown_table
 from glasses.training import default_device, predict
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
-from tasks.registry import CHAMPION, REGISTERED_NAMES, HeldOutResult
+from tasks.registry import CHAMPION, REGISTERED_NAMES, HeldOutResult, read_lineage
 from tasks.tracking import client, log_file, log_table
 
 
@@ -133,9 +133,29 @@ def stage_version(
 
 @task(name="retrain-split", cache_policy=NO_CACHE)
 def retrain_split(staged: StagedVersion, config: GlassesConfig) -> Split:
-    """The fixed test split (`retrain_test_mask`) and the main protocol's folds on the rest."""
-    test = _test_mask(staged.images.manifest, staged.in_reference, config)
-    return split_around(staged.images.manifest, test, config.split.folds, config.seed)
+    """The fixed test split (`retrain_test_mask`) less every image the champions trained on
+    (`without_trained`), and the main protocol's folds on the rest."""
+    manifest = staged.images.manifest
+    test = without_trained(
+        manifest, _test_mask(manifest, staged.in_reference, config), champions_training_images()
+    )
+    return split_around(manifest, test, config.split.folds, config.seed)
+
+
+def champions_training_images() -> frozenset[str]:
+    """Content hashes of every image either family's champion trained on (its lineage)."""
+    tracking = client()
+    hashes: set[str] = set()
+    for family in FAMILIES:
+        name = REGISTERED_NAMES[family]
+        try:
+            version = tracking.get_model_version_by_alias(name, CHAMPION).version
+        except MlflowException:
+            continue
+        lineage = read_lineage(tracking, name, str(version))
+        if lineage is not None:
+            hashes |= lineage.training_sha256
+    return frozenset(hashes)
 
 
 def _test_mask(manifest: pd.DataFrame, in_reference: np.ndarray, config: GlassesConfig):
@@ -178,14 +198,24 @@ def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     return probabilities
 
 
+def held_out(images: ImageSet, trained_sha256: frozenset[str]) -> ImageSet:
+    """The images no champion trained on, so that the reference's predicted probabilities are
+    what the champions do on unseen faces; all of them when every one was trained on."""
+    keep = ~images.manifest["sha256"].astype(str).isin(trained_sha256).to_numpy()
+    if not keep.any():
+        return images
+    return ImageSet(images.manifest[keep].reset_index(drop=True), images.pixels[keep])
+
+
 @task(name="check-drift", cache_policy=NO_CACHE)
 def check_drift(
     staged: StagedVersion, batch: ImageSet, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> DriftResult:
     """Evidently on per-image descriptors, the champions' predicted probabilities and pooled
-    scattering coefficients embedded in the reference's principal components."""
+    scattering coefficients embedded in the reference's principal components; the reference is
+    the part of the reference version the champions did not train on."""
     J, L = config.scatnet.J, config.scatnet.L
-    reference = staged.reference_images
+    reference = held_out(staged.reference_images, champions_training_images())
     frames = []
     for images in (reference, batch):
         columns = [

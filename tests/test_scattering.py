@@ -41,20 +41,32 @@ def test_cache_miss_then_hit_with_identical_tensor(pixels, tmp_path) -> None:
     assert second.hit is True
     assert second.path == first.path
     torch.testing.assert_close(second.coefficients, first.coefficients, rtol=0, atol=0)
-    assert sorted(p.name for p in (tmp_path / "scattering").iterdir()) == [first.path.name]
+    assert sorted(p.name for p in (tmp_path / "scattering").iterdir()) == [
+        first.path.name,
+        first.path.with_suffix(".sha256").name,
+    ]
 
 
 def test_cache_leaves_no_temporary_files(pixels, tmp_path) -> None:
     cached_coefficients(pixels, J, L, tmp_path)
     cached_coefficients(pixels[:2], J, L, tmp_path)
-    names = [p.name for p in (tmp_path / "scattering").iterdir()]
-    assert len(names) == 2
-    assert all(name.endswith(".npz") and ".tmp" not in name for name in names)
+    names = sorted(p.name for p in (tmp_path / "scattering").iterdir())
+    assert len(names) == 4  # two entries, each with its checksum
+    assert all(name.endswith((".npy", ".sha256")) and ".tmp" not in name for name in names)
 
 
 def test_a_stored_entry_is_what_is_returned(pixels, tmp_path) -> None:
     entry = cached_coefficients(pixels, J, L, tmp_path)
-    np.testing.assert_array_equal(np.load(entry.path)["coefficients"], entry.coefficients.numpy())
+    np.testing.assert_array_equal(np.load(entry.path), entry.coefficients.numpy())
+
+
+def test_a_hit_is_memory_mapped_not_read_into_memory(pixels, tmp_path) -> None:
+    cached_coefficients(pixels, J, L, tmp_path)
+    hit = cached_coefficients(pixels, J, L, tmp_path)
+    maps = Path("/proc/self/maps")
+    if not maps.exists():
+        pytest.skip("no /proc here to see the mapping")
+    assert str(hit.path) in maps.read_text()  # the file is mapped, its pages read on demand
 
 
 def test_key_depends_on_pixels_and_parameters(pixels) -> None:
@@ -96,12 +108,10 @@ def truncate(path: Path) -> None:
 
 
 def flip_last_coefficient_byte(path: Path) -> None:
-    """Change one coefficient in place, leaving a well-formed file (zip CRC recomputed)."""
-    with np.load(path) as entry:
-        coefficients, checksum = entry["coefficients"].copy(), entry["sha256"]
-    coefficients.reshape(-1)[-1] += 1.0
-    with path.open("wb") as stream:
-        np.savez(stream, coefficients=coefficients, sha256=checksum)
+    """Change one coefficient in place, leaving a well-formed .npy file."""
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
 
 
 @pytest.mark.parametrize(
@@ -110,17 +120,20 @@ def flip_last_coefficient_byte(path: Path) -> None:
         (truncate, "unreadable"),
         (flip_last_coefficient_byte, "checksum mismatch"),
         (lambda path: path.write_text("not numpy"), "unreadable"),
+        (lambda path: path.with_suffix(".sha256").unlink(), "no checksum"),
     ],
 )
 def test_a_damaged_entry_is_recomputed_with_a_warning_naming_it(
     pixels, tmp_path, damage, reason
 ) -> None:
     entry = cached_coefficients(pixels, J, L, tmp_path)
+    expected = entry.coefficients.clone()  # the damage below rewrites the mapped file in place
+    del entry.coefficients
     damage(entry.path)
     with pytest.warns(CacheWarning, match=rf"{entry.path}.*{reason}.*recomputing"):
         again = cached_coefficients(pixels, J, L, tmp_path)
     assert again.hit is False
-    torch.testing.assert_close(again.coefficients, entry.coefficients, rtol=0, atol=0)
+    torch.testing.assert_close(again.coefficients, expected, rtol=0, atol=0)
     repaired = cached_coefficients(pixels, J, L, tmp_path)  # the entry was rewritten
     assert repaired.hit is True
 

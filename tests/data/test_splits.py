@@ -15,6 +15,7 @@ from glasses.data.splits import (
     split_around,
     split_batch,
     split_units,
+    without_trained,
 )
 
 
@@ -217,3 +218,18 @@ def test_split_around_keeps_the_given_test_rows_and_folds_the_rest() -> None:
     assert (split.fold[test] == -1).all()
     assert set(split.fold[~test]) == {0, 1, 2}
     np.testing.assert_array_equal(split.fold, make_split(table, 0.2, 3, seed=1).fold)
+
+
+def test_without_trained_drops_seen_images_and_their_people_from_the_test_side() -> None:
+    manifest = pd.DataFrame(
+        {
+            "label": [0, 1, 0, 1, 0, 1],
+            "group": ["a", "a", "b", "b", "c", "c"],
+            "sha256": ["h0", "h1", "h2", "h3", "h4", "h5"],
+        }
+    )
+    test = np.array([True, True, True, True, False, False])
+    kept = without_trained(manifest, test, {"h1", "h4"})
+    # h1 was trained on: its person "a" leaves the test side entirely; "c" was not on it.
+    assert kept.tolist() == [False, False, True, True, False, False]
+    assert without_trained(manifest, test, set()).tolist() == test.tolist()

@@ -167,6 +167,19 @@ def retrain_test_mask(
     return test
 
 
+def without_trained(
+    manifest: pd.DataFrame, test: np.ndarray, trained_sha256: Collection[str]
+) -> np.ndarray:
+    """Test flags less every image a model to be compared trained on, and less the rest of its
+    unit (person, duplicates): such a model would be scored on what it memorised, or on a person
+    it has seen. The removed rows may train the challenger."""
+    if not len(trained_sha256):
+        return test
+    units = split_units(manifest)
+    seen = manifest["sha256"].astype(str).isin(set(trained_sha256)).to_numpy()
+    return test & ~np.isin(units, units[seen])
+
+
 def split_batch(
     table: pd.DataFrame,
     test_share: float,
