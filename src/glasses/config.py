@@ -160,7 +160,9 @@ class XAIConfig(_Strict):
     lime_samples: int = Field(1000, ge=10)
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2)
-    randomisation_images: int = Field(20, ge=1)
+    randomisation_images: int = Field(
+        30, ge=1, description="Test images of the randomisation check, drawn like the sample."
+    )
     randomisation_threshold: float = Field(0.5, gt=0.0, le=1.0)
 
 
@@ -259,7 +261,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "lime_samples": 150,
             "shap_max_evals": 100,
             "deletion_steps": 10,
-            "randomisation_images": 2,
+            "randomisation_images": 10,
         },
     },
     # Seconds-long runs for the test suite: tiny images, two folds, a dozen steps.

@@ -8,7 +8,6 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
-from scipy import ndimage
 from torch import nn
 
 from glasses.config import resolve_config
@@ -20,11 +19,15 @@ from glasses.xai.correctness import (
     correctness_table,
     deletion_area,
     deletion_curve,
+    edge_map,
+    localisation_table,
+    mask_area_share,
     pointing_game,
     randomisation_layers,
     randomisation_verdict,
     relevance_mass_accuracy,
 )
+from glasses.xai.randomisation_figure import cascade_figure
 
 SIZE = 32
 
@@ -42,8 +45,11 @@ def test_relevance_mass_of_a_map_inside_the_mask_is_one() -> None:
 
 
 def test_relevance_mass_of_a_uniform_map_is_the_mask_share() -> None:
+    """The chance level reported beside relevance mass is what a uniform map scores."""
     mask = square_mask()
-    assert relevance_mass_accuracy(np.ones((SIZE, SIZE)), mask) == pytest.approx(mask.mean())
+    assert mask_area_share(mask) == 64 / SIZE**2
+    uniform = np.full((SIZE, SIZE), 0.3)
+    assert relevance_mass_accuracy(uniform, mask) == pytest.approx(mask_area_share(mask), rel=1e-12)
 
 
 def test_relevance_mass_without_positive_attribution_is_undefined() -> None:
@@ -67,6 +73,52 @@ def test_pointing_game_hits_and_misses() -> None:
     assert not pointing_game(miss, mask)
     assert not pointing_game(miss, mask, tolerance=2)
     assert pointing_game(miss, mask, tolerance=3)
+
+
+def test_a_flat_map_hits_any_mask() -> None:
+    """All of a flat map is its maximum, so part of it is in the mask: no pixel order decides."""
+    assert pointing_game(np.full((SIZE, SIZE), 0.2), square_mask(top=20, left=20))
+    assert pointing_game(np.zeros((SIZE, SIZE)), square_mask(top=20, left=20))
+
+
+def test_a_plateau_maximum_partly_inside_the_mask_hits() -> None:
+    """The plateau starts (row-major) outside the mask: first-argmax would call this a miss.
+    Values within the relative tie tolerance of the maximum belong to the plateau."""
+    mask = square_mask()  # rows and columns 8-15
+    plateau = np.zeros((SIZE, SIZE))
+    plateau[4:10, 4:10] = 2.0
+    plateau[8:10, 8:10] = 2.0 * (1 - 1e-7)  # the plateau's part in the mask, a hair lower
+    assert np.unravel_index(np.argmax(plateau), plateau.shape) == (4, 4)
+    assert pointing_game(plateau, mask)
+    assert not pointing_game(plateau, mask, tie_tolerance=0)
+
+
+def test_a_unique_maximum_outside_misses_however_close_the_runner_up() -> None:
+    mask = square_mask()
+    map_ = np.zeros((SIZE, SIZE))
+    map_[12, 12] = 0.999  # inside, below the maximum by far more than the tie tolerance
+    map_[25, 25] = 1.0
+    assert not pointing_game(map_, mask)
+    negative = np.full((SIZE, SIZE), -5.0)  # the tolerance is relative to |max|, whatever its sign
+    negative[25, 25], negative[12, 12] = -1.0, -1.001
+    assert not pointing_game(negative, mask)
+    negative[12, 12] = -1.0000001
+    assert pointing_game(negative, mask)
+
+
+def test_localisation_table_reports_chance_and_the_ratio_per_image() -> None:
+    mask, small = square_mask(), square_mask(side=4)
+    uniform, inside = np.ones((SIZE, SIZE)), mask.astype(float)
+    mass = [relevance_mass_accuracy(uniform, mask), relevance_mass_accuracy(inside, small)]
+    evidence = Evidence(
+        "cnn", "lime", rows=[7, 9], relevance_mass=mass,
+        mask_share=[mask_area_share(mask), mask_area_share(small)],
+        pointing=[True, True], deletion_areas=[0.1, 0.2], randomisation=randomisation_table(0.1),
+    )  # fmt: skip
+    table = localisation_table([evidence]).set_index("row")
+    assert table.loc[7, "relevance_mass_to_chance"] == pytest.approx(1.0)  # uniform: chance
+    assert table.loc[9, "relevance_mass_accuracy"] == pytest.approx(16 / 64)
+    assert table.loc[9, "relevance_mass_to_chance"] == pytest.approx((16 / 64) / (16 / SIZE**2))
 
 
 class PatchModel(nn.Module):
@@ -107,9 +159,25 @@ def gradient_times_input(model: nn.Module, images: torch.Tensor, targets: torch.
 
 
 def sobel_edges(model: nn.Module, images: torch.Tensor, targets: torch.Tensor):
-    """Edge magnitude of the grey image: a "map" that never looks at the model."""
-    grey = images.mean(dim=1).numpy()
-    return np.hypot(ndimage.sobel(grey, axis=1), ndimage.sobel(grey, axis=2))
+    """The control as a "method": a map that never looks at the model."""
+    return edge_map(images)
+
+
+def fixed_pattern(model: nn.Module, images: torch.Tensor, targets: torch.Tensor):
+    """A map that looks neither at the model nor at the image."""
+    pattern = np.random.default_rng(0).random((SIZE, SIZE))
+    return np.repeat(pattern[None], len(images), axis=0)
+
+
+def test_edge_map_is_the_sobel_magnitude_of_each_image_alone() -> None:
+    image = torch.zeros(2, 3, SIZE, SIZE)
+    image[0, :, :, 16:] = 1.0  # a vertical step edge between columns 15 and 16
+    edges = edge_map(image)
+    assert edges.shape == (2, SIZE, SIZE)
+    assert (edges[0][:, [15, 16]] > 0).all()
+    assert edges[0][:, :14].max() == 0 and edges[0][:, 18:].max() == 0
+    assert edges[1].max() == 0  # a black image next to it has no edges: images do not mix
+    np.testing.assert_array_equal(edge_map(image[:1])[0], edges[0])
 
 
 @pytest.fixture
@@ -131,6 +199,7 @@ def test_randomisation_changes_gradient_maps(tiny_cnn_and_images) -> None:
     assert layers[0] == "head.layers.5" and layers[-1] == "features.1"
     assert table["step"].tolist() == list(range(len(layers) + 1))
     assert table["mean"].iloc[0] == 1.0
+    assert table[["edge_mean", "edge_ci_low", "edge_ci_high"]].abs().le(1).all().all()
     # Gradient × input keeps the input as a factor, so its maps stay partly correlated (about
     # 0.5 here, as Adebayo et al. found); the fall is what the check must see.
     assert table["mean"].iloc[-1] < 0.75
@@ -142,7 +211,19 @@ def test_randomisation_fails_a_map_computed_from_the_input_alone(tiny_cnn_and_im
     model, images, targets = tiny_cnn_and_images
     table = cascading_randomisation(model, sobel_edges, images, targets, seed=0)
     assert table["mean"].to_numpy() == pytest.approx(1.0)
+    assert table["edge_mean"].to_numpy() == pytest.approx(1.0)  # the control scores itself 1
     assert not randomisation_verdict(table)
+
+
+def test_the_edge_control_tells_input_structure_from_a_model_independent_map(
+    tiny_cnn_and_images,
+) -> None:
+    """A fixed pattern also "fails" (it never changes), but it is not the image's edges:
+    the control is what separates the two kinds of failure."""
+    model, images, targets = tiny_cnn_and_images
+    table = cascading_randomisation(model, fixed_pattern, images, targets, seed=0)
+    assert table["mean"].to_numpy() == pytest.approx(1.0)
+    assert table["edge_mean"].abs().max() < 0.2
 
 
 def test_the_scatnet_randomises_only_its_head(tiny_cnn_and_images) -> None:
@@ -156,26 +237,53 @@ def test_the_scatnet_randomises_only_its_head(tiny_cnn_and_images) -> None:
     assert table["mean"].iloc[-1] < 0.75
 
 
-def randomisation_table(final: float) -> pd.DataFrame:
+def randomisation_table(final: float, edges: tuple[float, float] = (0.3, 0.2)) -> pd.DataFrame:
     return pd.DataFrame(
-        {"step": [0, 1], "layer": ["none", "fc"], "mean": [1.0, final], "ci_low": [1.0, final],
-         "ci_high": [1.0, final], "n": [3, 3]}
+        {"step": [0, 1], "layer": ["none", "fc"], "mean": [1.0, final],
+         "ci_low": [1.0, final - 0.1], "ci_high": [1.0, final + 0.1], "n": [3, 3],
+         "edge_mean": list(edges),
+         "edge_ci_low": list(edges), "edge_ci_high": list(edges)}
     )  # fmt: skip
 
 
 def test_correctness_table_summarises_per_model_and_method() -> None:
     evidence = [
-        Evidence("cnn", "ig", [0.9, 0.8, 0.7], [True, True, False], [0.2, 0.3, 0.1],
-                 randomisation_table(0.1)),
-        Evidence("cnn", "edges", [0.2, float("nan"), 0.4], [False] * 3, [0.6, 0.5, 0.7],
-                 randomisation_table(0.95)),
+        Evidence("cnn", "ig", [1, 2, 3], [0.9, 0.8, 0.7], [0.1, 0.2, 0.1], [True, True, False],
+                 [0.2, 0.3, 0.1], randomisation_table(0.1)),
+        Evidence("cnn", "edges", [1, 2, 3], [0.2, float("nan"), 0.4], [0.1, 0.2, 0.1],
+                 [False] * 3, [0.6, 0.5, 0.7], randomisation_table(0.95, edges=(1.0, 1.0))),
     ]  # fmt: skip
     table = correctness_table(evidence).set_index(["model", "method"])
     ig, edges = table.loc[("cnn", "ig")], table.loc[("cnn", "edges")]
     assert ig["relevance_mass_accuracy"] == pytest.approx(0.8)
     assert ig["relevance_mass_ci_low"] <= 0.8 <= ig["relevance_mass_ci_high"]
+    assert ig["mask_area_share"] == pytest.approx(0.4 / 3)
+    assert ig["relevance_mass_to_chance"] == pytest.approx((9 + 4 + 7) / 3)  # mean of ratios
+    assert edges["relevance_mass_to_chance"] == pytest.approx(3.0)  # nan image left out
+    assert (ig["edge_correlation"], ig["randomised_edge_correlation"]) == (0.3, 0.2)
+    assert (ig["final_rank_ci_low"], ig["final_rank_ci_high"]) == pytest.approx((0.0, 0.2))
+    assert edges["edge_correlation"] == edges["randomised_edge_correlation"] == 1.0
     assert ig["pointing_game"] == pytest.approx(2 / 3)
     assert ig["deletion_area"] == pytest.approx(0.2)
     assert ig["randomisation_passed"] and not edges["randomisation_passed"]
     assert edges["final_rank_correlation"] == pytest.approx(0.95)
     assert edges["n_localisation"] == 2 and edges["n_deletion"] == 3
+    assert ig["n_randomisation"] == 3
+
+
+def test_cascade_figure_draws_one_line_per_method_and_model(tiny_cnn_and_images) -> None:
+    model, images, targets = tiny_cnn_and_images
+    scatnet = ScatNet(resolve_config("tiny").scatnet, SIZE)
+    tables = [
+        cascading_randomisation(net, explain, images, targets).assign(model=name, method=method)
+        for name, net in (("cnn", model), ("scatnet", scatnet))
+        for method, explain in (("gradient_x_input", gradient_times_input), ("edges", sobel_edges))
+    ]
+    figure = cascade_figure(pd.concat(tables, ignore_index=True), threshold=0.5)
+    panels = [axis for axis in figure.axes if axis.get_title()]
+    assert [axis.get_title() for axis in panels] == ["cnn", "scatnet"]
+    for axis, steps in zip(panels, (7, 4), strict=True):
+        methods = [line for line in axis.get_lines() if not line.get_label().startswith("_")]
+        assert sorted(line.get_label() for line in methods) == ["edges", "gradient_x_input"]
+        assert all(len(line.get_xdata()) == steps for line in methods)  # trained + each layer
+        assert len(axis.get_xticklabels()) == steps

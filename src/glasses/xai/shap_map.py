@@ -3,15 +3,15 @@ docs/decisions/0002).
 
 Explained score: the LOGIT of the target class, as for IG, so that SHAP's additivity
 sum(phi) = f(x) - f(black) and IG's completeness are statements about the same number; it holds
-by construction and is checked on every explanation (`ADDITIVITY_TOLERANCE`). Each image is
-explained under a seeded global numpy state (shap breaks ties with it), so maps are
-bit-reproducible when one thread at a time runs SHAP.
+by construction and is checked on every explanation (`ADDITIVITY_TOLERANCE`). shap breaks exact
+ties with numpy's global generator; each explainer gets its own seeded generator for those draws
+instead (`_seeded_owen`), so maps are bit-reproducible in any thread and numpy's global state is
+never read or changed.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+import types
 
 import numpy as np
 import shap
@@ -24,14 +24,26 @@ from glasses.xai.lime_map import model_outputs
 ADDITIVITY_TOLERANCE = 1e-4
 
 
-@contextmanager
-def _numpy_seed(seed: int) -> Iterator[None]:
-    state = np.random.get_state()
-    np.random.seed(seed)
-    try:
-        yield
-    finally:
-        np.random.set_state(state)
+class _NumpyWithOwnRandom:
+    """numpy as shap's Partition code sees it, except that `np.random` is a seeded RandomState."""
+
+    def __init__(self, seed: int) -> None:
+        self.random = np.random.RandomState(seed)
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(np, name)
+
+
+def _seeded_owen(explainer: shap.PartitionExplainer, seed: int) -> types.MethodType:
+    """shap's own `owen` recursion bound to `explainer`, its global `np` swapped for one whose
+    tie-breaking draws come from RandomState(seed): the same draws `np.random.seed(seed)` gave,
+    without touching the global generator. Only this explainer's attribute is set."""
+    owen = shap.PartitionExplainer.owen
+    namespace = {**owen.__globals__, "np": _NumpyWithOwnRandom(seed)}
+    function = types.FunctionType(
+        owen.__code__, namespace, owen.__name__, owen.__defaults__, owen.__closure__
+    )
+    return types.MethodType(function, explainer)
 
 
 def shap_attributions(
@@ -52,14 +64,10 @@ def shap_attributions(
     explainer = shap.PartitionExplainer(lambda batch: model_outputs(model, batch).numpy(), masker)
     values = []
     for image, target in zip(pixels, labels.tolist(), strict=True):
-        with _numpy_seed(seed):
-            explanation = explainer(
-                image[None],
-                max_evals=max_evals,
-                batch_size=batch_size,
-                outputs=[target],
-                silent=True,
-            )
+        explainer.owen = _seeded_owen(explainer, seed)  # per image: independent of the batch
+        explanation = explainer(
+            image[None], max_evals=max_evals, batch_size=batch_size, outputs=[target], silent=True
+        )
         values.append(explanation.values[0, ..., 0].transpose(2, 0, 1))
     attributions = np.stack(values)
     return attributions, additivity_gap(model, images, labels, attributions)

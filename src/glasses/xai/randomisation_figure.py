@@ -1,0 +1,52 @@
+"""The whole cascading-randomisation check as one figure (Adebayo et al. 2018, their Fig. 2 as
+curves): where each method's maps stop resembling the trained model's, layer by layer."""
+
+from __future__ import annotations
+
+import matplotlib
+
+matplotlib.use("Agg")
+
+import matplotlib.pyplot as plt  # noqa: E402
+import pandas as pd  # noqa: E402
+from matplotlib.figure import Figure  # noqa: E402
+from matplotlib.lines import Line2D  # noqa: E402
+
+EDGES_LABEL = "dashed: the same maps vs the image's edges (control)"
+
+
+def cascade_figure(table: pd.DataFrame, threshold: float) -> Figure:
+    """One panel per model: per method, the mean rank correlation with the trained model's maps
+    (solid, 95 % band) and with the image's edges (dashed, same colour) against the layers
+    randomised so far, from the output down; the pass threshold dotted.
+
+    `table` is `cascading_randomisation`'s rows with `model` and `method` columns added.
+    """
+    models = sorted(table["model"].unique())
+    figure, axes = plt.subplots(
+        1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False, sharey=True
+    )
+    colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    methods = list(dict.fromkeys(table["method"]))
+    for axis, model in zip(axes[0], models, strict=True):
+        own = table[table["model"] == model]
+        for method, group in own.groupby("method", sort=False):
+            group = group.sort_values("step")
+            colour = colours[methods.index(method) % len(colours)]
+            axis.plot(group["step"], group["mean"], marker="o", color=colour, label=method)
+            axis.fill_between(
+                group["step"], group["ci_low"], group["ci_high"], color=colour, alpha=0.15
+            )
+            axis.plot(group["step"], group["edge_mean"], linestyle="--", color=colour)
+        steps = own.drop_duplicates("step").sort_values("step")
+        axis.set_xticks(steps["step"], ["trained", *steps["layer"].iloc[1:]], rotation=45)
+        axis.axhline(threshold, color="grey", linestyle=":", linewidth=1)
+        axis.set(title=model, xlabel="randomised down to layer", ylim=(-0.2, 1.05))
+        axis.grid(alpha=0.3)
+        handles, _ = axis.get_legend_handles_labels()
+        edges = Line2D([], [], color="grey", linestyle="--", label=EDGES_LABEL)
+        axis.legend(handles=[*handles, edges], fontsize="small", loc="lower left")
+    axes[0][0].set_ylabel("Spearman of |maps| (mean over images)")
+    figure.suptitle(f"Cascading model randomisation (passes below {threshold})")
+    figure.tight_layout()
+    return figure
