@@ -17,7 +17,7 @@ from glasses.crossval import FAMILIES, best_fold
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
 from tasks.reporting import log_augmented_samples, publish_summary
-from tasks.tracking import child_run
+from tasks.tracking import child_run, run_outcome
 
 
 @flow(name="glasses", log_prints=True)
@@ -37,7 +37,7 @@ def glasses(
     tracking, experiment, run_id, url, stage = open_run(
         config, f"glasses-{profile}", {"data": data}
     )
-    try:
+    with run_outcome(tracking, run_id):
         with stage("load"):
             images = load_images(data, config, cache_dir())
             tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
@@ -59,10 +59,6 @@ def glasses(
             with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
                 xai(config, images, split, xai_run)
         summary = publish_summary(tables, tests, verdict, url, run_id)
-    except BaseException:
-        tracking.set_terminated(run_id, "FAILED")
-        raise
-    tracking.set_terminated(run_id, "FINISHED")
     print(summary)
     return {
         "mlflow_run_id": run_id,

@@ -6,7 +6,6 @@ import contextlib
 import json
 from pathlib import Path
 
-import mlflow.pytorch
 import numpy as np
 import pandas as pd
 import torch
@@ -32,7 +31,7 @@ from glasses.tables import markdown_table
 from glasses.training import default_device, predict
 from glasses.validation import ValidationReport, ValidationRules, validate_manifest
 from tasks.data import source_table
-from tasks.registry import CHAMPION, REGISTERED_NAMES
+from tasks.registry import CHAMPION, REGISTERED_NAMES, IncompatibleModel, load_registered_model
 from tasks.tracking import client, log_file, log_table
 
 DECISIONS = ("no data", "rejected", "no drift", "promoted", "kept", "skipped")
@@ -114,13 +113,12 @@ def quarantine_batch(
 
 def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     """P(glasses) from each family's champion, where one exists."""
-    client()
     device = default_device()
     probabilities = {}
     for family in FAMILIES:
         try:
-            model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}@{CHAMPION}")
-        except MlflowException:
+            model = load_registered_model(f"{REGISTERED_NAMES[family]}@{CHAMPION}")
+        except (MlflowException, IncompatibleModel):
             continue
         model = model.to(device).eval()
         logits = predict(

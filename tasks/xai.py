@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow.pytorch
 import numpy as np
 import pandas as pd
 import torch
@@ -35,7 +34,7 @@ from glasses.xai.overlays import (
     shap_vs_ig_figure,
 )
 from glasses.xai.selection import NAMED
-from tasks.registry import CHAMPION, REGISTERED_NAMES
+from tasks.registry import CHAMPION, REGISTERED_NAMES, load_registered_model
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
@@ -44,9 +43,7 @@ PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
 @task(name="load-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def load_champion(family: Family) -> nn.Module:
     """The model users get from the registry, never the one still in memory."""
-    client()
-    model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}@{CHAMPION}")
-    return model.cpu().eval()
+    return load_registered_model(f"{REGISTERED_NAMES[family]}@{CHAMPION}")
 
 
 @dataclass
