@@ -10,9 +10,11 @@ from prefect.cache_policies import NO_CACHE
 from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, run_fold
+from glasses.crossval import Family, optimiser_config, run_fold
 from glasses.data.splits import Split
+from glasses.progress import EpochClock
 from glasses.training import EpochRecord, FoldOutcome, threads_per_worker
+from tasks.progress import run_logger
 from tasks.tracking import client, log_metrics, log_table, start_run
 
 
@@ -47,9 +49,12 @@ def train_fold(
         {"family": family, "fold": str(fold + 1)},
     )
 
+    clock = EpochClock(optimiser_config(family, config).epochs)
+
     def on_epoch(record: EpochRecord) -> None:
         values = {k: v for k, v in vars(record).items() if k != "epoch"}
         log_metrics(tracking, run_id, values, step=record.epoch)
+        run_logger().info(clock.line(family, fold + 1, record))
 
     train_index, val_index = split.fold_indices(fold)
     try:
