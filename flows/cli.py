@@ -40,12 +40,12 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
     return tree
 
 
-class _NoTracebacks(logging.Filter):
-    """Prefect logs a failing task's and flow's traceback to the console; `main` prints the
-    error once as one line instead. The tracebacks still reach the Prefect server's logs."""
+class _NoErrors(logging.Filter):
+    """Prefect logs a failing task's and flow's error, with tracebacks, to the console; `main`
+    prints the error once, as one line, instead. The Prefect server still gets all of them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.exc_info is None or record.levelno < logging.ERROR
+        return record.levelno < logging.ERROR and "Finished in state Failed" not in record.msg
 
 
 @contextmanager
@@ -59,7 +59,7 @@ def quiet_failures() -> Iterator[None]:
         for handler in getattr(logger, "handlers", [])
         if isinstance(handler, PrefectConsoleHandler)
     }
-    quiet = _NoTracebacks()
+    quiet = _NoErrors()
     for handler in handlers:
         handler.addFilter(quiet)
     try:

@@ -19,6 +19,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import httpx
+from prefect.events.worker import EventsWorker
+from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, temporary_settings
 
 PR_SET_PDEATHSIG = 1
@@ -76,7 +78,13 @@ def temporary_prefect_server(timeout: float = 120) -> Iterator[str]:
     try:
         _wait_until_healthy(process, api, timeout)
         with temporary_settings(updates={PREFECT_API_URL: api}):
-            yield api
+            try:
+                yield api
+            finally:
+                # Logs and events still queued go out now: once the server is gone, Prefect's
+                # workers would retry them for minutes at interpreter exit.
+                APILogWorker.drain_all(timeout=10)
+                EventsWorker.drain_all(timeout=10)
     finally:
         process.terminate()
         try:
