@@ -10,13 +10,15 @@ warm). Numbers go to stdout as a markdown table.
 
 from __future__ import annotations
 
-import argparse
-import os
+from glasses.entrypoint import prepare_process
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # see flows/cli.py
-import tempfile
-import time
-from pathlib import Path
+prepare_process()  # before torch, Prefect or MLflow load
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import tempfile  # noqa: E402
+import time  # noqa: E402
+from pathlib import Path  # noqa: E402
 
 
 def measure(data: str, profile: str) -> dict[str, float]:

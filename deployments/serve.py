@@ -6,10 +6,9 @@ flow in-process, with the stack's environment (MLflow URI, cache folder) inherit
 
 from __future__ import annotations
 
-import os
+from glasses.entrypoint import prepare_process
 
-# Before torch loads: spinning OpenMP threads slow torch tens of times on a shared machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+prepare_process()  # before torch, Prefect or MLflow load
 
 from prefect import serve  # noqa: E402
 

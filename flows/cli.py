@@ -6,20 +6,23 @@ starts a temporary one; MLflow honours MLFLOW_TRACKING_URI, else a local SQLite 
 
 from __future__ import annotations
 
-import os
+from glasses.entrypoint import prepare_process
 
-# Before torch loads: spinning OpenMP threads slow torch tens of times on a shared machine.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+prepare_process()  # before torch, Prefect or MLflow load
 
 import argparse  # noqa: E402
+import logging  # noqa: E402
+import os  # noqa: E402
 import sys  # noqa: E402
-import tempfile
-from pathlib import Path
-from typing import Any
+import tempfile  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from contextlib import contextmanager, nullcontext  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import Any  # noqa: E402
 
-import yaml
+import yaml  # noqa: E402
 
-from glasses.config import PROFILES, resolve_config
+from glasses.config import PROFILES, resolve_config  # noqa: E402
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -37,6 +40,35 @@ def parse_overrides(assignments: list[str]) -> dict[str, Any]:
     return tree
 
 
+class _NoErrors(logging.Filter):
+    """Prefect logs a failing task's and flow's error, with tracebacks, to the console; `main`
+    prints the error once, as one line, instead. The Prefect server still gets all of them."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return record.levelno < logging.ERROR and "Finished in state Failed" not in record.msg
+
+
+@contextmanager
+def quiet_failures() -> Iterator[None]:
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    loggers = [logging.getLogger(name) for name in list(logging.root.manager.loggerDict)]
+    handlers = {
+        handler
+        for logger in [logging.root, *loggers]
+        for handler in getattr(logger, "handlers", [])
+        if isinstance(handler, PrefectConsoleHandler)
+    }
+    quiet = _NoErrors()
+    for handler in handlers:
+        handler.addFilter(quiet)
+    try:
+        yield
+    finally:
+        for handler in handlers:
+            handler.removeFilter(quiet)
+
+
 def _run(arguments: argparse.Namespace) -> int:
     from tasks.tracking import require_server
 
@@ -50,18 +82,19 @@ def _run(arguments: argparse.Namespace) -> int:
             "start the stack with `make up`, or unset PREFECT_API_URL to run without a server",
         )
     from flows.full import glasses
+    from flows.temporary_server import temporary_prefect_server
 
-    result = glasses(data=arguments.data, profile=arguments.profile, overrides=overrides)
+    with nullcontext() if api else temporary_prefect_server(), quiet_failures():
+        result = glasses(data=arguments.data, profile=arguments.profile, overrides=overrides)
     print(result["mlflow_run_url"])
     return 0
 
 
 def _summary(arguments: argparse.Namespace) -> int:
-    from tasks.tracking import EXPERIMENT, client
+    from tasks.tracking import client, experiment_name
 
-    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
     tracking = client()
-    experiment = tracking.get_experiment_by_name(EXPERIMENT)
+    experiment = tracking.get_experiment_by_name(experiment_name())
     runs = (
         []
         if experiment is None
@@ -92,38 +125,51 @@ EXPLAIN_METHODS["all"] = tuple(m for ms in EXPLAIN_METHODS.values() for m in ms)
 def _explain(arguments: argparse.Namespace) -> int:
     """Overlay PNG of the chosen methods for one image of the user's, for the class the
     registered model predicts."""
-    import mlflow.pytorch
-    import numpy as np
     import torch
-    from PIL import Image
 
     from glasses.config import XAIConfig
-    from glasses.data.images import to_rgb
+    from glasses.inference import image_pixels
     from glasses.xai.explain import explain, predicted_targets
     from glasses.xai.overlays import method_overlays_figure
-    from tasks.tracking import client
+    from tasks.registry import load_registered_model
 
     image_path = Path(arguments.image)
-    try:
-        with Image.open(image_path) as opened:
-            rgb = to_rgb(opened)
-    except OSError as error:
-        raise ValueError(f"{image_path}: not a readable image ({error})") from None
-    client()
-    model = mlflow.pytorch.load_model(f"models:/{arguments.model}").cpu().eval()
-    size = model.image_size
-    pixels = np.asarray(rgb.resize((size, size), Image.Resampling.BILINEAR), dtype=np.float32)
-    images = torch.from_numpy(pixels.transpose(2, 0, 1)[None] / 255).float()
+    model = load_registered_model(arguments.model)
+    pixels = _read_image(image_path, model.image_size, image_pixels)
+    images = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy())
     targets = predicted_targets(model, images)
     maps = {
         method: explain(model, images, targets, method, XAIConfig(), seed=0).maps[0]
         for method in EXPLAIN_METHODS[arguments.method]
     }
     label = "glasses" if int(targets[0]) else "no glasses"
-    figure = method_overlays_figure(pixels / 255, maps, f"{arguments.model}: {label}")
+    figure = method_overlays_figure(pixels, maps, f"{arguments.model}: {label}")
     output = Path(arguments.output or f"{image_path.stem}_explained.png")
     figure.savefig(output, dpi=110)
     print(output)
+    return 0
+
+
+def _read_image(path: Path, size: int, read: Callable[[Path, int], Any]) -> Any:
+    """A user's image, or one line that names it."""
+    try:
+        return read(path, size)
+    except OSError as error:
+        raise ValueError(f"{path}: not a readable image ({error})") from None
+
+
+def _predict(arguments: argparse.Namespace) -> int:
+    """Class and probability per image, from a registered model."""
+    from glasses.inference import class_probabilities, image_pixels, prediction_table
+    from glasses.plots import CLASS_NAMES
+    from tasks.registry import load_registered_model
+
+    model = load_registered_model(arguments.model)
+    paths = [Path(image) for image in arguments.images]
+    pixels = [_read_image(path, model.image_size, image_pixels) for path in paths]
+    table = prediction_table(class_probabilities(model, pixels), list(CLASS_NAMES))
+    for path, row in zip(paths, table.itertuples(index=False), strict=True):
+        print(f"{path}\t{row.label}\t{row.probability:.3f}")
     return 0
 
 
@@ -149,7 +195,14 @@ def main(argv: list[str] | None = None) -> int:
     explain.add_argument("--method", default="all", choices=sorted(EXPLAIN_METHODS))
     explain.add_argument("--output", help="PNG path (default: IMAGE_explained.png here)")
     explain.set_defaults(handler=_explain)
+    predict = commands.add_parser("predict", help="print class and probability per image")
+    predict.add_argument("images", nargs="+", metavar="IMAGE")
+    predict.add_argument("--model", default="glasses-cnn@champion", help="registered model URI")
+    predict.set_defaults(handler=_predict)
     arguments = parser.parse_args(argv)
+    from tasks.tracking import configure_tracking
+
+    configure_tracking()
     try:
         return arguments.handler(arguments)
     except (ValueError, RuntimeError) as error:

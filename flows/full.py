@@ -19,7 +19,7 @@ from glasses.metrics import majority_baseline
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
 from tasks.reporting import log_augmented_samples, publish_summary
-from tasks.tracking import child_run
+from tasks.tracking import child_run, run_outcome
 
 
 @flow(name="glasses", log_prints=True)
@@ -39,7 +39,7 @@ def glasses(
     tracking, experiment, run_id, url, stage = open_run(
         config, f"glasses-{profile}", {"data": data}
     )
-    try:
+    with run_outcome(tracking, run_id):
         with stage("load"):
             images = load_images(data, config, cache_dir())
             tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
@@ -61,10 +61,6 @@ def glasses(
                 xai(config, images, split, {f: tests[f].version for f in FAMILIES}, xai_run)
         baseline = majority_baseline(images.labels[~split.test], images.labels[split.test])
         summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
-    except BaseException:
-        tracking.set_terminated(run_id, "FAILED")
-        raise
-    tracking.set_terminated(run_id, "FINISHED")
     print(summary)
     return {
         "mlflow_run_id": run_id,

@@ -31,7 +31,7 @@ from tasks.retrain import (
     tag_models,
     validate_batch,
 )
-from tasks.runs import ends_run
+from tasks.tracking import run_outcome
 
 
 @flow(name="glasses-retrain", log_prints=True)
@@ -50,7 +50,7 @@ def retrain(
         config, f"retrain-{profile}", {"flow": "retrain", "incoming": incoming, "data": data}
     )
     dataset = DatasetStore(Path(store).resolve(), Path(quarantine).resolve())
-    with ends_run(tracking, run_id):
+    with run_outcome(tracking, run_id):
         try:
             with dataset.lock():
                 facts, decision = _steps(

@@ -25,6 +25,7 @@ from tasks.registry import HeldOutResult, evaluate_on_test, register_model
 from tasks.reporting import summarise_family
 from tasks.tracking import (
     connect,
+    end_abandoned_runs,
     experiment_id,
     git_commit,
     log_params,
@@ -48,6 +49,7 @@ def open_run(
     """The flow run's parent MLflow run: resolved configuration, commit and flow-run id."""
     tracking = connect()
     experiment = experiment_id(tracking)
+    end_abandoned_runs(tracking, experiment, config.runtime.abandoned_after_hours)
     run_id = start_run(
         tracking,
         experiment,

@@ -4,64 +4,161 @@ split."""
 
 from __future__ import annotations
 
+import base64
+import io
+import json
+import re
+import shutil
 import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
-import mlflow.pytorch
+import mlflow.pyfunc
 import numpy as np
+import pandas as pd
 import torch
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import infer_signature
+from PIL import Image
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from torch import nn
 
+import glasses
 import mlflow
 from glasses.crossval import Family, pixels_to_input
+from glasses.inference import (
+    SPEC,
+    WEIGHTS,
+    build_from_spec,
+    class_probabilities,
+    model_spec,
+    prediction_table,
+)
 from glasses.metrics import confusion, scores
-from glasses.plots import confusion_figure
+from glasses.plots import CLASS_NAMES, confusion_figure
 from glasses.promotion import Lineage, challenger_wins, comparison_blocker
 from glasses.training import default_device, predict
+from mlflow import MlflowClient
 from tasks.tracking import client, log_figure, log_metrics
 
 REGISTERED_NAMES: dict[Family, str] = {"cnn": "glasses-cnn", "scatnet": "glasses-scatnet"}
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LINEAGE_FILE = "lineage/training_sha256.txt"
+SERVED_MODEL = Path(__file__).with_name("served_model.py")  # MLflow "models from code"
+# What the served model imports: `glasses` (logged in code_paths) and its dependencies.
+SERVED_PACKAGES = (
+    "mlflow", "torch", "kymatio", "numpy", "scipy", "pandas", "pillow", "scikit-learn",
+    "matplotlib", "pydantic",
+)  # fmt: skip
 
 
 @task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def register_model(family: Family, model: nn.Module, pixels: torch.Tensor, run_id: str) -> str:
-    """Log the model with signature and input example under the family run; return its version.
+    """Log the model under the family run as a servable pyfunc model; return its version.
 
-    `log_model` works on the fluent active run, which is thread-local: it is resumed here, in
-    this task's own thread, by id. Saved as a pickled `nn.Module`, not MLflow's default pt2
-    export: exporting the scattering transform's graph took 40-100 s per model here, and the
-    explanation and filter figures need the real modules (layers, wavelet filters) back.
+    Stored as a JSON description and tensors-only weights, with the `glasses` package as code
+    (see `tasks.served_model`), not as a pickled module: nothing is unpickled on loading, and
+    `mlflow models serve` works without this repository. `log_model` works on the fluent active
+    run, which is thread-local: it is resumed here, in this task's own thread, by id.
     """
-    client()
-    example = pixels_to_input(pixels[:2]).numpy()
-    with torch.no_grad():
-        output = model(torch.from_numpy(example)).numpy()
-    with mlflow.start_run(run_id=run_id):
-        info = mlflow.pytorch.log_model(
-            model,
-            name="model",
-            registered_model_name=REGISTERED_NAMES[family],
-            signature=infer_signature(example, output),
-            input_example=example,
-            serialization_format="pickle",
-            pip_requirements=model_requirements(),
+    example = _example_request(pixels[:2])
+    with tempfile.TemporaryDirectory() as scratch:
+        folder = Path(scratch)
+        (folder / "spec.json").write_text(json.dumps(model_spec(model)))
+        torch.save(model.state_dict(), folder / "weights.pt")
+        package = shutil.copytree(
+            Path(glasses.__file__).parent,
+            folder / "code" / "glasses",
+            ignore=shutil.ignore_patterns("__pycache__"),
         )
+        images = pixels_to_input(pixels[:2]).numpy().transpose(0, 2, 3, 1)
+        probabilities = class_probabilities(model, list(images))
+        with mlflow.start_run(run_id=run_id):
+            info = mlflow.pyfunc.log_model(
+                name="model",
+                python_model=str(SERVED_MODEL),
+                artifacts={SPEC: str(folder / "spec.json"), WEIGHTS: str(folder / "weights.pt")},
+                code_paths=[str(package)],
+                registered_model_name=REGISTERED_NAMES[family],
+                signature=infer_signature(
+                    example, prediction_table(probabilities, list(CLASS_NAMES))
+                ),
+                input_example=example,
+                pip_requirements=model_requirements(),
+            )
     return str(info.registered_model_version)
 
 
+def _example_request(pixels: torch.Tensor) -> pd.DataFrame:
+    """A request as users send it: a column `image` of base64-encoded PNG files."""
+    encoded = []
+    for image in pixels.numpy().transpose(0, 2, 3, 1):
+        buffer = io.BytesIO()
+        Image.fromarray(image).save(buffer, format="PNG")
+        encoded.append(base64.b64encode(buffer.getvalue()).decode())
+    return pd.DataFrame({"image": encoded})
+
+
 def model_requirements() -> list[str]:
-    """Pinned from this environment: MLflow would otherwise infer them by loading the model in a
-    subprocess, about 5 s per model. Unpickling also needs the `glasses` package itself."""
-    return [f"{name}=={metadata.version(name)}" for name in ("torch", "kymatio", "numpy", "mlflow")]
+    """Pinned from this environment, without local build tags (`+cpu`) that no index serves:
+    MLflow would otherwise infer them by loading the model in a subprocess (~5 s a model)."""
+    return [f"{name}=={metadata.version(name).split('+')[0]}" for name in SERVED_PACKAGES]
+
+
+class IncompatibleModel(ValueError):
+    """A registered model that this version of glasses cannot load."""
+
+
+_REFERENCE = re.compile(r"^(?:models:/)?(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
+
+
+def model_version(tracking: MlflowClient, reference: str) -> ModelVersion:
+    """`NAME@ALIAS` or `NAME/VERSION` (with or without `models:/`) as a registry entry."""
+    match = _REFERENCE.match(reference)
+    if match is None:
+        raise ValueError(
+            f"model {reference!r}: expected NAME@ALIAS or NAME/VERSION, e.g. glasses-cnn@champion"
+        )
+    if match["alias"]:
+        return tracking.get_model_version_by_alias(match["name"], match["alias"])
+    return tracking.get_model_version(match["name"], match["version"])
+
+
+def load_registered_model(reference: str) -> nn.Module:
+    """The registered model as an `nn.Module` on the CPU: the one loader of the project.
+
+    Reads only the JSON description and the weights with torch's `weights_only` loader and
+    rebuilds the network from this package's classes: nothing from the registry is unpickled
+    or executed, so a model registered by someone else cannot run code here.
+    """
+    tracking = client()
+    version = model_version(tracking, reference)
+    source = tracking.get_model_version_download_uri(version.name, version.version)
+    with tempfile.TemporaryDirectory() as scratch:
+        try:
+            spec_file = mlflow.artifacts.download_artifacts(
+                f"{source.rstrip('/')}/artifacts/spec.json",
+                dst_path=scratch,
+                tracking_uri=tracking.tracking_uri,
+            )
+            weights_file = mlflow.artifacts.download_artifacts(
+                f"{source.rstrip('/')}/artifacts/weights.pt",
+                dst_path=scratch,
+                tracking_uri=tracking.tracking_uri,
+            )
+        except (MlflowException, OSError) as error:
+            raise IncompatibleModel(
+                f"{version.name} v{version.version} has no spec.json/weights.pt: it was logged by "
+                "an older glasses as a pickled module, which is not unpickled; register a new "
+                f"version by running the flow ({error.__class__.__name__})"
+            ) from None
+        spec = json.loads(Path(spec_file).read_text())
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+    return build_from_spec(spec, state)
 
 
 def record_lineage(tracking, name: str, version: str, lineage: Lineage) -> None:
@@ -131,9 +228,10 @@ def evaluate_on_test(
     tracking = client()
     name = REGISTERED_NAMES[family]
     record_lineage(tracking, name, version, lineage)
-    model = mlflow.pytorch.load_model(f"models:/{name}/{version}")
+    model = load_registered_model(f"{name}/{version}")
     result, matrix = _test_scores(model, pixels, labels)
-    log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()})
+    model_id = tracking.get_model_version(name, version).model_id
+    log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()}, model_id=model_id)
     title = f"{name} v{version}: test accuracy {result['accuracy']:.3f}"
     log_figure(
         tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png"
@@ -170,14 +268,18 @@ def _decide_champion(
     blocker = comparison_blocker(
         read_lineage(tracking, name, str(current.version)), pixels.shape[-1], test_sha256
     )
+    if blocker is None:
+        try:
+            champion_scores, _ = _test_scores(
+                load_registered_model(f"{name}/{current.version}"), pixels, labels
+            )
+        except IncompatibleModel as error:
+            blocker = str(error)
     if blocker is not None:
         return str(current.version), (
             f"not compared: champion v{current.version} {blocker}; kept it — move the alias "
             "by hand if this version should replace it"
         )
-    champion_scores, _ = _test_scores(
-        mlflow.pytorch.load_model(f"models:/{name}@{CHAMPION}"), pixels, labels
-    )
     new = (result["balanced_accuracy"], result["macro_f1"])
     old = (champion_scores["balanced_accuracy"], champion_scores["macro_f1"])
     versus = (

@@ -6,7 +6,6 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import mlflow.pytorch
 import numpy as np
 import pandas as pd
 import torch
@@ -33,7 +32,14 @@ from glasses.tables import markdown_table
 from glasses.training import default_device, predict
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
-from tasks.registry import CHAMPION, REGISTERED_NAMES, HeldOutResult, read_lineage
+from tasks.registry import (
+    CHAMPION,
+    REGISTERED_NAMES,
+    HeldOutResult,
+    IncompatibleModel,
+    load_registered_model,
+    read_lineage,
+)
 from tasks.tracking import client, log_file, log_table
 
 
@@ -182,13 +188,12 @@ def tag_models(tests: dict[str, HeldOutResult], version: str) -> None:
 
 def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     """P(glasses) from each family's champion, where one exists."""
-    client()
     device = default_device()
     probabilities = {}
     for family in FAMILIES:
         try:
-            model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}@{CHAMPION}")
-        except MlflowException:
+            model = load_registered_model(f"{REGISTERED_NAMES[family]}@{CHAMPION}")
+        except (MlflowException, IncompatibleModel):
             continue
         model = model.to(device).eval()
         logits = predict(

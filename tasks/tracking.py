@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import getpass
 import os
 import subprocess
+import sys
 import tempfile
 import time
 from collections.abc import Iterator
@@ -14,15 +16,39 @@ import httpx
 import matplotlib.pyplot as plt
 import pandas as pd
 from matplotlib.figure import Figure
-from mlflow.entities import DatasetInput, InputTag, Metric, Param
-from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID, MLFLOW_RUN_NAME
+from mlflow.entities import DatasetInput, InputTag, Metric, Param, RunStatus
+from mlflow.utils.mlflow_tags import (
+    MLFLOW_PARENT_RUN_ID,
+    MLFLOW_RUN_NAME,
+    MLFLOW_SOURCE_NAME,
+    MLFLOW_SOURCE_TYPE,
+    MLFLOW_USER,
+)
 
 import mlflow
+from glasses.liveness import Owner, abandoned_because, this_process
 from glasses.memory import peak_rss_mb, reset_peak
 from mlflow import MlflowClient
 
-EXPERIMENT = "glasses"
+DEFAULT_EXPERIMENT = "glasses"
 LOCAL_STORE = Path(".glasses")
+# Opens the experiment on the runs table instead of MLflow 3's GenAI overview.
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+# Bounded MLflow HTTP calls: a refused connection fails after ~10 s (3 retries, 1-2-4 s backoff),
+# a server that hangs after ~2 min, instead of MLflow's default 7 retries of up to 120 s each.
+MLFLOW_SETTINGS = {
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
+}
+OWNER_TAGS = ("glasses.host", "glasses.pid", "glasses.process_started")
+ENDED_BY = "glasses.ended_by"
+
+
+def experiment_name() -> str:
+    """`MLFLOW_EXPERIMENT_NAME`, as every MLflow client honours it; else `glasses`."""
+    return os.environ.get("MLFLOW_EXPERIMENT_NAME") or DEFAULT_EXPERIMENT
 
 
 def tracking_uri() -> str:
@@ -30,20 +56,28 @@ def tracking_uri() -> str:
     uri = os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
-    LOCAL_STORE.mkdir(exist_ok=True)
     return f"sqlite:///{(LOCAL_STORE / 'mlflow.db').resolve()}"
 
 
-def client() -> MlflowClient:
-    """Client for the current tracking URI, allowed to load the project's own pickled models.
+def configure_tracking() -> str:
+    """The one place that sets MLflow's process-wide state; flows and the CLI call it first.
 
-    MLflow 3 refuses pickled models unless told otherwise; these are the ones this pipeline
-    registered (see `tasks.registry.register_model`).
+    Bounded HTTP retries and timeouts, no progress bars (values already in the environment
+    win); the global tracking URI that MLflow's fluent API (`log_model`) uses, which the
+    registry URI follows; the local store's folder. Returns the tracking URI.
     """
-    os.environ.setdefault("MLFLOW_ALLOW_PICKLE_DESERIALIZATION", "true")
+    for name, value in MLFLOW_SETTINGS.items():
+        os.environ.setdefault(name, value)
     uri = tracking_uri()
+    if uri.startswith("sqlite:"):
+        LOCAL_STORE.mkdir(exist_ok=True)
     mlflow.set_tracking_uri(uri)
-    mlflow.set_registry_uri(uri)
+    return uri
+
+
+def client() -> MlflowClient:
+    """A client for the current tracking URI (no side effects: see `configure_tracking`)."""
+    uri = tracking_uri()
     return MlflowClient(tracking_uri=uri, registry_uri=uri)
 
 
@@ -61,55 +95,125 @@ def require_server(name: str, health_url: str, hint: str) -> None:
         ) from None
 
 
+def _require_tracking_server(uri: str, hint: str) -> None:
+    if uri.startswith("http"):
+        require_server("MLflow tracking server", f"{uri.rstrip('/')}/health", hint)
+
+
 def connect() -> MlflowClient:
-    """The client for a flow run, after checking that a tracking server, if one is set, is up."""
-    tracking = client()
-    if tracking.tracking_uri.startswith("http"):
-        require_server(
-            "MLflow tracking server",
-            f"{tracking.tracking_uri.rstrip('/')}/health",
-            "start the stack with `make up`, or unset MLFLOW_TRACKING_URI for a local store",
-        )
-    return tracking
+    """Configure tracking and check that a tracking server, if one is set, is up."""
+    uri = configure_tracking()
+    _require_tracking_server(
+        uri, "start the stack with `make up`, or unset MLFLOW_TRACKING_URI for a local store"
+    )
+    return client()
 
 
 def experiment_id(tracking: MlflowClient) -> str:
-    """The `glasses` experiment; a local store keeps its artifacts beside its database."""
-    experiment = tracking.get_experiment_by_name(EXPERIMENT)
+    """The experiment (`experiment_name()`); a local store keeps its artifacts beside its
+    database. Marked as model training, so MLflow's UI opens it on the runs table."""
+    name = experiment_name()
+    experiment = tracking.get_experiment_by_name(name)
     if experiment is not None:
+        if not EXPERIMENT_KIND.items() <= experiment.tags.items():
+            for key, value in EXPERIMENT_KIND.items():
+                tracking.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     location = None
     if tracking.tracking_uri.startswith("sqlite:"):
         location = (LOCAL_STORE / "artifacts").resolve().as_uri()
-    return tracking.create_experiment(EXPERIMENT, artifact_location=location)
+    return tracking.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+
+
+def _source_tags() -> dict[str, str]:
+    """Who ran what, as MLflow's UI shows it, and the process that owns the run (for
+    `end_abandoned_runs`)."""
+    owner = this_process()
+    return {
+        MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name or "python",
+        MLFLOW_SOURCE_TYPE: "JOB",
+        MLFLOW_USER: getpass.getuser(),
+        OWNER_TAGS[0]: owner.host,
+        OWNER_TAGS[1]: str(owner.pid),
+        OWNER_TAGS[2]: owner.started,
+    }
 
 
 def start_run(
     tracking: MlflowClient, experiment: str, name: str, parent: str | None, tags: dict[str, str]
 ) -> str:
-    run_tags = {MLFLOW_RUN_NAME: name, **tags}
+    run_tags = {MLFLOW_RUN_NAME: name, **_source_tags(), **tags}
     if parent is not None:
         run_tags[MLFLOW_PARENT_RUN_ID] = parent
     return tracking.create_run(experiment, run_name=name, tags=run_tags).info.run_id
+
+
+def _owner(tags: dict[str, str]) -> Owner | None:
+    host, pid, started = (tags.get(key) for key in OWNER_TAGS)
+    if not host or not pid or not pid.isdigit():
+        return None
+    return Owner(host, int(pid), started or "")
+
+
+def end_abandoned_runs(tracking: MlflowClient, experiment: str, limit_hours: float) -> list[str]:
+    """Mark KILLED, with a `glasses.ended_by` tag saying why, every RUNNING run whose process is
+    gone (same host) or that is older than `limit_hours` (another host); returns their ids."""
+    now = time.time() * 1000
+    ended = []
+    for run in tracking.search_runs(
+        [experiment], filter_string="attributes.status = 'RUNNING'", max_results=1000
+    ):
+        age_hours = (now - run.info.start_time) / 3_600_000
+        reason = abandoned_because(_owner(run.data.tags), age_hours, limit_hours)
+        if reason is None:
+            continue
+        tracking.set_tag(run.info.run_id, ENDED_BY, f"marked KILLED on a later start: {reason}")
+        tracking.set_terminated(run.info.run_id, RunStatus.to_string(RunStatus.KILLED))
+        ended.append(run.info.run_id)
+    return ended
+
+
+@contextmanager
+def run_outcome(tracking: MlflowClient, run_id: str) -> Iterator[None]:
+    """FINISHED when the block ends, FAILED when it raises.
+
+    When the tracking server stopped answering, the error names it instead of an MLflow
+    traceback, and marking the run FAILED is left to `end_abandoned_runs` of the next start.
+    """
+    try:
+        yield
+    except BaseException as error:
+        hint = "restart it (`make up`) and run again; this run is marked KILLED on the next start"
+        try:
+            _require_tracking_server(tracking.tracking_uri, hint)
+        except ServerUnavailable as down:
+            raise ServerUnavailable(f"during the run: {down}") from error
+        tracking.set_terminated(run_id, "FAILED")
+        raise
+    tracking.set_terminated(run_id, "FINISHED")
 
 
 @contextmanager
 def child_run(tracking: MlflowClient, experiment: str, name: str, parent: str) -> Iterator[str]:
     """A nested run for one stage, FINISHED when the stage ends and FAILED when it raises."""
     run_id = start_run(tracking, experiment, name, parent, {"stage": name})
-    try:
+    with run_outcome(tracking, run_id):
         yield run_id
-    except BaseException:
-        tracking.set_terminated(run_id, "FAILED")
-        raise
-    tracking.set_terminated(run_id, "FINISHED")
 
 
 def log_metrics(
-    tracking: MlflowClient, run_id: str, values: dict[str, float], step: int = 0
+    tracking: MlflowClient,
+    run_id: str,
+    values: dict[str, float],
+    step: int = 0,
+    model_id: str | None = None,
 ) -> None:
+    """`model_id` links the metrics to a logged model (MLflow 3), shown on the model's page."""
     timestamp = int(pd.Timestamp.now().timestamp() * 1000)
-    metrics = [Metric(key, float(value), timestamp, step) for key, value in values.items()]
+    metrics = [
+        Metric(key, float(value), timestamp, step, model_id=model_id)
+        for key, value in values.items()
+    ]
     tracking.log_batch(run_id, metrics=metrics)
 
 

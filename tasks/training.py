@@ -12,11 +12,13 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, Fitted, FoldOutcome, fit, run_fold
+from glasses.crossval import Family, Fitted, FoldOutcome, fit, optimiser_config, run_fold
 from glasses.data.splits import Split
+from glasses.progress import TrainingClock
 from glasses.training import Check, threads_per_worker
 from mlflow import MlflowClient
-from tasks.tracking import client, log_metrics, log_table, start_run
+from tasks.progress import run_logger
+from tasks.tracking import client, log_metrics, log_table, run_outcome, start_run
 
 
 @dataclass
@@ -58,7 +60,14 @@ def train_fold(
         {"family": family, "fold": str(fold + 1)},
     )
     train_rows, val_rows = split.fold_indices(fold)
-    try:
+    clock = TrainingClock(optimiser_config(family, config).steps)
+    log_check = _check_logger(tracking, run_id)
+
+    def on_check(check: Check) -> None:
+        log_check(check)
+        run_logger().info(clock.line(family, fold + 1, check))
+
+    with run_outcome(tracking, run_id):
         outcome = run_fold(
             family,
             config,
@@ -68,23 +77,19 @@ def train_fold(
             train_rows,
             val_rows,
             seed=config.seed + 1000 * fold,
-            on_check=_check_logger(tracking, run_id),
+            on_check=on_check,
         )
-    except BaseException:
-        tracking.set_terminated(run_id, "FAILED")
-        raise
-    log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
-    log_metrics(
-        tracking,
-        run_id,
-        {
-            **{f"fold_val_{k}": v for k, v in outcome.validation.items()},
-            **outcome.final,
-            "steps": outcome.steps,
-            "early_stopped": float(outcome.early_stopped),
-        },
-    )
-    tracking.set_terminated(run_id, "FINISHED")
+        log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
+        log_metrics(
+            tracking,
+            run_id,
+            {
+                **{f"fold_val_{k}": v for k, v in outcome.validation.items()},
+                **outcome.final,
+                "steps": outcome.steps,
+                "early_stopped": float(outcome.early_stopped),
+            },
+        )
     return FoldResult(family=family, fold=fold, run_id=run_id, outcome=outcome)
 
 

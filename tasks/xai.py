@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import mlflow.pytorch
 import numpy as np
 import pandas as pd
 import torch
@@ -38,20 +37,18 @@ from glasses.xai.overlays import (
 )
 from glasses.xai.randomisation_figure import cascade_figure
 from glasses.xai.selection import NAMED
-from tasks.registry import REGISTERED_NAMES
+from tasks.registry import REGISTERED_NAMES, load_registered_model
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
 
 
-@task(name="load-champion", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
+@task(name="load-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def load_version(family: Family, version: str) -> nn.Module:
     """A version as users get it from the registry, never the module still in memory. The
     run's own version, not the `champion` alias: the champion may come from another run, of
     another image size or trained on this run's test images."""
-    client()
-    model = mlflow.pytorch.load_model(f"models:/{REGISTERED_NAMES[family]}/{version}")
-    return model.cpu().eval()
+    return load_registered_model(f"{REGISTERED_NAMES[family]}/{version}")
 
 
 @dataclass

@@ -2,26 +2,27 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
-from pathlib import Path
+from glasses.entrypoint import prepare_process
 
-# Before torch loads (see flows/cli.py): the suite must not crawl when the machine is busy.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+prepare_process()  # before torch loads: the suite must not crawl when the machine is busy
 
-import numpy as np
-import pandas as pd
-import pytest
-from PIL import Image
+import os  # noqa: E402
+import shutil  # noqa: E402
+import sys  # noqa: E402
+from collections.abc import Callable, Iterator  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
+from pathlib import Path  # noqa: E402
 
-from glasses.config import GlassesConfig, resolve_config
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import pytest  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from glasses.config import GlassesConfig, resolve_config  # noqa: E402
 
 SIZE = 32
 PER_CLASS = 16
 GROUPS = 8  # persons: each has images of both classes, two of each
-ALLOW_PICKLE = "MLFLOW_ALLOW_PICKLE_DESERIALIZATION"
 BAR_ROWS = slice(13, 19)  # class 1 ("glasses") carries a bright horizontal bar here
 
 
@@ -133,23 +134,32 @@ def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_local(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_mlflow_db: Path
 ) -> Iterator[str]:
-    """A fresh SQLite tracking store in tmp_path; cwd is tmp_path, where `.glasses/` goes."""
+    """A fresh SQLite tracking store in tmp_path, configured as a flow start does (global
+    tracking URI included, reset afterwards); cwd is tmp_path, where `.glasses/` goes."""
+    import mlflow
+    from tasks.tracking import configure_tracking
+
     shutil.copyfile(_empty_mlflow_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    # `tasks.tracking.client()` sets this one with os.environ.setdefault; put it back afterwards.
-    pickle = os.environ.get(ALLOW_PICKLE)
+    configure_tracking()
     yield uri
-    import mlflow
-
     while mlflow.active_run() is not None:
         mlflow.end_run()
-    if pickle is None:
-        os.environ.pop(ALLOW_PICKLE, None)
-    else:
-        os.environ[ALLOW_PICKLE] = pickle
+
+
+@pytest.fixture(autouse=True)
+def _forget_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """`configure_tracking` (a flow start, `glasses` main) sets MLflow's global tracking URI:
+    forget it after each test, so no test logs into another test's store."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI")
+    if uri is not None:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the reset below
+    yield
+    if "mlflow" in sys.modules:
+        sys.modules["mlflow"].set_tracking_uri(None)
 
 
 @pytest.fixture

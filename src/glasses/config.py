@@ -108,6 +108,11 @@ class RuntimeConfig(_Strict):
     task_runner: Literal["threads", "sequential"] = "threads"
     workers: int = Field(2, ge=1, le=64, description="Concurrent fold tasks.")
     retries: int = Field(1, ge=0, le=5)
+    abandoned_after_hours: float = Field(
+        24,
+        gt=0,
+        description="A RUNNING MLflow run from another host this old is marked KILLED on start.",
+    )
 
 
 class SweepConfig(_Strict):

@@ -13,6 +13,7 @@ class CNN(nn.Module):
     def __init__(self, config: CNNConfig, image_size: int, n_classes: int = 2):
         super().__init__()
         self.image_size = image_size  # travels with the registered model, for `glasses explain`
+        self.config = config  # and this, so `glasses.inference` can rebuild it from weights
         blocks: list[nn.Module] = [InputNorm()]
         channels = 3
         for out_channels, kernel in zip(config.channels, config.kernels, strict=True):

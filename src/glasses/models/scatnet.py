@@ -36,6 +36,7 @@ class ScatNet(nn.Module):
     def __init__(self, config: ScatNetConfig, image_size: int, n_classes: int = 2):
         super().__init__()
         self.image_size = image_size  # travels with the registered model, for `glasses explain`
+        self.config = config  # and this, so `glasses.inference` can rebuild it from weights
         self.scattering = scattering_transform(config.J, config.L, image_size)
         side = image_size // 2**config.J
         shape = (3, coefficient_count(config.J, config.L), side, side)

@@ -1,0 +1,120 @@
+"""A `glasses run` killed with SIGKILL leaves no server behind, and its RUNNING runs are ended
+by the next start; a run whose owner is alive is left alone."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from glasses.liveness import Owner, abandoned_because, this_process
+from mlflow import MlflowClient
+from tasks.tracking import ENDED_BY, OWNER_TAGS, client, end_abandoned_runs, experiment_id
+
+BIN = Path(sys.executable).parent
+
+
+def dead_pid() -> int:
+    process = subprocess.Popen(["true"])
+    process.wait()
+    return process.pid
+
+
+def test_liveness_decisions() -> None:
+    me = this_process()
+    assert abandoned_because(me, 100.0, 24) is None  # alive, however old
+    gone = Owner(me.host, dead_pid(), "")
+    assert "is gone" in abandoned_because(gone, 0.0, 24)
+    recycled = Owner(me.host, me.pid, "1")  # this pid, another process's start time
+    assert "is gone" in abandoned_because(recycled, 0.0, 24)
+    elsewhere = Owner("another-host", 1, "")
+    assert abandoned_because(elsewhere, 1.0, 24) is None
+    assert "another-host" in abandoned_because(elsewhere, 25.0, 24)
+    assert "unknown process" in abandoned_because(None, 25.0, 24)
+
+
+def test_end_abandoned_runs_ends_only_orphans(mlflow_local) -> None:
+    tracking = client()
+    experiment = experiment_id(tracking)
+    me = this_process()
+    orphan = tracking.create_run(
+        experiment, tags={OWNER_TAGS[0]: me.host, OWNER_TAGS[1]: str(dead_pid())}
+    ).info.run_id
+    alive = tracking.create_run(
+        experiment, tags={OWNER_TAGS[0]: me.host, OWNER_TAGS[1]: str(me.pid)}
+    ).info.run_id
+    assert end_abandoned_runs(tracking, experiment, 24) == [orphan]
+    ended = tracking.get_run(orphan)
+    assert ended.info.status == "KILLED"
+    assert "is gone" in ended.data.tags[ENDED_BY]
+    assert tracking.get_run(alive).info.status == "RUNNING"
+
+
+def children(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def running_folds(tracking: MlflowClient) -> list:
+    experiment = tracking.get_experiment_by_name("glasses")
+    if experiment is None:
+        return []
+    runs = tracking.search_runs(
+        [experiment.experiment_id], filter_string="attributes.status = 'RUNNING'"
+    )
+    return [r for r in runs if "-fold-" in r.data.tags.get("mlflow.runName", "")]
+
+
+@pytest.mark.timeout(300)
+def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None:
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    command = [
+        BIN / "glasses", "run", "--profile", "tiny", "--data", str(csv_data.csv),
+        "--set", "cnn.optimiser.steps=100000", "--set", "scatnet.optimiser.steps=100000",
+        "--set", "cnn.optimiser.patience=0", "--set", "scatnet.optimiser.patience=0",
+    ]  # fmt: skip
+    glasses = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    tracking = MlflowClient(uri)
+    try:
+        deadline = time.monotonic() + 240
+        while not running_folds(tracking):
+            assert glasses.poll() is None, "glasses run ended before cross-validation"
+            assert time.monotonic() < deadline, "no fold started in 240 s"
+            time.sleep(1)
+        servers = children(glasses.pid)
+        assert servers, "no temporary Prefect server under glasses run"
+        os.kill(glasses.pid, signal.SIGKILL)
+        glasses.wait()
+        killed = time.monotonic()
+        while any(Path(f"/proc/{pid}").exists() for pid in servers):
+            assert time.monotonic() - killed < 15, "the temporary Prefect server outlived glasses"
+            time.sleep(0.2)
+    finally:
+        if glasses.poll() is None:
+            glasses.kill()
+    left = {r.info.run_id for r in tracking.search_runs(
+        [tracking.get_experiment_by_name("glasses").experiment_id],
+        filter_string="attributes.status = 'RUNNING'",
+    )}  # fmt: skip
+    assert len(left) >= 2  # the parent run, the family runs and the folds in flight
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    experiment = tracking.get_experiment_by_name("glasses").experiment_id
+    assert set(end_abandoned_runs(client(), experiment, 24)) == left
+    for run_id in left:
+        run = tracking.get_run(run_id)
+        assert run.info.status == "KILLED"
+        assert f"process {glasses.pid}" in run.data.tags[ENDED_BY]

@@ -1,0 +1,184 @@
+"""Registered models people can serve and load without trusting the registry.
+
+One tiny CNN registered as the pipeline does; `mlflow models serve` answers a request with class
+probabilities, `glasses predict` prints them, and the project's loader never unpickles.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+import mlflow
+from flows.cli import main
+from glasses.config import resolve_config
+from glasses.crossval import pixels_to_input
+from glasses.models.cnn import CNN
+from tasks.registry import (
+    REGISTERED_NAMES,
+    IncompatibleModel,
+    load_registered_model,
+    register_model,
+)
+from tasks.tracking import client, experiment_id, start_run
+
+NAME = REGISTERED_NAMES["cnn"]
+BIN = Path(sys.executable).parent
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+@pytest.fixture
+def registered(mlflow_local, image_arrays) -> tuple[CNN, str]:
+    torch.manual_seed(0)
+    model = CNN(resolve_config("tiny").cnn, 32).eval()
+    pixels, _ = image_arrays(per_class=2)
+    tracking = client()
+    run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {})
+    version = register_model.fn("cnn", model, torch.from_numpy(pixels), run_id)
+    return model, version
+
+
+def png(pixels: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(pixels).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def expected_probabilities(model: CNN, pixels: np.ndarray) -> np.ndarray:
+    images = pixels_to_input(torch.from_numpy(pixels.transpose(0, 3, 1, 2).copy()))
+    with torch.no_grad():
+        return torch.softmax(model(images), 1).numpy()
+
+
+def test_loader_gives_back_the_module(registered, image_arrays) -> None:
+    model, version = registered
+    loaded = load_registered_model(f"{NAME}/{version}")
+    assert isinstance(loaded, CNN) and loaded.image_size == 32 and not loaded.training
+    pixels, _ = image_arrays(per_class=2)
+    images = pixels_to_input(torch.from_numpy(pixels))
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(images), model(images))
+
+
+def test_requirements_have_no_local_build_tags(registered, tmp_path) -> None:
+    _, version = registered
+    folder = mlflow.artifacts.download_artifacts(f"models:/{NAME}/{version}", dst_path=tmp_path)
+    requirements = (Path(folder) / "requirements.txt").read_text().split()
+    assert any(line.startswith("torch==") for line in requirements)
+    assert not [line for line in requirements if "+" in line], requirements
+    assert (Path(folder) / "code" / "glasses" / "inference.py").is_file()
+
+
+def test_mlflow_models_serve_answers_with_probabilities(registered, image_arrays, tmp_path):
+    model, version = registered
+    port = free_port()
+    # As a user runs it: the venv's bin on PATH (MLflow starts `uvicorn`), no repository on
+    # PYTHONPATH, another folder: the logged model must bring its own code.
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
+    env["PATH"] = f"{BIN}:{env['PATH']}"
+    server = subprocess.Popen(
+        [BIN / "mlflow", "models", "serve", "-m", f"models:/{NAME}/{version}",
+         "--env-manager", "local", "-h", "127.0.0.1", "-p", str(port)],
+        cwd=tmp_path, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            assert server.poll() is None, server.stdout.read()
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/ping", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                time.sleep(0.5)
+        pixels, _ = image_arrays(per_class=2)
+        images = pixels.transpose(0, 2, 3, 1)
+        request = {
+            "dataframe_split": {
+                "columns": ["image"],
+                "data": [[base64.b64encode(png(image)).decode()] for image in images],
+            }
+        }
+        answer = httpx.post(f"http://127.0.0.1:{port}/invocations", json=request, timeout=60)
+        assert answer.status_code == 200, answer.text
+        rows = answer.json()["predictions"]
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert len(rows) == 4
+    probabilities = np.array([[row["p_no_glasses"], row["p_glasses"]] for row in rows])
+    np.testing.assert_allclose(probabilities.sum(1), 1, atol=1e-5)
+    np.testing.assert_allclose(probabilities, expected_probabilities(model, images), atol=1e-5)
+    assert [row["label"] for row in rows] == [
+        ("no glasses", "glasses")[int(p.argmax())] for p in probabilities
+    ]
+
+
+def test_glasses_predict_prints_class_and_probability(registered, tmp_path, capsys) -> None:
+    model, version = registered
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(0, 255, size=(2, 32, 32, 3), dtype=np.uint8)
+    paths = []
+    for index, image in enumerate(pixels):
+        paths.append(tmp_path / f"face{index}.png")
+        paths[-1].write_bytes(png(image))
+    assert main(["predict", *map(str, paths), "--model", f"{NAME}/{version}"]) == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    expected = expected_probabilities(model, pixels)
+    assert len(lines) == 2
+    for line, path, row in zip(lines, paths, expected, strict=True):
+        shown_path, label, probability = line.split("\t")
+        assert shown_path == str(path)
+        assert label == ("no glasses", "glasses")[int(row.argmax())]
+        assert float(probability) == pytest.approx(row.max(), abs=1e-3)
+
+
+def test_glasses_predict_names_an_unreadable_image(registered, tmp_path, capsys) -> None:
+    _, version = registered
+    broken = tmp_path / "broken.png"
+    broken.write_bytes(b"not an image")
+    assert main(["predict", str(broken), "--model", f"{NAME}/{version}"]) == 1
+    assert f"{broken}: not a readable image" in capsys.readouterr().err
+
+
+class _Payload:
+    """Unpickling this creates `marker`: what a hostile registered model could do."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.touch, (self.marker,))
+
+
+def test_a_pickled_model_is_refused_without_unpickling(mlflow_local, tmp_path) -> None:
+    """A model registered by someone else as a pickle never runs code in the project's loader."""
+    marker = tmp_path / "unpickled"
+    hostile = torch.nn.Linear(2, 2)
+    hostile.payload = _Payload(marker)
+    tracking = client()
+    run_id = start_run(tracking, experiment_id(tracking), "other", None, {})
+    with mlflow.start_run(run_id=run_id):
+        mlflow.pytorch.log_model(
+            hostile, name="model", registered_model_name=NAME, serialization_format="pickle",
+            pip_requirements=["torch"],
+        )  # fmt: skip
+    with pytest.raises(IncompatibleModel, match=f"{NAME} v1 .*not unpickled"):
+        load_registered_model(f"{NAME}/1")
+    assert not marker.exists()

@@ -1,0 +1,27 @@
+"""The progress line of a training: step of budget, losses, elapsed time and an honest ETA."""
+
+from __future__ import annotations
+
+from glasses.progress import TrainingClock, duration, remaining
+from glasses.training import Check
+
+
+def test_duration_is_short_and_exact_enough() -> None:
+    assert [duration(s) for s in (0, 42.4, 185, 3720)] == ["0s", "42s", "3m05s", "1h02m"]
+
+
+def test_remaining_extrapolates_the_pace_so_far() -> None:
+    assert remaining(10.0, 25, 100) == 30.0
+    assert remaining(10.0, 100, 100) == 0.0 and remaining(0.0, 0, 100) == 0.0
+
+
+def test_line_names_family_fold_step_and_inner_validation_when_there_is_one() -> None:
+    clock = TrainingClock(steps=100, started=0.0)
+    watched = Check(step=25, train_loss=0.5, train_accuracy=0.8, val_loss=0.6, val_accuracy=0.75)
+    line = clock.line("cnn", 2, watched)
+    assert line.startswith("cnn fold 2 step 25/100: loss 0.5000 / 0.6000 inner val")
+    assert "inner val accuracy 0.750" in line and "ETA at most" in line
+    unwatched = Check(step=50, train_loss=0.4, train_accuracy=0.9)
+    assert clock.line("scatnet", 1, unwatched).startswith(
+        "scatnet fold 1 step 50/100: loss 0.4000 train,"
+    )
