@@ -225,6 +225,16 @@ def _flatten(tree: dict[str, Any], prefix: str = "") -> list[tuple[str, str]]:
     return items
 
 
+# Both families of `tiny` train alike: a dozen steps, early stopping after two flat checks.
+_TINY_OPTIMISER = {
+    "steps": 12,
+    "check_every": 4,
+    "patience": 2,
+    "batch_size": 8,
+    "lr": 0.05,
+    "momentum": 0.9,
+}
+
 PROFILES: dict[str, dict[str, Any]] = {
     # The seed study's scale: 128x128, all 4920 images, 5 folds; budgets of about its 50 CNN /
     # 100 ScatNet epochs (10 000 / 2 500 steps), with early stopping.
@@ -283,27 +293,13 @@ PROFILES: dict[str, dict[str, Any]] = {
             "channels": (4, 8, 8),
             "kernels": (5, 3, 3),
             "head": {"hidden": (16, 8)},
-            "optimiser": {
-                "steps": 12,
-                "check_every": 4,
-                "patience": 2,
-                "batch_size": 8,
-                "lr": 0.05,
-                "momentum": 0.9,
-            },
+            "optimiser": _TINY_OPTIMISER,
         },
         "scatnet": {
             "J": 2,
             "L": 4,
             "head": {"hidden": (16, 8)},
-            "optimiser": {
-                "steps": 12,
-                "check_every": 4,
-                "patience": 2,
-                "batch_size": 8,
-                "lr": 0.05,
-                "momentum": 0.9,
-            },
+            "optimiser": _TINY_OPTIMISER,
         },
         "sweep": {"sizes": (36, 20), "repeats": 2, "resamples": 200},
         "xai": {
