@@ -26,18 +26,36 @@ from glasses.config import PROFILES, resolve_config  # noqa: E402
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
-    """`cnn.optimiser.steps=3` → {"cnn": {"optimiser": {"steps": 3}}}; values read as YAML."""
+    """`cnn.optimiser.steps=3` → {"cnn": {"optimiser": {"steps": 3}}}; values read as YAML.
+
+    A malformed assignment raises `ValueError` naming it, for `main` to print as one line."""
     tree: dict[str, Any] = {}
     for assignment in assignments:
         key, separator, value = assignment.partition("=")
         if not separator or not key:
-            raise SystemExit(f"--set expects KEY=VALUE, got {assignment!r}")
+            raise ValueError(f"--set expects KEY=VALUE, got {assignment!r}")
+        try:
+            parsed = yaml.safe_load(value)
+        except yaml.YAMLError as error:
+            reason = str(error).splitlines()[0]
+            raise ValueError(
+                f"--set {assignment!r}: the value is not valid YAML ({reason})"
+            ) from None
         node = tree
         *parents, leaf = key.split(".")
         for part in parents:
             node = node.setdefault(part, {})
-        node[leaf] = yaml.safe_load(value)
+            if not isinstance(node, dict):
+                raise ValueError(f"--set {assignment!r}: {part} is set to a value above")
+        node[leaf] = parsed
     return tree
+
+
+def _config(arguments: argparse.Namespace) -> int:
+    """The resolved configuration of a profile and overrides, as YAML, with nothing run."""
+    config = resolve_config(arguments.profile, parse_overrides(arguments.set))
+    print(yaml.safe_dump(config.model_dump(mode="json"), sort_keys=False), end="")
+    return 0
 
 
 class _NoErrors(logging.Filter):
@@ -187,6 +205,10 @@ def main(argv: list[str] | None = None) -> int:
         help="override a configuration value, e.g. cnn.optimiser.steps=3",
     )
     run.set_defaults(handler=_run)
+    show = commands.add_parser("config", help="print the resolved configuration")
+    show.add_argument("--profile", default="quick", choices=sorted(PROFILES))
+    show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
+    show.set_defaults(handler=_config)
     summary = commands.add_parser("summary", help="print the latest finished run's results")
     summary.set_defaults(handler=_summary)
     explain = commands.add_parser("explain", help="write attribution overlays for one image")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
 class _Strict(BaseModel):
@@ -18,9 +18,22 @@ class _Strict(BaseModel):
 
 
 class DataConfig(_Strict):
-    image_size: int = Field(128, ge=16, le=512)
-    synthetic_count: int = Field(4920, ge=8)
-    synthetic_glasses: int = Field(2769, ge=4)
+    image_size: int = Field(
+        128,
+        ge=16,
+        le=512,
+        description="Side in pixels every image is resized to.",
+    )
+    synthetic_count: int = Field(
+        4920,
+        ge=8,
+        description="Images the built-in synthetic generator makes.",
+    )
+    synthetic_glasses: int = Field(
+        2769,
+        ge=4,
+        description="How many of the synthetic images wear glasses.",
+    )
     max_images: int | None = Field(
         None, ge=8, description="Stratified subsample of the data set, for quick profiles."
     )
@@ -44,22 +57,32 @@ class SplitConfig(_Strict):
 
 
 class ValidationConfig(_Strict):
-    min_width: int = Field(32, ge=1)
-    min_height: int = Field(32, ge=1)
-    min_per_class: int = Field(10, ge=1)
-    min_class_share: float = Field(0.1, ge=0.0, lt=0.5)
+    min_width: int = Field(32, ge=1, description="Smallest accepted image width in pixels.")
+    min_height: int = Field(32, ge=1, description="Smallest accepted image height in pixels.")
+    min_per_class: int = Field(10, ge=1, description="Fewest images a class may have.")
+    min_class_share: float = Field(
+        0.1,
+        ge=0.0,
+        lt=0.5,
+        description="Smallest share of the data a class may have.",
+    )
 
 
 class AugmentConfig(_Strict):
     """Seed study's augmentations, applied on the fly to training folds only."""
 
-    rotation_degrees: float = Field(10.0, ge=0.0, le=180.0)
-    hflip: float = Field(0.5, ge=0.0, le=1.0)
-    vflip: float = Field(0.5, ge=0.0, le=1.0)
-    brightness: float = Field(0.2, ge=0.0)
-    contrast: float = Field(0.2, ge=0.0)
-    saturation: float = Field(0.2, ge=0.0)
-    hue: float = Field(0.02, ge=0.0, le=0.5)
+    rotation_degrees: float = Field(
+        10.0,
+        ge=0.0,
+        le=180.0,
+        description="Largest random rotation of a CNN training image.",
+    )
+    hflip: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a horizontal flip.")
+    vflip: float = Field(0.5, ge=0.0, le=1.0, description="Probability of a vertical flip.")
+    brightness: float = Field(0.2, ge=0.0, description="Colour jitter: brightness range.")
+    contrast: float = Field(0.2, ge=0.0, description="Colour jitter: contrast range.")
+    saturation: float = Field(0.2, ge=0.0, description="Colour jitter: saturation range.")
+    hue: float = Field(0.02, ge=0.0, le=0.5, description="Colour jitter: hue range.")
 
 
 class OptimiserConfig(_Strict):
@@ -84,20 +107,25 @@ class OptimiserConfig(_Strict):
 
 
 class HeadConfig(_Strict):
-    hidden: tuple[int, ...] = (256, 32)
-    dropout: float = Field(0.1, ge=0.0, lt=1.0)
+    hidden: tuple[int, ...] = Field((256, 32), description="Widths of the hidden layers.")
+    dropout: float = Field(0.1, ge=0.0, lt=1.0, description="Dropout before the last layer.")
 
 
 class CNNConfig(_Strict):
-    channels: tuple[int, int, int] = (32, 32, 64)
-    kernels: tuple[int, int, int] = (11, 9, 3)
+    channels: tuple[int, int, int] = Field((32, 32, 64), description="Channels of the 3 blocks.")
+    kernels: tuple[int, int, int] = Field((11, 9, 3), description="Kernel sizes of the 3 blocks.")
     head: HeadConfig = HeadConfig()
     optimiser: OptimiserConfig = OptimiserConfig()
 
 
 class ScatNetConfig(_Strict):
-    J: int = Field(2, ge=1, le=6)
-    L: int = Field(8, ge=1, le=16)
+    J: int = Field(
+        2,
+        ge=1,
+        le=6,
+        description="Scales of the wavelet filter bank (the image shrinks by 2**J).",
+    )
+    L: int = Field(8, ge=1, le=16, description="Orientations per scale.")
     head: HeadConfig = HeadConfig(hidden=(1024, 1024), dropout=0.1)
     optimiser: OptimiserConfig = OptimiserConfig(
         lr=0.005, momentum=0.0, batch_size=128, steps=2_500, check_every=50
@@ -105,9 +133,16 @@ class ScatNetConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    task_runner: Literal["threads", "sequential"] = "threads"
+    task_runner: Literal["threads", "sequential"] = Field(
+        "threads", description="How concurrent tasks run: a thread pool, or one at a time."
+    )
     workers: int = Field(2, ge=1, le=64, description="Concurrent fold tasks.")
-    retries: int = Field(1, ge=0, le=5)
+    retries: int = Field(
+        1,
+        ge=0,
+        le=5,
+        description="Retries of a failed fold, sweep point or explanation task.",
+    )
     abandoned_after_hours: float = Field(
         24,
         gt=0,
@@ -118,12 +153,17 @@ class RuntimeConfig(_Strict):
 class SweepConfig(_Strict):
     """The shrinking-dataset sweep: where does the ScatNet beat the CNN?"""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Run the shrinking-dataset sweep.")
     sizes: tuple[int, ...] | None = Field(
         None, description="Training-set sizes, descending; None: geometric from all to `smallest`."
     )
     smallest: int = Field(78, ge=4, description="The seed study's 46 + 32 images.")
-    steps: int = Field(6, ge=2, le=20)
+    steps: int = Field(
+        6,
+        ge=2,
+        le=20,
+        description="Default sizes: how many, from all training images down to `smallest`.",
+    )
     repeats: int = Field(10, ge=1, le=100, description="Seeded subsets drawn per size.")
     matched: bool = Field(
         False,
@@ -151,24 +191,31 @@ class XAIConfig(_Strict):
     """Explanations of both champions. `ig*`: Integrated Gradients from scratch / via Captum,
     with the black or the seeded random baseline."""
 
-    enabled: bool = True
+    enabled: bool = Field(True, description="Explain both models.")
     samples: int = Field(100, ge=1, description="Test images for the statistics.")
-    sample_methods: tuple[XAIMethod, ...] = XAI_METHODS
+    sample_methods: tuple[XAIMethod, ...] = Field(
+        XAI_METHODS, description="Methods run on the whole sample, not only the named images."
+    )
     named_images: tuple[str, ...] = Field(
         (), description="File names of the three named test images; empty: chosen automatically."
     )
-    ig_steps: int = Field(50, ge=2)
+    ig_steps: int = Field(50, ge=2, description="Integration steps of Integrated Gradients.")
     ig_method: Literal["riemann_left", "riemann_right", "riemann_middle", "riemann_trapezoid"] = (
-        "riemann_trapezoid"
+        Field("riemann_trapezoid", description="Quadrature rule of IG, as Captum names it.")
     )
-    ig_batch_size: int = Field(64, ge=1)
-    lime_samples: int = Field(1000, ge=10)
+    ig_batch_size: int = Field(64, ge=1, description="Interpolated images per forward pass of IG.")
+    lime_samples: int = Field(1000, ge=10, description="Perturbed images per LIME explanation.")
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
-    deletion_steps: int = Field(20, ge=2)
+    deletion_steps: int = Field(20, ge=2, description="Points of the deletion curve.")
     randomisation_images: int = Field(
         30, ge=1, description="Test images of the randomisation check, drawn like the sample."
     )
-    randomisation_threshold: float = Field(0.5, gt=0.0, le=1.0)
+    randomisation_threshold: float = Field(
+        0.5,
+        gt=0.0,
+        le=1.0,
+        description="Rank correlation above which a map fails the randomisation check.",
+    )
 
 
 class RetrainConfig(_Strict):
@@ -181,15 +228,20 @@ class RetrainConfig(_Strict):
     min_new_share: float = Field(
         0.2, ge=0.0, description="Retrain without drift once new images reach this share."
     )
-    batch_test_share: float = Field(0.2, gt=0.0, lt=0.5)
+    batch_test_share: float = Field(
+        0.2,
+        gt=0.0,
+        lt=0.5,
+        description="Share of a new batch held out for test.",
+    )
     margin: float = Field(
         0.01, ge=0.0, description="Balanced accuracy a challenger must gain over the champion."
     )
 
 
 class GlassesConfig(_Strict):
-    profile: str = "paper"
-    seed: int = 42
+    profile: str = Field("paper", description="The profile these values started from.")
+    seed: int = Field(42, description="Seed of every split, draw and initialisation.")
     data: DataConfig = DataConfig()
     split: SplitConfig = SplitConfig()
     validation: ValidationConfig = ValidationConfig()
@@ -327,11 +379,25 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class ConfigError(ValueError):
+    """Configuration values that do not validate, said in one line: each field and what is
+    wrong with it."""
+
+
 def resolve_config(profile: str, overrides: dict[str, Any] | None = None) -> GlassesConfig:
     """The profile's values, then the caller's overrides, validated as one model."""
     if profile not in PROFILES:
-        raise ValueError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+        raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
     tree = _merge(GlassesConfig().model_dump(), PROFILES[profile])
     tree = _merge(tree, overrides or {})
     tree["profile"] = profile
-    return GlassesConfig.model_validate(tree)
+    try:
+        return GlassesConfig.model_validate(tree)
+    except ValidationError as error:
+        problems = "; ".join(
+            f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']} (got {item['input']!r})"[
+                :300
+            ]
+            for item in error.errors()
+        )
+        raise ConfigError(f"configuration: {problems}") from None

@@ -17,8 +17,34 @@ def test_overrides_nest_dotted_keys_and_read_values_as_yaml():
 
 
 def test_override_without_equals_sign_is_refused():
-    with pytest.raises(SystemExit, match="KEY=VALUE"):
+    with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["cnn.optimiser.steps"])
+
+
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("cnn.optimiser=3", "glasses: configuration: cnn.optimiser: Input should be a valid"),
+        ("x=[3", "glasses: --set 'x=[3': the value is not valid YAML"),
+        ("cnn.optimiser.steps=0", "glasses: configuration: cnn.optimiser.steps: Input should"),
+        ("seed=1 seed.x=2", "glasses: --set 'seed.x=2': seed is set to a value above"),
+    ],
+)
+def test_bad_overrides_are_one_clear_line(assignment, message, capsys):
+    arguments = [part for value in assignment.split() for part in ("--set", value)]
+    assert main(["config", "--profile", "tiny", *arguments]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1  # no traceback
+
+
+def test_config_prints_the_resolved_configuration(capsys):
+    import yaml
+
+    from glasses.config import resolve_config
+
+    assert main(["config", "--profile", "quick", "--set", "seed=7"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == resolve_config("quick", {"seed": 7}).model_dump(mode="json")
 
 
 def test_unknown_profile_is_refused_by_the_parser(capsys):
