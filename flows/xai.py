@@ -29,9 +29,6 @@ def xai(config: GlassesConfig, images: ImageSet, split: Split, run_id: str) -> s
     test_rows = np.where(split.test)[0]
     named = named_rows(images.manifest, test_rows, settings.named_images)
     sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
-    randomised = sample_rows(
-        images.labels, test_rows, named, settings.randomisation_images, config.seed
-    )[: settings.randomisation_images]
     targets = images.labels
     masks = {
         int(row): mask
@@ -67,7 +64,8 @@ def xai(config: GlassesConfig, images: ImageSet, split: Split, run_id: str) -> s
                 "family": e.family,
                 "model": models[e.family],
                 "method": e.explanation.method,
-                "rows": randomised,
+                "rows": sample[: settings.randomisation_images],
+                "original": e.explanation.maps[: settings.randomisation_images],
                 **common,
             }
             for e in checked

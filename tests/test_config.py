@@ -141,3 +141,13 @@ def test_flat_gives_dotted_string_keys() -> None:
     assert "cnn" not in flat and "cnn.optimiser" not in flat
     assert len(flat) == len(set(flat))
     assert len(flat) > 30
+
+
+def test_randomisation_check_has_enough_images_and_stays_within_the_sample() -> None:
+    assert resolve_config("paper").xai.randomisation_images >= 30
+    assert resolve_config("quick").xai.randomisation_images >= 10
+    for profile in ("paper", "quick", "tiny"):
+        xai = resolve_config(profile).xai
+        assert xai.randomisation_images <= xai.samples
+    with pytest.raises(pydantic.ValidationError, match=r"randomisation_images \(9\).*samples"):
+        resolve_config("tiny", {"xai": {"randomisation_images": 9}})
