@@ -32,9 +32,6 @@ def xai(
     test_rows = np.where(split.test)[0]
     named = named_rows(images.manifest, test_rows, settings.named_images)
     sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
-    randomised = sample_rows(
-        images.labels, test_rows, named, settings.randomisation_images, config.seed
-    )[: settings.randomisation_images]
     targets = images.labels
     masks = {
         int(row): mask
@@ -70,7 +67,8 @@ def xai(
                 "family": e.family,
                 "model": models[e.family],
                 "method": e.explanation.method,
-                "rows": randomised,
+                "rows": sample[: settings.randomisation_images],
+                "original": e.explanation.maps[: settings.randomisation_images],
                 **common,
             }
             for e in checked

@@ -84,9 +84,11 @@ def check_randomisation(
     pixels: np.ndarray,
     rows: np.ndarray,
     targets: np.ndarray,
+    original: np.ndarray,
     config: GlassesConfig,
 ) -> pd.DataFrame:
-    """Adebayo et al.'s cascading randomisation for one model and method."""
+    """Adebayo et al.'s cascading randomisation for one model and method; `original`: the
+    intact model's maps of `rows`, from `explain_rows`."""
     torch.set_num_threads(threads_per_worker(config.runtime.workers))
 
     def maps(candidate: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
@@ -94,7 +96,7 @@ def check_randomisation(
 
     images = pixels_to_input(torch.from_numpy(pixels[rows]))
     table = cascading_randomisation(
-        model, maps, images, torch.from_numpy(targets[rows]), seed=config.seed
+        model, maps, images, torch.from_numpy(targets[rows]), seed=config.seed, original=original
     )
     return table.assign(model=family, method=method)
 

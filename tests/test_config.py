@@ -169,3 +169,13 @@ def test_every_setting_says_what_it_is_for() -> None:
         return missing
 
     assert undescribed(GlassesConfig) == []
+
+
+def test_randomisation_check_has_enough_images_and_stays_within_the_sample() -> None:
+    assert resolve_config("paper").xai.randomisation_images >= 30
+    assert resolve_config("quick").xai.randomisation_images >= 10
+    for profile in ("paper", "quick", "tiny"):
+        xai = resolve_config(profile).xai
+        assert xai.randomisation_images <= xai.samples
+    with pytest.raises(ConfigError, match=r"randomisation_images \(9\).*samples"):
+        resolve_config("tiny", {"xai": {"randomisation_images": 9}})

@@ -208,7 +208,7 @@ class XAIConfig(_Strict):
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2, description="Points of the deletion curve.")
     randomisation_images: int = Field(
-        30, ge=1, description="Test images of the randomisation check, drawn like the sample."
+        30, ge=1, description="The randomisation check runs on this many of the sample's images."
     )
     randomisation_threshold: float = Field(
         0.5,
@@ -216,6 +216,15 @@ class XAIConfig(_Strict):
         le=1.0,
         description="Rank correlation above which a map fails the randomisation check.",
     )
+
+    @model_validator(mode="after")
+    def _randomisation_within_sample(self) -> XAIConfig:
+        if self.randomisation_images > self.samples:
+            raise ValueError(
+                f"xai.randomisation_images ({self.randomisation_images}) must not exceed "
+                f"xai.samples ({self.samples}): the check runs on the sample's first images"
+            )
+        return self
 
 
 class RetrainConfig(_Strict):
@@ -322,7 +331,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "sweep": {"sizes": (300, 150, 78), "repeats": 5},
         "xai": {
-            "samples": 8,
+            "samples": 10,
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),
             "ig_steps": 32,
             "lime_samples": 150,

@@ -8,7 +8,7 @@ import torch
 
 from glasses.config import resolve_config
 from glasses.models.cnn import CNN
-from glasses.xai.explain import Explanation
+from glasses.xai.explain import Explanation, explain
 from tasks.xai import Explained, check_randomisation, score_explanations
 
 TINY = resolve_config("tiny")
@@ -24,7 +24,9 @@ def tiny_cnn() -> CNN:
 def test_check_randomisation_scores_the_edge_control_on_every_step(image_arrays, tiny_cnn):
     pixels, labels = image_arrays(per_class=2, size=SIZE)
     rows = np.array([0, 1, 3])
-    table = check_randomisation.fn("cnn", tiny_cnn, "ig", pixels, rows, labels, TINY)
+    images = torch.from_numpy(pixels[rows] / 255).float()
+    original = explain(tiny_cnn, images, torch.from_numpy(labels[rows]), "ig", TINY.xai, TINY.seed)
+    table = check_randomisation.fn("cnn", tiny_cnn, "ig", pixels, rows, labels, original.maps, TINY)
     assert len(table) == 1 + 6  # the intact model, then each of the CNN's six layers
     assert set(table["model"]) == {"cnn"} and set(table["method"]) == {"ig"}
     assert (table["n"] == 3).all()

@@ -215,6 +215,22 @@ def test_randomisation_fails_a_map_computed_from_the_input_alone(tiny_cnn_and_im
     assert not randomisation_verdict(table)
 
 
+def test_the_callers_original_maps_save_a_step_and_change_nothing(tiny_cnn_and_images) -> None:
+    model, images, targets = tiny_cnn_and_images
+    calls = []
+
+    def counted(*args):
+        calls.append(1)
+        return gradient_times_input(*args)
+
+    computed = cascading_randomisation(model, counted, images, targets, seed=0)
+    steps = len(calls)
+    given = gradient_times_input(model.eval(), images, targets)
+    reused = cascading_randomisation(model, counted, images, targets, seed=0, original=given)
+    assert len(calls) == 2 * steps - 1
+    pd.testing.assert_frame_equal(reused, computed)
+
+
 def test_the_edge_control_tells_input_structure_from_a_model_independent_map(
     tiny_cnn_and_images,
 ) -> None:

@@ -180,6 +180,7 @@ def cascading_randomisation(
     images: torch.Tensor,
     targets: torch.Tensor,
     seed: int = 0,
+    original: np.ndarray | None = None,
 ) -> pd.DataFrame:
     """Cascading model randomisation (Adebayo et al. 2018), from the output layer backwards.
 
@@ -189,9 +190,13 @@ def cascading_randomisation(
     intact model, correlation 1 by definition), layer (the one randomised last), mean, ci_low,
     ci_high (95 % bootstrap over images), n; then edge_mean, edge_ci_low, edge_ci_high: the
     same measure between this step's maps and the image's edges (`edge_map`), the control.
+    `original`: the intact model's maps if the caller has them already (the explainers are
+    deterministic), which saves one step of explanations.
     """
     randomised = copy.deepcopy(model).eval()
-    original = np.asarray(explain(randomised, images, targets))
+    if original is None:
+        original = explain(randomised, images, targets)
+    original = np.asarray(original)
     edges = edge_map(images)
     generator = torch.Generator().manual_seed(seed)
 

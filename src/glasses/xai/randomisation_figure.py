@@ -24,10 +24,13 @@ def cascade_figure(table: pd.DataFrame, threshold: float) -> Figure:
     """
     models = sorted(table["model"].unique())
     figure, axes = plt.subplots(
-        1, len(models), figsize=(5.5 * len(models), 4.2), squeeze=False, sharey=True
-    )
+        1, len(models), figsize=(5.5 * len(models), 4.8), squeeze=False, sharey=True,
+        layout="constrained",
+    )  # fmt: skip
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     methods = list(dict.fromkeys(table["method"]))
+    handles = {}
+    bottom = min(-0.2, table[["ci_low", "edge_mean"]].min().min() - 0.05)
     for axis, model in zip(axes[0], models, strict=True):
         own = table[table["model"] == model]
         for method, group in own.groupby("method", sort=False):
@@ -41,12 +44,13 @@ def cascade_figure(table: pd.DataFrame, threshold: float) -> Figure:
         steps = own.drop_duplicates("step").sort_values("step")
         axis.set_xticks(steps["step"], ["trained", *steps["layer"].iloc[1:]], rotation=45)
         axis.axhline(threshold, color="grey", linestyle=":", linewidth=1)
-        axis.set(title=model, xlabel="randomised down to layer", ylim=(-0.2, 1.05))
+        axis.set(title=model, xlabel="randomised down to layer", ylim=(bottom, 1.05))
         axis.grid(alpha=0.3)
-        handles, _ = axis.get_legend_handles_labels()
-        edges = Line2D([], [], color="grey", linestyle="--", label=EDGES_LABEL)
-        axis.legend(handles=[*handles, edges], fontsize="small", loc="lower left")
+        handles.update(zip(*axis.get_legend_handles_labels()[::-1], strict=True))
     axes[0][0].set_ylabel("Spearman of |maps| (mean over images)")
+    edges = Line2D([], [], color="grey", linestyle="--", label=EDGES_LABEL)
+    figure.legend(
+        handles=[*handles.values(), edges], loc="outside lower center", ncol=len(handles) + 1
+    )
     figure.suptitle(f"Cascading model randomisation (passes below {threshold})")
-    figure.tight_layout()
     return figure
