@@ -16,6 +16,7 @@ from glasses.config import ProfileName, resolve_config
 from glasses.crossval import FAMILIES, best_fold
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
+from tasks.progress import failures_reported
 from tasks.reporting import log_augmented_samples, publish_summary
 from tasks.tracking import child_run, run_outcome
 
@@ -33,32 +34,33 @@ def glasses(
     Kaggle train.csv. `overrides`: nested config values on top of the profile, e.g.
     {"cnn": {"optimiser": {"epochs": 3}}}.
     """
-    config = resolve_config(profile, overrides)
-    tracking, experiment, run_id, url, stage = open_run(
-        config, f"glasses-{profile}", {"data": data}
-    )
-    with run_outcome(tracking, run_id):
-        with stage("load"):
-            images = load_images(data, config, cache_dir())
-            tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
-        with stage("validate"):
-            split = split_images(images, config, run_id)
-            validate_images(images, split, config, data, run_id)
-            log_augmented_samples(images, split, config, run_id)
-        with stage("scattering"):
-            coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
-        results, tables, tests = train_and_register(
-            config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
+    with failures_reported():
+        config = resolve_config(profile, overrides)
+        tracking, experiment, run_id, url, stage = open_run(
+            config, f"glasses-{profile}", {"data": data}
         )
-        verdict = None
-        if config.sweep.enabled:
-            with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
-                cnn = results["cnn"][best_fold([r.outcome for r in results["cnn"]])].model
-                verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
-        if config.xai.enabled:
-            with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
-                xai(config, images, split, xai_run)
-        summary = publish_summary(tables, tests, verdict, url, run_id)
+        with run_outcome(tracking, run_id):
+            with stage("load"):
+                images = load_images(data, config, cache_dir())
+                tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
+            with stage("validate"):
+                split = split_images(images, config, run_id)
+                validate_images(images, split, config, data, run_id)
+                log_augmented_samples(images, split, config, run_id)
+            with stage("scattering"):
+                coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
+            results, tables, tests = train_and_register(
+                config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
+            )
+            verdict = None
+            if config.sweep.enabled:
+                with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
+                    cnn = results["cnn"][best_fold([r.outcome for r in results["cnn"]])].model
+                    verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
+            if config.xai.enabled:
+                with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
+                    xai(config, images, split, xai_run)
+            summary = publish_summary(tables, tests, verdict, url, run_id)
     print(summary)
     return {
         "mlflow_run_id": run_id,
