@@ -92,7 +92,10 @@ def _run(arguments: argparse.Namespace) -> int:
 
     overrides = parse_overrides(arguments.set)
     resolve_config(arguments.profile, overrides)  # a typo fails here, before any server starts
-    api = os.environ.get("PREFECT_API_URL")
+    from prefect.settings import PREFECT_API_URL
+
+    # The environment, else the active Prefect profile (`prefect config set PREFECT_API_URL=…`).
+    api = os.environ.get("PREFECT_API_URL") or PREFECT_API_URL.value()
     if api:
         require_server(
             "Prefect server",

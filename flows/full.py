@@ -18,6 +18,7 @@ from glasses.crossval import FAMILIES
 from glasses.metrics import majority_baseline
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
+from tasks.progress import failures_reported
 from tasks.reporting import log_augmented_samples, publish_summary
 from tasks.tracking import child_run, run_outcome
 
@@ -35,32 +36,36 @@ def glasses(
     Kaggle train.csv. `overrides`: nested config values on top of the profile, e.g.
     {"cnn": {"optimiser": {"steps": 300}}}.
     """
-    config = resolve_config(profile, overrides)
-    tracking, experiment, run_id, url, stage = open_run(
-        config, f"glasses-{profile}", {"data": data}
-    )
-    with run_outcome(tracking, run_id):
-        with stage("load"):
-            images = load_images(data, config, cache_dir())
-            tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
-        with stage("validate"):
-            split = split_images(images, config, run_id)
-            validate_images(images, split, config, data, run_id)
-            log_augmented_samples(images, split, config, run_id)
-        with stage("scattering"):
-            coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
-        models, tables, tests = train_and_register(
-            config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
+    with failures_reported():
+        config = resolve_config(profile, overrides)
+        tracking, experiment, run_id, url, stage = open_run(
+            config, f"glasses-{profile}", {"data": data}
         )
-        verdict = None
-        if config.sweep.enabled:
-            with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
-                verdict = sweep(config, images, split, coefficients, models["cnn"].model, sweep_run)
-        if config.xai.enabled:
-            with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
-                xai(config, images, split, {f: tests[f].version for f in FAMILIES}, xai_run)
-        baseline = majority_baseline(images.labels[~split.test], images.labels[split.test])
-        summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
+        with run_outcome(tracking, run_id):
+            with stage("load"):
+                images = load_images(data, config, cache_dir())
+                tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
+            with stage("validate"):
+                split = split_images(images, config, run_id)
+                validate_images(images, split, config, data, run_id)
+                log_augmented_samples(images, split, config, run_id)
+            with stage("scattering"):
+                coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
+            models, tables, tests = train_and_register(
+                config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
+            )
+            verdict = None
+            if config.sweep.enabled:
+                with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
+                    cnn = models["cnn"].model
+                    verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
+            if config.xai.enabled:
+                with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
+                    versions = {f: tests[f].version for f in FAMILIES}
+                    xai(config, images, split, versions, xai_run)
+            test_labels = images.labels[split.test]
+            baseline = majority_baseline(images.labels[~split.test], test_labels)
+            summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
     print(summary)
     return {
         "mlflow_run_id": run_id,

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from prefect import get_run_logger
 from prefect.artifacts import create_progress_artifact, update_progress_artifact
 from prefect.exceptions import MissingContextError
+from prefect.logging.handlers import APILogWorker
 
 from glasses.progress import duration, remaining
 
@@ -20,6 +23,21 @@ def run_logger() -> logging.Logger | logging.LoggerAdapter:
         return get_run_logger()
     except MissingContextError:
         return logging.getLogger("glasses")
+
+
+@contextmanager
+def failures_reported() -> Iterator[None]:
+    """A flow's error as one line in its run log, sent before the run turns Failed.
+
+    `prefect deployment run --watch` stops at the Failed state and shows only the log lines
+    that reached the server by then; Prefect's own error log line is sent after it.
+    """
+    try:
+        yield
+    except Exception as error:
+        run_logger().error("%s: %s", type(error).__name__, error)
+        APILogWorker.drain_all(timeout=5)
+        raise
 
 
 class StageProgress:

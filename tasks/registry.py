@@ -128,6 +128,15 @@ def model_version(tracking: MlflowClient, reference: str) -> ModelVersion:
     return tracking.get_model_version(match["name"], match["version"])
 
 
+def logged_model_id(version: ModelVersion) -> str | None:
+    """The MLflow 3 logged model behind a registry version (SQLite stores leave `model_id`
+    empty; the source then reads `models:/<model id>`)."""
+    if version.model_id:
+        return version.model_id
+    source = version.source or ""
+    return source.removeprefix("models:/") if source.startswith("models:/m-") else None
+
+
 def load_registered_model(reference: str) -> nn.Module:
     """The registered model as an `nn.Module` on the CPU: the one loader of the project.
 
@@ -230,7 +239,7 @@ def evaluate_on_test(
     record_lineage(tracking, name, version, lineage)
     model = load_registered_model(f"{name}/{version}")
     result, matrix = _test_scores(model, pixels, labels)
-    model_id = tracking.get_model_version(name, version).model_id
+    model_id = logged_model_id(tracking.get_model_version(name, version))
     log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()}, model_id=model_id)
     title = f"{name} v{version}: test accuracy {result['accuracy']:.3f}"
     log_figure(

@@ -12,7 +12,9 @@ from __future__ import annotations
 import base64
 import json
 from pathlib import Path
+from typing import Any
 
+import pandas as pd
 import torch
 from mlflow.models import set_model
 from mlflow.pyfunc import PythonModel, PythonModelContext
@@ -33,7 +35,12 @@ class ImageClassifier(PythonModel):
         state = torch.load(context.artifacts[WEIGHTS], map_location="cpu", weights_only=True)
         self.model = build_from_spec(self.spec, state)
 
-    def predict(self, context, model_input, params=None):  # noqa: ANN001 (MLflow's signature)
+    def predict(
+        self,
+        context: PythonModelContext | None,
+        model_input: pd.DataFrame,
+        params: dict[str, Any] | None = None,
+    ) -> pd.DataFrame:
         size = self.spec["image_size"]
         pixels = [image_pixels(base64.b64decode(item), size) for item in model_input["image"]]
         return prediction_table(class_probabilities(self.model, pixels), self.spec["classes"])

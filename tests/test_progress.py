@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import pytest
+
 from glasses.progress import TrainingClock, duration, remaining
 from glasses.training import Check
 
 
-def test_duration_is_short_and_exact_enough() -> None:
-    assert [duration(s) for s in (0, 42.4, 185, 3720)] == ["0s", "42s", "3m05s", "1h02m"]
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [(0, "0s"), (42.4, "42s"), (59.6, "1m00s"), (185, "3m05s"), (3725, "1h02m"), (-3, "0s")],
+)
+def test_duration(seconds, shown) -> None:
+    assert duration(seconds) == shown
 
 
 def test_remaining_extrapolates_the_pace_so_far() -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 
 import pytest
+from PIL import Image
 
 from flows.cli import main, parse_overrides
 
@@ -112,3 +113,20 @@ def test_explain_writes_an_overlay_for_a_registered_model(monkeypatch, tmp_path,
     with Image.open(output) as written:
         assert written.width > 100 and written.height > 50
     assert str(output) in capsys.readouterr().out
+
+
+def test_a_failing_run_shows_its_error_once_without_tracebacks(tmp_path, monkeypatch, capfd):
+    """Prefect's task and flow tracebacks stay off the console; `glasses:` says it once."""
+    from prefect.logging.configuration import setup_logging
+
+    setup_logging(incremental=False)  # Prefect's console handler writes to this test's stderr
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    (tmp_path / "labels.csv").write_text("path,label\nface.png,1\n")
+    Image.new("RGB", (32, 32)).save(tmp_path / "face.png")
+    assert main(["run", "--profile", "tiny", "--data", str(tmp_path / "labels.csv")]) == 1
+    captured = capfd.readouterr()
+    console = captured.out + captured.err
+    assert "Traceback" not in console
+    assert console.count("independent unit") == 1
+    assert "glasses: test split: only 1 independent unit" in captured.err

@@ -29,6 +29,7 @@ from tasks.registry import (
     HeldOutResult,
     evaluate_on_test,
     load_registered_model,
+    logged_model_id,
     read_lineage,
     register_model,
 )
@@ -225,3 +226,12 @@ def test_re_testing_the_champion_says_already_champion(story) -> None:
     )  # fmt: skip
     assert again.decision == "already champion"
     assert again.champion_version == "3"
+
+
+def test_test_metrics_are_linked_to_the_logged_model(story) -> None:
+    """The model's page in MLflow shows the test scores it was promoted (or not) on."""
+    registry = MlflowClient()
+    for result in story.results:
+        model_id = logged_model_id(registry.get_model_version(NAME, result.version))
+        metrics = {m.key: m.value for m in registry.get_logged_model(model_id).metrics}
+        assert metrics["test_accuracy"] == pytest.approx(result.accuracy)

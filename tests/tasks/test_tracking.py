@@ -1,12 +1,26 @@
-"""Servers that are down are reported in seconds, with their address."""
+"""Servers that are down are reported in seconds, with their address; MLflow conventions."""
 
 from __future__ import annotations
 
+import os
 import socket
+import time
 
 import pytest
+from mlflow.exceptions import MlflowException
 
-from tasks.tracking import ServerUnavailable, connect
+import mlflow
+from mlflow import MlflowClient
+from tasks.tracking import (
+    MLFLOW_SETTINGS,
+    ServerUnavailable,
+    client,
+    configure_tracking,
+    connect,
+    experiment_id,
+    run_outcome,
+    start_run,
+)
 
 
 def test_mlflow_server_down_is_named_before_any_work(monkeypatch):
@@ -16,3 +30,56 @@ def test_mlflow_server_down_is_named_before_any_work(monkeypatch):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
     with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{port}.*make up"):
         connect()
+
+
+def _closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def test_client_changes_no_global_state(monkeypatch, tmp_path):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+    before_env, before_uri = dict(os.environ), mlflow.get_tracking_uri()
+    tracking = client()
+    assert tracking.tracking_uri == f"sqlite:///{tmp_path}/mlflow.db"
+    assert dict(os.environ) == before_env
+    assert mlflow.get_tracking_uri() == before_uri
+    assert not (tmp_path / ".glasses").exists()
+
+
+def test_mlflow_calls_fail_within_bounded_time(monkeypatch):
+    """A tracking server that died: the call fails in seconds, not after MLflow's ~4 min."""
+    for name in MLFLOW_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_closed_port()}")
+    configure_tracking()
+    started = time.monotonic()
+    with pytest.raises(MlflowException, match="Connection refused|Max retries"):
+        client().get_experiment_by_name("glasses")
+    assert time.monotonic() - started < 30
+
+
+def test_a_server_that_died_during_the_run_is_named(monkeypatch):
+    port = _closed_port()
+    tracking = MlflowClient(f"http://127.0.0.1:{port}")
+    started = time.monotonic()
+    with (
+        pytest.raises(ServerUnavailable, match=f"during the run: .*127.0.0.1:{port}.*make up"),
+        run_outcome(tracking, "any-run"),
+    ):
+        raise MlflowException(f"API request to http://127.0.0.1:{port} failed with exception")
+    assert time.monotonic() - started < 10  # no attempt to mark the run on a dead server
+
+
+def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch):
+    monkeypatch.setenv("MLFLOW_EXPERIMENT_NAME", "faces")
+    tracking = client()
+    experiment = experiment_id(tracking)
+    created = tracking.get_experiment(experiment)
+    assert created.name == "faces"
+    assert created.tags["mlflow.experimentKind"] == "custom_model_development"
+    tags = tracking.get_run(start_run(tracking, experiment, "x", None, {})).data.tags
+    assert tags["mlflow.user"] and tags["mlflow.source.name"]
+    assert tags["mlflow.source.type"] == "JOB"
+    assert tags["glasses.pid"] == str(os.getpid())
