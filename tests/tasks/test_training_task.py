@@ -148,19 +148,20 @@ def test_local_store_is_under_the_working_directory(mlflow_local) -> None:
     assert tracking.tracking_uri == mlflow_local
 
 
-def test_fold_task_logs_one_progress_line_per_epoch(
+def test_fold_task_logs_one_progress_line_per_check(
     mlflow_local, fold_inputs, tiny_config, restore_threads, caplog
 ) -> None:
-    pixels, labels, split = fold_inputs
+    pixels, labels, manifest, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
     with caplog.at_level(logging.INFO, logger="glasses"):
-        train_fold.fn(
-            "cnn", 0, tiny_config, torch.from_numpy(pixels), labels, split, experiment,
+        result = train_fold.fn(
+            "cnn", 0, tiny_config, torch.from_numpy(pixels), labels, manifest, split, experiment,
             family_run_id,
         )  # fmt: skip
-    epochs = tiny_config.cnn.optimiser.epochs
-    lines = [r.getMessage() for r in caplog.records if " epoch " in r.getMessage()]
-    assert len(lines) == epochs
-    for epoch, line in enumerate(lines, start=1):
-        assert line.startswith(f"cnn fold 1 epoch {epoch}/{epochs}: loss ")
-        assert "val accuracy" in line and "elapsed" in line and "ETA" in line
+    budget = tiny_config.cnn.optimiser.steps
+    lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
+    steps = result.outcome.history["step"].tolist()
+    assert len(lines) == len(steps)
+    for step, line in zip(steps, lines, strict=True):
+        assert line.startswith(f"cnn fold 1 step {step}/{budget}: loss ")
+        assert "inner val accuracy" in line and "elapsed" in line and "ETA" in line
