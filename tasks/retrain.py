@@ -31,7 +31,7 @@ from glasses.tables import markdown_table
 from glasses.training import default_device, predict
 from glasses.validation import ValidationReport, ValidationRules, validate_manifest
 from tasks.data import source_table
-from tasks.registry import CHAMPION, REGISTERED_NAMES, IncompatibleModel, load_registered_model
+from tasks.registry import CHAMPION, REGISTERED_NAMES, ModelUnavailable, load_registered_model
 from tasks.tracking import client, log_file, log_table
 
 DECISIONS = ("no data", "rejected", "no drift", "promoted", "kept", "skipped")
@@ -118,7 +118,7 @@ def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     for family in FAMILIES:
         try:
             model = load_registered_model(f"{REGISTERED_NAMES[family]}@{CHAMPION}")
-        except (MlflowException, IncompatibleModel):
+        except ModelUnavailable:
             continue
         model = model.to(device).eval()
         logits = predict(
