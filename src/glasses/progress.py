@@ -36,9 +36,7 @@ class EpochClock:
     epochs: int
     started: float = field(default_factory=time.monotonic)
 
-    def line(
-        self, family: str, fold: int, record: EpochScores, now: float | None = None
-    ) -> str:
+    def line(self, family: str, fold: int, record: EpochScores, now: float | None = None) -> str:
         elapsed = (time.monotonic() if now is None else now) - self.started
         eta = remaining(elapsed, record.epoch, self.epochs)
         return (
