@@ -15,14 +15,17 @@ import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
 import tempfile  # noqa: E402
-from collections.abc import Callable, Iterator  # noqa: E402
+from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager, nullcontext  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import Any  # noqa: E402
+from typing import TYPE_CHECKING, Any  # noqa: E402
 
 import yaml  # noqa: E402
 
 from glasses.config import PROFILES, resolve_config  # noqa: E402
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 def parse_overrides(assignments: list[str]) -> dict[str, Any]:
@@ -63,7 +66,8 @@ class _NoErrors(logging.Filter):
     prints the error once, as one line, instead. The Prefect server still gets all of them."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        return record.levelno < logging.ERROR and "Finished in state Failed" not in record.msg
+        failed = "Finished in state Failed" in record.getMessage()
+        return record.levelno < logging.ERROR and not failed
 
 
 @contextmanager
@@ -149,14 +153,13 @@ def _explain(arguments: argparse.Namespace) -> int:
     import torch
 
     from glasses.config import XAIConfig
-    from glasses.inference import image_pixels
     from glasses.xai.explain import explain, predicted_targets
     from glasses.xai.overlays import method_overlays_figure
     from tasks.registry import load_registered_model
 
     image_path = Path(arguments.image)
     model = load_registered_model(arguments.model)
-    pixels = _read_image(image_path, model.image_size, image_pixels)
+    pixels = _read_image(image_path, model.image_size)
     images = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy())
     targets = predicted_targets(model, images)
     maps = {
@@ -171,23 +174,25 @@ def _explain(arguments: argparse.Namespace) -> int:
     return 0
 
 
-def _read_image(path: Path, size: int, read: Callable[[Path, int], Any]) -> Any:
-    """A user's image, or one line that names it."""
+def _read_image(path: Path, size: int) -> np.ndarray:
+    """A user's image as size x size x 3 floats in [0, 1], or one line that names it."""
+    from glasses.inference import image_pixels
+
     try:
-        return read(path, size)
+        return image_pixels(path, size)
     except OSError as error:
         raise ValueError(f"{path}: not a readable image ({error})") from None
 
 
 def _predict(arguments: argparse.Namespace) -> int:
     """Class and probability per image, from a registered model."""
-    from glasses.inference import class_probabilities, image_pixels, prediction_table
+    from glasses.inference import class_probabilities, prediction_table
     from glasses.plots import CLASS_NAMES
     from tasks.registry import load_registered_model
 
     model = load_registered_model(arguments.model)
     paths = [Path(image) for image in arguments.images]
-    pixels = [_read_image(path, model.image_size, image_pixels) for path in paths]
+    pixels = [_read_image(path, model.image_size) for path in paths]
     table = prediction_table(class_probabilities(model, pixels), list(CLASS_NAMES))
     for path, row in zip(paths, table.itertuples(index=False), strict=True):
         print(f"{path}\t{row.label}\t{row.probability:.3f}")

@@ -109,8 +109,8 @@ def model_requirements() -> list[str]:
     return [f"{name}=={metadata.version(name).split('+')[0]}" for name in SERVED_PACKAGES]
 
 
-class IncompatibleModel(ValueError):
-    """A registered model that this version of glasses cannot load."""
+class ModelUnavailable(ValueError):
+    """A registered model that is not there, or that this version of glasses cannot load."""
 
 
 _REFERENCE = re.compile(r"^(?:models:/)?(?P<name>[^/@]+)(?:@(?P<alias>[^/]+)|/(?P<version>\d+))$")
@@ -123,9 +123,15 @@ def model_version(tracking: MlflowClient, reference: str) -> ModelVersion:
         raise ValueError(
             f"model {reference!r}: expected NAME@ALIAS or NAME/VERSION, e.g. glasses-cnn@champion"
         )
-    if match["alias"]:
-        return tracking.get_model_version_by_alias(match["name"], match["alias"])
-    return tracking.get_model_version(match["name"], match["version"])
+    try:
+        if match["alias"]:
+            return tracking.get_model_version_by_alias(match["name"], match["alias"])
+        return tracking.get_model_version(match["name"], match["version"])
+    except MlflowException as error:
+        raise ModelUnavailable(
+            f"model {reference!r} is not in the registry at {tracking.tracking_uri} "
+            f"({error.message}); run the flow first, or check MLFLOW_TRACKING_URI"
+        ) from None
 
 
 def logged_model_id(version: ModelVersion) -> str | None:
@@ -160,7 +166,7 @@ def load_registered_model(reference: str) -> nn.Module:
                 tracking_uri=tracking.tracking_uri,
             )
         except (MlflowException, OSError) as error:
-            raise IncompatibleModel(
+            raise ModelUnavailable(
                 f"{version.name} v{version.version} has no spec.json/weights.pt: it was logged by "
                 "an older glasses as a pickled module, which is not unpickled; register a new "
                 f"version by running the flow ({error.__class__.__name__})"
@@ -282,7 +288,7 @@ def _decide_champion(
             champion_scores, _ = _test_scores(
                 load_registered_model(f"{name}/{current.version}"), pixels, labels
             )
-        except IncompatibleModel as error:
+        except ModelUnavailable as error:
             blocker = str(error)
     if blocker is not None:
         return str(current.version), (

@@ -36,7 +36,7 @@ from tasks.registry import (
     CHAMPION,
     REGISTERED_NAMES,
     HeldOutResult,
-    IncompatibleModel,
+    ModelUnavailable,
     load_registered_model,
     read_lineage,
 )
@@ -193,7 +193,7 @@ def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     for family in FAMILIES:
         try:
             model = load_registered_model(f"{REGISTERED_NAMES[family]}@{CHAMPION}")
-        except (MlflowException, IncompatibleModel):
+        except ModelUnavailable:
             continue
         model = model.to(device).eval()
         logits = predict(

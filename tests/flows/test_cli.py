@@ -117,9 +117,14 @@ def test_explain_writes_an_overlay_for_a_registered_model(monkeypatch, tmp_path,
 
 def test_a_failing_run_shows_its_error_once_without_tracebacks(tmp_path, monkeypatch, capfd):
     """Prefect's task and flow tracebacks stay off the console; `glasses:` says it once."""
-    from prefect.logging.configuration import setup_logging
+    import logging
+    import sys
 
-    setup_logging(incremental=False)  # Prefect's console handler writes to this test's stderr
+    from prefect.logging.handlers import PrefectConsoleHandler
+
+    for handler in logging.getLogger("prefect").handlers:  # to this test's captured stderr
+        if isinstance(handler, PrefectConsoleHandler):
+            monkeypatch.setattr(handler.console, "file", sys.stderr)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     (tmp_path / "labels.csv").write_text("path,label\nface.png,1\n")
@@ -127,6 +132,7 @@ def test_a_failing_run_shows_its_error_once_without_tracebacks(tmp_path, monkeyp
     assert main(["run", "--profile", "tiny", "--data", str(tmp_path / "labels.csv")]) == 1
     captured = capfd.readouterr()
     console = captured.out + captured.err
+    assert "Beginning flow run" in console  # Prefect's console log is captured here
     assert "Traceback" not in console
     assert console.count("independent unit") == 1
     assert "glasses: test split: only 1 independent unit" in captured.err

@@ -6,6 +6,12 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from prefect import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    ArtifactFilterKey,
+)
 
 from flows.full import glasses
 from mlflow import MlflowClient
@@ -71,4 +77,14 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
         )
     )
     assert len(believe) == 2 * 6  # both models, every method of the tiny profile
+
+    with get_client(sync_client=True) as prefect:
+        progress = prefect.read_artifacts(
+            artifact_filter=ArtifactFilter(
+                key=ArtifactFilterKey(any_=["train-fold-progress"]),
+                flow_run_id=ArtifactFilterFlowRunId(any_=[run.data.tags["prefect_flow_run_id"]]),
+            )
+        )
+    assert [(a.type, float(a.data)) for a in progress] == [("progress", 100.0)]
+    assert progress[0].description.startswith("train-fold: 4/4 done")
     assert sorted((p.name, p.stat().st_mtime_ns) for p in OLIVETTI.parent.rglob("*")) == before

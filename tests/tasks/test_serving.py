@@ -28,7 +28,7 @@ from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
 from tasks.registry import (
     REGISTERED_NAMES,
-    IncompatibleModel,
+    ModelUnavailable,
     load_registered_model,
     register_model,
 )
@@ -155,6 +155,8 @@ def test_glasses_predict_names_an_unreadable_image(registered, tmp_path, capsys)
     broken.write_bytes(b"not an image")
     assert main(["predict", str(broken), "--model", f"{NAME}/{version}"]) == 1
     assert f"{broken}: not a readable image" in capsys.readouterr().err
+    assert main(["predict", str(broken), "--model", f"{NAME}@nobody"]) == 1
+    assert f"model '{NAME}@nobody' is not in the registry" in capsys.readouterr().err
 
 
 class _Payload:
@@ -179,6 +181,6 @@ def test_a_pickled_model_is_refused_without_unpickling(mlflow_local, tmp_path) -
             hostile, name="model", registered_model_name=NAME, serialization_format="pickle",
             pip_requirements=["torch"],
         )  # fmt: skip
-    with pytest.raises(IncompatibleModel, match=f"{NAME} v1 .*not unpickled"):
+    with pytest.raises(ModelUnavailable, match=f"{NAME} v1 .*not unpickled"):
         load_registered_model(f"{NAME}/1")
     assert not marker.exists()
