@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= synthetic
 PROFILE ?= quick
 
-.PHONY: install demo up down status test lint format benchmark
+.PHONY: install demo up down status test lint format benchmark stack-test
 
 install: $(STAMP)
 
@@ -36,6 +36,10 @@ demo: up
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The stack in containers, built and run for real (docker/stack_test.sh; minutes, not in `test`).
+stack-test: install
+	docker/stack_test.sh
 
 lint: install
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

@@ -12,27 +12,11 @@ prepare_process()  # before torch, Prefect or MLflow load
 
 from prefect import serve  # noqa: E402
 
-from flows.full import glasses  # noqa: E402
-from flows.retrain import retrain  # noqa: E402
-from glasses.config import RetrainConfig  # noqa: E402
+from deployments.catalog import deployments  # noqa: E402
 
 
 def main() -> None:
-    full = glasses.to_deployment(
-        name="full",
-        description="Data → validation → CNN and ScatNet cross-validation → registry → test.",
-        parameters={"data": "synthetic", "profile": "quick"},
-        tags=["glasses"],
-    )
-    scheduled = retrain.to_deployment(
-        name="scheduled",
-        description="New data in incoming/ → validation → drift → retrain → champion or not.",
-        parameters={"incoming": "incoming", "data": "synthetic", "profile": "quick"},
-        cron=RetrainConfig().schedule,
-        paused=True,  # shipped paused: resume it in the UI or with `prefect deployment resume`
-        tags=["glasses"],
-    )
-    serve(full, scheduled, limit=1)
+    serve(*deployments(), limit=1)
 
 
 if __name__ == "__main__":

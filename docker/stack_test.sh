@@ -1,0 +1,221 @@
+#!/usr/bin/env bash
+# `make stack-test`: the container stack for real. Builds the images, starts docker/compose.yaml
+# with host networking (compose.host.yaml), runs `glasses/full` (synthetic data, tiny profile)
+# through the Prefect worker from this machine's Prefect CLI, checks the registry and artifacts
+# over HTTP (stack_check.py), prints the build, start and run times, and removes every container
+# and volume it made, also on failure.
+#
+# Engine: Docker Compose, else podman + podman-compose (podman's settings for machines without
+# systemd are written under $STACK_TEST_DIR). Without either it says why and exits 0 (skipped).
+# BASE_IMAGE (default python:3.12-slim): when it can be neither found nor pulled, a Debian
+# bookworm image is built with debootstrap and kept as localhost/debian:bookworm.
+# Wheels this machine keeps on disk (STACK_TEST_WHEEL_DIRS) for the torch stack of .venv are
+# handed to the build instead of downloading them again.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+bin="$root/.venv/bin"
+state="${STACK_TEST_DIR:-$root/.stack/containers}"
+project="${STACK_TEST_PROJECT:-glasses-stacktest}"
+base="${BASE_IMAGE:-python:3.12-slim}"
+wheel_dirs="${STACK_TEST_WHEEL_DIRS:-/opt/wheels /opt/pypi-more/files}"
+export GLASSES_PG_PORT="${GLASSES_PG_PORT:-15432}" GLASSES_MLFLOW_PORT="${GLASSES_MLFLOW_PORT:-15000}"
+export GLASSES_PREFECT_PORT="${GLASSES_PREFECT_PORT:-14200}" GLASSES_DASK_PORT="${GLASSES_DASK_PORT:-18786}"
+export GLASSES_DASK_DASHBOARD_PORT="${GLASSES_DASK_DASHBOARD_PORT:-18787}"
+export GLASSES_WORKER_HEALTH_PORT="${GLASSES_WORKER_HEALTH_PORT:-18080}"
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}"
+mkdir -p "$state"
+
+skip() { echo "stack-test SKIPPED: $*"; exit 0; }
+now() { date +%s; }
+
+find_engine() {
+  if command -v docker >/dev/null && docker compose version >/dev/null 2>&1 && docker info >/dev/null 2>&1; then
+    engine=docker compose=(docker compose); build_net=(); return
+  fi
+  if ! command -v podman >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null \
+     && [ -z "${STACK_TEST_NO_INSTALL:-}" ]; then
+    echo "no container engine: installing podman, runc and debootstrap with apt-get"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq podman runc debootstrap
+  fi
+  command -v podman >/dev/null || skip "neither Docker Compose (docker compose + a running engine)
+  nor podman is available. Install one: apt-get install -y podman runc debootstrap"
+  engine=podman build_net=(--network host)
+  podman_settings
+  if ! command -v podman-compose >/dev/null && [ ! -x "$bin/podman-compose" ]; then
+    local spec
+    spec=$("$bin/python" -c "import tomllib; print(*tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['containers'])")
+    echo "installing $spec into .venv (the 'containers' extra)"
+    "$bin/python" -m pip install --quiet "$spec"
+  fi
+  compose=("$(command -v podman-compose || echo "$bin/podman-compose")")
+}
+
+podman_settings() {  # runc, cgroupfs, file logs and ulimits that this kind of host allows
+  [ -n "${CONTAINERS_CONF:-}" ] || {
+    export CONTAINERS_CONF="$state/containers.conf"
+    cat >"$CONTAINERS_CONF" <<EOF
+[containers]
+log_driver = "k8s-file"
+default_ulimits = ["nofile=20000:20000", "nproc=32768:32768"]
+[engine]
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+events_logfile_path = "$state/events.log"
+runtime = "runc"
+EOF
+  }
+  [ -n "${CONTAINERS_STORAGE_CONF:-}" ] || {
+    export CONTAINERS_STORAGE_CONF="$state/storage.conf"
+    cat >"$CONTAINERS_STORAGE_CONF" <<EOF
+[storage]
+driver = "overlay"
+graphroot = "$state/storage"
+runroot = "$state/run"
+EOF
+  }
+}
+
+image_exists() { "$engine" image inspect "$1" >/dev/null 2>&1; }
+
+choose_base() {  # the base image, built from the Debian mirror when no registry can provide one
+  if image_exists "$base" || timeout 60 "$engine" pull -q "$base" >/dev/null 2>&1; then return; fi
+  echo "base image $base: neither local nor pullable; using localhost/debian:bookworm"
+  base=localhost/debian:bookworm
+  image_exists "$base" && return
+  command -v debootstrap >/dev/null || { echo "debootstrap missing: apt-get install -y debootstrap" >&2; exit 1; }
+  local mirror rootfs="$state/rootfs"
+  mirror=$(grep -rhoE '(URIs:|^deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
+    | grep -oE 'https?://[^ ]+' | head -n1)
+  echo "debootstrap bookworm from ${mirror:=http://deb.debian.org/debian}"
+  rm -rf "$rootfs"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$state/debootstrap.log"
+  tar -C "$rootfs" -c . | "$engine" import - "$base" >/dev/null
+  rm -rf "$rootfs"
+}
+
+stage_wheels() {  # hard links to the local wheels of .venv's torch stack; prints their names
+  rm -rf "$state/wheels" && mkdir -p "$state/wheels"
+  "$bin/python" - "$state/wheels" $wheel_dirs <<'EOF'
+import os, re, shutil, sys
+from importlib.metadata import distributions
+
+dest, *folders = sys.argv[1:]
+for dist in distributions():
+    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"]).lower()
+    if name not in ("torch", "torchvision") and not name.startswith(("nvidia_", "cuda_")):
+        continue
+    prefix = f"{name}-{dist.version.split('+')[0]}-"
+    for folder in filter(os.path.isdir, folders):
+        found = [f for f in os.listdir(folder) if f.lower().startswith(prefix) and f.endswith(".whl")]
+        if found:
+            try:
+                os.link(os.path.join(folder, found[0]), os.path.join(dest, found[0]))
+            except OSError:
+                shutil.copy(os.path.join(folder, found[0]), dest)
+            print(found[0])
+            break
+EOF
+}
+
+build() {
+  local ca=() wheels
+  # A CA bundle pip must trust (networks that re-sign TLS): mounted for the build, not copied.
+  if [ "$engine" = podman ] && [ -f "${PIP_CERT:-}" ]; then
+    ca=(-v "$PIP_CERT:/etc/ssl/pip-ca.crt:ro" --build-arg PIP_CERT=/etc/ssl/pip-ca.crt)
+  fi
+  wheels=$(stage_wheels | sort | tr '\n' ' ')
+  echo "local wheels: ${wheels:-none}"
+  "$engine" build "${build_net[@]}" --build-arg BASE_IMAGE="$base" \
+    -f docker/postgres.Dockerfile -t glasses-postgres .
+  "$engine" build "${build_net[@]}" "${ca[@]}" --build-arg BASE_IMAGE="$base" \
+    --build-context wheels="$state/wheels" --build-arg LOCAL_WHEELS="$wheels" \
+    -f docker/Dockerfile -t glasses .
+}
+
+stack() { "${compose[@]}" -p "$project" -f docker/compose.yaml -f docker/compose.host.yaml "$@"; }
+
+containers() { "$engine" ps -a -q --filter "label=com.docker.compose.project=$project"; }
+
+teardown() {
+  local status=$?
+  trap - EXIT INT TERM
+  if [ "$status" != 0 ]; then
+    mkdir -p "$state/logs"
+    for id in $(containers); do
+      "$engine" logs "$id" >"$state/logs/$("$engine" inspect -f '{{.Name}}' "$id" | tr -d /).log" 2>&1 || true
+    done
+    echo "stack-test FAILED; container logs in $state/logs/" >&2
+  fi
+  stack down -v -t 5 >/dev/null 2>&1 || true
+  for id in $(containers); do "$engine" rm -f "$id" >/dev/null 2>&1 || true; done
+  for volume in pgdata artifacts cache; do
+    "$engine" volume rm -f "${project}_$volume" >/dev/null 2>&1 || true
+  done
+  exit "$status"
+}
+
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+healthy() {  # the service's own health check, run now (podman without systemd runs none itself)
+  local id=$1
+  if [ "$engine" = podman ]; then
+    podman healthcheck run "$id" >/dev/null 2>&1
+  else
+    [ "$(docker inspect -f '{{.State.Health.Status}}' "$id")" = healthy ]
+  fi
+}
+
+wait_healthy() {  # service..., within 300 s
+  local service id
+  for service in "$@"; do
+    id=$(containers_of "$service")
+    for _ in $(seq 1 300); do
+      healthy "$id" && continue 2
+      [ "$("$engine" inspect -f '{{.State.Status}}' "$id")" = exited ] && [ "$("$engine" inspect -f '{{.RestartCount}}' "$id")" -gt 5 ] \
+        && { echo "$service keeps exiting" >&2; return 1; }
+      sleep 1
+    done
+    echo "$service: not healthy after 300 s" >&2; return 1
+  done
+}
+
+containers_of() {
+  "$engine" ps -a -q --filter "label=com.docker.compose.project=$project" \
+    --filter "label=com.docker.compose.service=$1" | head -n1
+}
+
+main() {
+  find_engine
+  echo "engine: $engine (${compose[*]})"
+  for var in GLASSES_PG_PORT GLASSES_MLFLOW_PORT GLASSES_PREFECT_PORT GLASSES_DASK_PORT \
+             GLASSES_DASK_DASHBOARD_PORT GLASSES_WORKER_HEALTH_PORT; do
+    port_free "${!var}" || { echo "port ${!var} is taken; set $var to a free port" >&2; exit 1; }
+  done
+  trap teardown EXIT INT TERM
+
+  local t0 t1 t2 t3
+  t0=$(now)
+  choose_base
+  build
+  t1=$(now)
+  # Start in dependency order: podman-compose before podman 4.6 ignores `service_healthy`.
+  stack up -d --no-build postgres && wait_healthy postgres
+  stack up -d --no-build --no-deps mlflow prefect && wait_healthy mlflow prefect
+  stack up -d --no-build --no-deps prefect-worker dask-scheduler && wait_healthy prefect-worker dask-scheduler
+  stack up -d --no-build --no-deps dask-worker-1 dask-worker-2
+  t2=$(now)
+
+  export PREFECT_API_URL="http://127.0.0.1:$GLASSES_PREFECT_PORT/api"
+  export MLFLOW_TRACKING_URI="http://127.0.0.1:$GLASSES_MLFLOW_PORT"
+  export PREFECT_HOME="$state/prefect-home"
+  "$bin/prefect" deployment run glasses/full --param data=synthetic --param profile=tiny --watch \
+    | tee "$state/run.log"
+  grep -q Completed "$state/run.log" || { echo "glasses/full did not complete" >&2; exit 1; }
+  t3=$(now)
+  "$bin/python" docker/stack_check.py "$MLFLOW_TRACKING_URI" "http://127.0.0.1:$GLASSES_DASK_DASHBOARD_PORT"
+
+  echo "stack-test PASSED: build $((t1 - t0)) s, start $((t2 - t1)) s, tiny run $((t3 - t2)) s"
+}
+
+main "$@"
