@@ -28,7 +28,6 @@ from glasses.plots import confusion_figure
 from glasses.statistics import sweep_inference, verdict
 from glasses.sweep import confounds, default_sizes, subsample_training
 from glasses.tables import markdown_table
-from glasses.training import threads_per_worker
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 
@@ -67,7 +66,6 @@ def sweep_point(
 ) -> SweepPoint:
     """Both families draw the same subset at a (size, repeat), so their scores pair up; the
     model is trained on all `size` images under the family's step budget."""
-    torch.set_num_threads(threads_per_worker(config.runtime.workers))
     seed = config.seed + 7919 * repeat + size
     rows = subsample_training(images.manifest, np.where(~split.test)[0], size, seed)
     labels = torch.from_numpy(images.labels)

@@ -15,7 +15,7 @@ from glasses.config import GlassesConfig
 from glasses.crossval import Family, Fitted, FoldOutcome, fit, optimiser_config, run_fold
 from glasses.data.splits import Split
 from glasses.progress import TrainingClock
-from glasses.training import Check, threads_per_worker
+from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.progress import run_logger
 from tasks.tracking import client, log_metrics, log_table, run_outcome, start_run
@@ -50,7 +50,6 @@ def train_fold(
     family_run_id: str,
 ) -> FoldResult:
     """Runs in a worker thread: every MLflow call names its run explicitly."""
-    torch.set_num_threads(threads_per_worker(config.runtime.workers))
     tracking = client()
     run_id = start_run(
         tracking,
@@ -106,7 +105,6 @@ def train_final(
 ) -> Fitted:
     """The model that is registered: trained on every training image for the step count the
     folds chose, so the registry holds the most data-rich model the protocol allows."""
-    torch.set_num_threads(threads_per_worker(config.runtime.workers))
     fitted = fit(family, config, inputs, labels, manifest, rows, config.seed, steps=steps)
     log_metrics(
         client(), family_run_id, {**fitted.final, "steps": steps, "train_images": len(rows)}

@@ -15,7 +15,6 @@ from torch import nn
 from glasses.config import GlassesConfig, XAIMethod
 from glasses.crossval import Family, pixels_to_input
 from glasses.tables import markdown_table, with_intervals
-from glasses.training import threads_per_worker
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
 from glasses.xai.correctness import (
     Evidence,
@@ -68,7 +67,6 @@ def explain_rows(
     targets: np.ndarray,
     config: GlassesConfig,
 ) -> Explained:
-    torch.set_num_threads(threads_per_worker(config.runtime.workers))
     images = pixels_to_input(torch.from_numpy(pixels[rows]))
     explanation = explain(
         model, images, torch.from_numpy(targets[rows]), method, config.xai, config.seed
@@ -89,7 +87,6 @@ def check_randomisation(
 ) -> pd.DataFrame:
     """Adebayo et al.'s cascading randomisation for one model and method; `original`: the
     intact model's maps of `rows`, from `explain_rows`."""
-    torch.set_num_threads(threads_per_worker(config.runtime.workers))
 
     def maps(candidate: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         return explain(candidate, images, labels, method, config.xai, config.seed).maps
@@ -112,7 +109,6 @@ def score_explanations(
     config: GlassesConfig,
 ) -> Evidence:
     """Localisation on images with a ground-truth mask, and a deletion curve for every image."""
-    torch.set_num_threads(threads_per_worker(config.runtime.workers))
     maps = explained.explanation.maps
     located = [
         (int(row), m, masks[row])

@@ -8,7 +8,6 @@ Evidently's own (its `DriftedColumnsCount` test), not a rule re-implemented here
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -256,11 +255,9 @@ def _evidently_report(
     """Run the preset; return Evidently's result dict, its HTML and its version.
 
     Evidently is imported here rather than with the module: the import takes seconds, and most
-    scheduled runs find no new batch and never compare anything. Its telemetry lives only in its
-    UI service and collector, not in `Report.run`; the opt-out is set first all the same, so no
-    import path it may add later phones home from the pipeline.
+    scheduled runs find no new batch and never compare anything. Its telemetry opt-out
+    (`DO_NOT_TRACK`) is set by every entry point (`glasses.entrypoint`), not here.
     """
-    os.environ.setdefault("DO_NOT_TRACK", "1")
     from evidently import DataDefinition, Dataset, Report, __version__
     from evidently.presets import DataDriftPreset
 

@@ -15,17 +15,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 import tasks.training as training_task
 from glasses.data.splits import make_split
 from glasses.scattering import compute_coefficients
-from glasses.training import threads_per_worker
 from mlflow import MlflowClient
 from tasks.tracking import client, experiment_id, start_run
 from tasks.training import FoldResult, train_final, train_fold
-
-
-@pytest.fixture
-def restore_threads():
-    threads = torch.get_num_threads()
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.fixture
@@ -49,7 +41,7 @@ def family_run(family: str) -> tuple[str, str]:
 
 @pytest.mark.parametrize("family", ["cnn", "scatnet"])
 def test_fold_task_logs_a_nested_run_with_check_metrics(
-    mlflow_local, fold_inputs, tiny_config, family, restore_threads
+    mlflow_local, fold_inputs, tiny_config, family
 ) -> None:
     pixels, labels, manifest, split = fold_inputs
     if family == "cnn":
@@ -64,7 +56,6 @@ def test_fold_task_logs_a_nested_run_with_check_metrics(
 
     assert isinstance(result, FoldResult)
     assert result.fold == 1
-    assert torch.get_num_threads() == threads_per_worker(tiny_config.runtime.workers)
     tracking = MlflowClient()
     run = tracking.get_run(result.run_id)
     assert run.info.status == "FINISHED"
@@ -94,7 +85,7 @@ def test_fold_task_logs_a_nested_run_with_check_metrics(
 
 
 def test_final_model_is_trained_on_every_training_image(
-    mlflow_local, fold_inputs, tiny_config, restore_threads
+    mlflow_local, fold_inputs, tiny_config
 ) -> None:
     pixels, labels, manifest, split = fold_inputs
     _, family_run_id = family_run("cnn")
@@ -149,7 +140,7 @@ def test_local_store_is_under_the_working_directory(mlflow_local) -> None:
 
 
 def test_fold_task_logs_one_progress_line_per_check(
-    mlflow_local, fold_inputs, tiny_config, restore_threads, caplog
+    mlflow_local, fold_inputs, tiny_config, caplog
 ) -> None:
     pixels, labels, manifest, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
