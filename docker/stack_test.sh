@@ -85,11 +85,12 @@ choose_base() {  # the base image, built from the Debian mirror when no registry
   image_exists "$base" && return
   command -v debootstrap >/dev/null || { echo "debootstrap missing: apt-get install -y debootstrap" >&2; exit 1; }
   local mirror rootfs="$state/rootfs"
-  mirror=$(grep -rhoE '(URIs:|^deb) +https?://[^ ]+/debian/?( |$)' /etc/apt/sources.list /etc/apt/sources.list.d/ 2>/dev/null \
-    | grep -oE 'https?://[^ ]+' | head -n1)
+  mirror=$(cat /etc/apt/sources.list /etc/apt/sources.list.d/* 2>/dev/null \
+    | grep -oE '^(URIs:|deb) +https?://[^ ]+/debian/?( |$)' | grep -oE 'https?://[^ ]+' | head -n1 || true)
   echo "debootstrap bookworm from ${mirror:=http://deb.debian.org/debian}"
   rm -rf "$rootfs"
-  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$state/debootstrap.log"
+  debootstrap --variant=minbase bookworm "$rootfs" "$mirror" >"$state/debootstrap.log" 2>&1 \
+    || { echo "debootstrap failed; see $state/debootstrap.log" >&2; exit 1; }
   tar -C "$rootfs" -c . | "$engine" import - "$base" >/dev/null
   rm -rf "$rootfs"
 }
