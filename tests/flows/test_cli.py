@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import pytest
 from PIL import Image
 
@@ -54,14 +52,8 @@ def test_unknown_profile_is_refused_by_the_parser(capsys):
     assert "invalid choice" in capsys.readouterr().err
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-def test_prefect_server_down_stops_before_any_work(monkeypatch, capsys):
-    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{_closed_port()}/api")
+def test_prefect_server_down_stops_before_any_work(monkeypatch, capsys, closed_port):
+    monkeypatch.setenv("PREFECT_API_URL", f"http://127.0.0.1:{closed_port}/api")
     assert main(["run", "--profile", "tiny"]) == 1
     error = capsys.readouterr().err
     assert "Prefect server" in error and "not reachable" in error and "make up" in error

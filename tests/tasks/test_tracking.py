@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import time
 
 import pytest
@@ -23,19 +22,10 @@ from tasks.tracking import (
 )
 
 
-def test_mlflow_server_down_is_named_before_any_work(monkeypatch):
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{port}")
-    with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{port}.*make up"):
+def test_mlflow_server_down_is_named_before_any_work(monkeypatch, closed_port):
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port}")
+    with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{closed_port}.*make up"):
         connect()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_client_changes_no_global_state(monkeypatch, tmp_path):
@@ -48,11 +38,11 @@ def test_client_changes_no_global_state(monkeypatch, tmp_path):
     assert not (tmp_path / ".glasses").exists()
 
 
-def test_mlflow_calls_fail_within_bounded_time(monkeypatch):
+def test_mlflow_calls_fail_within_bounded_time(monkeypatch, closed_port):
     """A tracking server that died: the call fails in seconds, not after MLflow's ~4 min."""
     for name in MLFLOW_SETTINGS:
         monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{_closed_port()}")
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port}")
     configure_tracking()
     started = time.monotonic()
     with pytest.raises(MlflowException, match="Connection refused|Max retries"):
@@ -60,8 +50,8 @@ def test_mlflow_calls_fail_within_bounded_time(monkeypatch):
     assert time.monotonic() - started < 30
 
 
-def test_a_server_that_died_during_the_run_is_named(monkeypatch):
-    port = _closed_port()
+def test_a_server_that_died_during_the_run_is_named(closed_port):
+    port = closed_port
     tracking = MlflowClient(f"http://127.0.0.1:{port}")
     started = time.monotonic()
     with (
