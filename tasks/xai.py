@@ -232,14 +232,12 @@ def publish_xai_summary(
 ) -> str:
     """The "which explanation should I believe" table first, then agreement and timings."""
     tracking = client()
-    believe = correctness_table(
-        evidence, threshold=config.xai.randomisation_threshold, seed=config.seed
-    )
+    threshold = config.xai.randomisation_threshold
+    believe = correctness_table(evidence, threshold=threshold, seed=config.seed)
     log_table(tracking, run_id, believe.set_index(["model", "method"]), "tables/correctness.csv")
     log_table(tracking, run_id, localisation_table(evidence), "tables/localisation_per_image.csv")
     randomisation = pd.concat([e.randomisation for e in evidence], ignore_index=True)
     log_table(tracking, run_id, randomisation, "tables/randomisation.csv")
-    threshold = config.xai.randomisation_threshold
     log_figure(
         tracking,
         run_id,
