@@ -289,7 +289,7 @@ def _decide_champion(
                 load_registered_model(f"{name}/{current.version}"), pixels, labels
             )
         except ModelUnavailable as error:
-            blocker = str(error)
+            blocker = f"cannot be loaded: {error}"
     if blocker is not None:
         return str(current.version), (
             f"not compared: champion v{current.version} {blocker}; kept it — move the alias "

@@ -45,13 +45,13 @@ def test_disjoint_training_and_test_images_of_one_size_are_comparable():
 
 def test_another_input_size_blocks_the_comparison():
     assert comparison_blocker(CHAMPION, 32, ["d"]) == (
-        "it takes 64 px images, this run 32 px (another profile or data.image_size)"
+        "takes 64 px images, this run 32 px (another profile or data.image_size)"
     )
 
 
 def test_test_images_the_champion_trained_on_block_the_comparison():
     assert comparison_blocker(CHAMPION, 64, ["a", "d", "c"]) == (
-        "it trained on 2 of this run's 3 test images"
+        "trained on 2 of this run's 3 test images"
     )
 
 

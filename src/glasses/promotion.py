@@ -19,21 +19,22 @@ class Lineage:
 def comparison_blocker(
     champion: Lineage | None, image_size: int, test_sha256: Collection[str]
 ) -> str | None:
-    """Why the champion cannot be scored against a challenger on this test split; None if it can.
+    """Why the champion cannot be scored against a challenger on this test split (a phrase that
+    follows "champion vN"); None if it can.
 
     A model of another input size cannot even take the images, and one that trained on some of
     the test images would be scored on what it memorised: neither comparison means anything.
     """
     if champion is None:
-        return "it records no input size or training images (registered before they were kept)"
+        return "records no input size or training images (registered before they were kept)"
     if champion.image_size != image_size:
         return (
-            f"it takes {champion.image_size} px images, this run {image_size} px "
+            f"takes {champion.image_size} px images, this run {image_size} px "
             "(another profile or data.image_size)"
         )
     overlap = champion.training_sha256.intersection(test_sha256)
     if overlap:
-        return f"it trained on {len(overlap)} of this run's {len(test_sha256)} test images"
+        return f"trained on {len(overlap)} of this run's {len(test_sha256)} test images"
     return None
 
 

@@ -48,7 +48,7 @@ def test_same_run_twice_then_another_image_size_in_one_store(store) -> None:
     for family in ("cnn", "scatnet"):
         version = store.get_model_version(f"glasses-{family}", "3")
         decision = version.tags["champion_decision"]
-        assert decision.startswith("not compared: champion v1 it takes 32 px images, this run 48")
+        assert decision.startswith("not compared: champion v1 takes 32 px images, this run 48")
         champion = store.get_model_version_by_alias(f"glasses-{family}", "champion")
         assert str(champion.version) == "1"
         assert version.tags["image_size"] == "48"

@@ -174,7 +174,7 @@ def test_a_champion_that_trained_on_test_images_is_not_compared(story) -> None:
     overlapping = story.results[3]
     assert overlapping.champion_version == "3" and story.champion_after[3] == "3"
     assert overlapping.decision.startswith(
-        "not compared: champion v3 it trained on 2 of this run's 8 test images; kept it"
+        "not compared: champion v3 trained on 2 of this run's 8 test images; kept it"
     )
 
 
@@ -183,7 +183,7 @@ def test_a_champion_of_another_input_size_is_not_compared(story) -> None:
     images, so it is neither scored nor replaced, and the decision says why."""
     other_size = story.results[4]
     assert other_size.champion_version == "3" and story.champion_after[4] == "3"
-    assert "it takes 32 px images, this run 24 px" in other_size.decision
+    assert "takes 32 px images, this run 24 px" in other_size.decision
     assert story.version_tags[4]["image_size"] == "24"
 
 
