@@ -13,7 +13,7 @@ from prefect import flow
 from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import sweep
 from flows.xai import xai
-from glasses.config import ProfileName, resolve_config
+from glasses.config import Overrides, ProfileName, resolve_config
 from glasses.crossval import FAMILIES
 from glasses.metrics import majority_baseline
 from tasks.data import load_images, split_images, validate_images
@@ -27,7 +27,7 @@ from tasks.tracking import child_run, run_outcome
 def glasses(
     data: str = "synthetic",
     profile: ProfileName = "quick",
-    overrides: dict[str, Any] | None = None,
+    overrides: Overrides | None = None,
 ) -> dict[str, Any]:
     """Cross-validate the CNN and the ScatNet on `data`, register and test the best of each,
     then the shrinking-dataset sweep and the explanations.

@@ -14,7 +14,7 @@ from typing import Any
 from prefect import flow
 
 from flows.stages import Stage, cache_dir, open_run, train_and_register
-from glasses.config import GlassesConfig, ProfileName, resolve_config
+from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
 from glasses.retrain import Decision, Facts, Outcome, decide, notes
 from glasses.store import DatasetLockedError, DatasetStore
 from mlflow import MlflowClient
@@ -39,7 +39,7 @@ def retrain(
     incoming: str = "incoming",
     data: str = "synthetic",
     profile: ProfileName = "quick",
-    overrides: dict[str, Any] | None = None,
+    overrides: Overrides | None = None,
     store: str = "datasets",
     quarantine: str = "quarantine",
 ) -> dict[str, Any]:

@@ -179,3 +179,16 @@ def test_randomisation_check_has_enough_images_and_stays_within_the_sample() -> 
         assert xai.randomisation_images <= xai.samples
     with pytest.raises(ConfigError, match=r"randomisation_images \(9\).*samples"):
         resolve_config("tiny", {"xai": {"randomisation_images": 9}})
+
+
+def test_typed_overrides_resolve_like_the_mapping_they_came_from() -> None:
+    """The flows take `Overrides` (a form in the Prefect UI): only the fields set count."""
+    from glasses.config import Overrides
+
+    mapping = {"cnn": {"optimiser": {"steps": 3}}, "data": {"max_images": None}}
+    typed = Overrides.model_validate(mapping)
+    assert resolve_config("quick", typed) == resolve_config("quick", mapping)
+    assert resolve_config("quick", Overrides()) == resolve_config("quick")
+    with pytest.raises(pydantic.ValidationError, match="optimizer"):
+        Overrides.model_validate({"cnn": {"optimizer": {"steps": 3}}})
+    assert "profile" not in Overrides.model_fields  # the profile is its own parameter

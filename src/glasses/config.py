@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
 
 class _Strict(BaseModel):
@@ -388,15 +388,40 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+def _partial(model: type[BaseModel], leave_out: tuple[str, ...] = ()) -> type[BaseModel]:
+    """The same fields, each optional and unset by default, sections nested alike: what a caller
+    may override. Bounds are checked when the overrides are resolved (`resolve_config`)."""
+    fields: dict[str, Any] = {}
+    for name, field in model.model_fields.items():
+        if name in leave_out:
+            continue
+        kind = field.annotation
+        if isinstance(kind, type) and issubclass(kind, _Strict):
+            kind = _partial(kind)
+        fields[name] = (kind | None, Field(None, description=field.description))
+    return create_model(
+        f"{model.__name__.removesuffix('Config')}Overrides", __base__=_Strict, **fields
+    )
+
+
+# The flows' `overrides` parameter: typed, so the Prefect UI renders it as a form of the settings.
+Overrides = _partial(GlassesConfig, leave_out=("profile",))
+
+
 class ConfigError(ValueError):
     """Configuration values that do not validate, said in one line: each field and what is
     wrong with it."""
 
 
-def resolve_config(profile: str, overrides: dict[str, Any] | None = None) -> GlassesConfig:
-    """The profile's values, then the caller's overrides, validated as one model."""
+def resolve_config(
+    profile: str, overrides: dict[str, Any] | BaseModel | None = None
+) -> GlassesConfig:
+    """The profile's values, then the caller's overrides (a nested mapping, or `Overrides` with
+    only the fields that were set), validated as one model."""
     if profile not in PROFILES:
         raise ConfigError(f"unknown profile {profile!r}; choose one of {sorted(PROFILES)}")
+    if isinstance(overrides, BaseModel):
+        overrides = overrides.model_dump(exclude_unset=True)
     tree = _merge(GlassesConfig().model_dump(), PROFILES[profile])
     tree = _merge(tree, overrides or {})
     tree["profile"] = profile
