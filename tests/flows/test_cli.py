@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from PIL import Image
 
 from flows.cli import main, parse_overrides
+
+BIN = Path(sys.executable).parent  # the venv that runs the tests
 
 
 def test_overrides_nest_dotted_keys_and_read_values_as_yaml():
@@ -18,32 +25,6 @@ def test_overrides_nest_dotted_keys_and_read_values_as_yaml():
 def test_override_without_equals_sign_is_refused():
     with pytest.raises(ValueError, match="KEY=VALUE"):
         parse_overrides(["cnn.optimiser.steps"])
-
-
-@pytest.mark.parametrize(
-    ("assignment", "message"),
-    [
-        ("cnn.optimiser=3", "glasses: configuration: cnn.optimiser: Input should be a valid"),
-        ("x=[3", "glasses: --set 'x=[3': the value is not valid YAML"),
-        ("cnn.optimiser.steps=0", "glasses: configuration: cnn.optimiser.steps: Input should"),
-        ("seed=1 seed.x=2", "glasses: --set 'seed.x=2': seed is set to a value above"),
-    ],
-)
-def test_bad_overrides_are_one_clear_line(assignment, message, capsys):
-    arguments = [part for value in assignment.split() for part in ("--set", value)]
-    assert main(["config", "--profile", "tiny", *arguments]) == 1
-    error = capsys.readouterr().err
-    assert error.startswith(message) and error.count("\n") == 1  # no traceback
-
-
-def test_config_prints_the_resolved_configuration(capsys):
-    import yaml
-
-    from glasses.config import resolve_config
-
-    assert main(["config", "--profile", "quick", "--set", "seed=7"]) == 0
-    printed = yaml.safe_load(capsys.readouterr().out)
-    assert printed == resolve_config("quick", {"seed": 7}).model_dump(mode="json")
 
 
 def test_unknown_profile_is_refused_by_the_parser(capsys):
@@ -107,24 +88,51 @@ def test_explain_writes_an_overlay_for_a_registered_model(monkeypatch, tmp_path,
     assert str(output) in capsys.readouterr().out
 
 
-def test_a_failing_run_shows_its_error_once_without_tracebacks(tmp_path, monkeypatch, capfd):
-    """Prefect's task and flow tracebacks stay off the console; `glasses:` says it once."""
-    import logging
-    import sys
-
-    from prefect.logging.handlers import PrefectConsoleHandler
-
-    for handler in logging.getLogger("prefect").handlers:  # to this test's captured stderr
-        if isinstance(handler, PrefectConsoleHandler):
-            monkeypatch.setattr(handler.console, "file", sys.stderr)
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
+def test_a_failing_run_shows_its_error_once_without_tracebacks(tmp_path):
+    """Prefect's task and flow tracebacks stay off the console; `glasses:` says it once. Run as
+    a user runs it, in a process of its own, so no other test's logging set-up interferes."""
     (tmp_path / "labels.csv").write_text("path,label\nface.png,1\n")
     Image.new("RGB", (32, 32)).save(tmp_path / "face.png")
-    assert main(["run", "--profile", "tiny", "--data", str(tmp_path / "labels.csv")]) == 1
-    captured = capfd.readouterr()
-    console = captured.out + captured.err
-    assert "Beginning flow run" in console  # Prefect's console log is captured here
+    env = {
+        **os.environ,
+        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
+        "PREFECT_HOME": str(tmp_path / "prefect"),
+    }
+    env.pop("PREFECT_API_URL", None)
+    command = [BIN / "glasses", "run", "--profile", "tiny", "--data", str(tmp_path / "labels.csv")]
+    finished = subprocess.run(
+        command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=300
+    )
+    console = finished.stdout + finished.stderr
+    assert finished.returncode == 1
+    assert "Beginning flow run" in console  # Prefect's console log is there
     assert "Traceback" not in console
     assert console.count("independent unit") == 1
-    assert "glasses: test split: only 1 independent unit" in captured.err
+    assert "glasses: test split: only 1 independent unit" in finished.stderr
+
+
+# Last in the module: `main` configures Prefect's console logging under capsys here.
+@pytest.mark.parametrize(
+    ("assignment", "message"),
+    [
+        ("cnn.optimiser=3", "glasses: configuration: cnn.optimiser: Input should be a valid"),
+        ("x=[3", "glasses: --set 'x=[3': the value is not valid YAML"),
+        ("cnn.optimiser.steps=0", "glasses: configuration: cnn.optimiser.steps: Input should"),
+        ("seed=1 seed.x=2", "glasses: --set 'seed.x=2': seed is set to a value above"),
+    ],
+)
+def test_bad_overrides_are_one_clear_line(assignment, message, capsys):
+    arguments = [part for value in assignment.split() for part in ("--set", value)]
+    assert main(["config", "--profile", "tiny", *arguments]) == 1
+    error = capsys.readouterr().err
+    assert error.startswith(message) and error.count("\n") == 1  # no traceback
+
+
+def test_config_prints_the_resolved_configuration(capsys):
+    import yaml
+
+    from glasses.config import resolve_config
+
+    assert main(["config", "--profile", "quick", "--set", "seed=7"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed == resolve_config("quick", {"seed": 7}).model_dump(mode="json")
