@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from contextlib import AbstractContextManager
+from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +29,7 @@ from tasks.tracking import (
     experiment_id,
     git_commit,
     log_params,
+    run_outcome,
     run_url,
     stage_timer,
     start_run,
@@ -92,59 +93,63 @@ def train_and_register(
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
     }
-    common = {"config": config, "labels": labels, "manifest": images.manifest}
-    with stage("cross_validation"):
-        calls = [
-            {
-                "family": family,
-                "fold": fold,
-                "inputs": inputs[family],
-                "split": split,
-                "experiment_id": experiment,
-                "family_run_id": family_runs[family],
-                **common,
-            }
-            for family in FAMILIES
-            for fold in range(config.split.folds)
-        ]
-        finished = run_concurrently(train_fold, calls, config)
-        results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
-    train_rows = np.flatnonzero(~split.test)
-    with stage("refit"):
-        refits = run_concurrently(
-            train_final,
-            [
+    with ExitStack() as ends:  # both family runs end FINISHED, or FAILED with the error
+        for family in FAMILIES:
+            ends.enter_context(run_outcome(tracking, family_runs[family]))
+        common = {"config": config, "labels": labels, "manifest": images.manifest}
+        with stage("cross_validation"):
+            calls = [
                 {
                     "family": family,
+                    "fold": fold,
                     "inputs": inputs[family],
-                    "rows": train_rows,
-                    "steps": refit_steps([r.outcome for r in results[family]]),
+                    "split": split,
+                    "experiment_id": experiment,
                     "family_run_id": family_runs[family],
                     **common,
                 }
                 for family in FAMILIES
-            ],
-            config,
-        )
-        models = dict(zip(FAMILIES, refits, strict=True))
-    tables, tests = {}, {}
-    test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
-    test_labels = images.labels[split.test]
-    sha256 = images.manifest["sha256"].astype(str).to_numpy()
-    lineage = Lineage(config.data.image_size, frozenset(sha256[train_rows]))
-    with stage("registry_and_test"):
-        for family in FAMILIES:
-            tables[family] = summarise_family(family, results[family], family_runs[family])
-            version = register_model(family, models[family].model, test_pixels, family_runs[family])
-            tests[family] = evaluate_on_test(
-                family,
-                version,
-                test_pixels,
-                test_labels,
-                family_runs[family],
-                lineage,
-                sha256[split.test].tolist(),
-                margin,
+                for fold in range(config.split.folds)
+            ]
+            finished = run_concurrently(train_fold, calls, config)
+            results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
+        train_rows = np.flatnonzero(~split.test)
+        with stage("refit"):
+            refits = run_concurrently(
+                train_final,
+                [
+                    {
+                        "family": family,
+                        "inputs": inputs[family],
+                        "rows": train_rows,
+                        "steps": refit_steps([r.outcome for r in results[family]]),
+                        "family_run_id": family_runs[family],
+                        **common,
+                    }
+                    for family in FAMILIES
+                ],
+                config,
             )
-            tracking.set_terminated(family_runs[family], "FINISHED")
+            models = dict(zip(FAMILIES, refits, strict=True))
+        tables, tests = {}, {}
+        test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
+        test_labels = images.labels[split.test]
+        sha256 = images.manifest["sha256"].astype(str).to_numpy()
+        lineage = Lineage(config.data.image_size, frozenset(sha256[train_rows]))
+        with stage("registry_and_test"):
+            for family in FAMILIES:
+                tables[family] = summarise_family(family, results[family], family_runs[family])
+                version = register_model(
+                    family, models[family].model, test_pixels, family_runs[family]
+                )
+                tests[family] = evaluate_on_test(
+                    family,
+                    version,
+                    test_pixels,
+                    test_labels,
+                    family_runs[family],
+                    lineage,
+                    sha256[split.test].tolist(),
+                    margin,
+                )
     return models, tables, tests
