@@ -251,6 +251,6 @@ def logits_for(
     device = default_device()
     model = model.to(device).eval()
     classify, prepare = _adapters(family, model, None, 0)
-    logits = predict(classify, Rows.of(inputs, inputs, rows), prepare, 128, device)
+    logits = predict(classify, Rows.of(inputs, None, rows), prepare, 128, device)
     model.cpu()
     return logits

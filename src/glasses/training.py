@@ -38,11 +38,11 @@ class Rows:
     of the inputs (the coefficient cache may be a memory-mapped file of several GB)."""
 
     inputs: torch.Tensor
-    labels: torch.Tensor
+    labels: torch.Tensor | None  # None where only predictions are wanted
     index: torch.Tensor  # int64 row numbers into inputs and labels
 
     @classmethod
-    def of(cls, inputs: torch.Tensor, labels: torch.Tensor, rows=None) -> Rows:
+    def of(cls, inputs: torch.Tensor, labels: torch.Tensor | None, rows=None) -> Rows:
         index = torch.arange(len(inputs)) if rows is None else torch.as_tensor(rows)
         return cls(inputs, labels, index.long())
 
@@ -50,6 +50,8 @@ class Rows:
         return len(self.index)
 
     def targets(self) -> torch.Tensor:
+        if self.labels is None:
+            raise ValueError("these rows were given without labels")
         return self.labels[self.index]
 
 
