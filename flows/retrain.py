@@ -20,6 +20,7 @@ from glasses.store import DatasetLockedError, DatasetStore
 from mlflow import MlflowClient
 from tasks.features import scattering_coefficients
 from tasks.retrain import (
+    champions_training_images,
     check_drift,
     discover_batch,
     publish_version,
@@ -98,7 +99,8 @@ def _steps(
     with stage("stage_version"):
         staged = stage_version(dataset, batch, reference, config, run_id)
     with stage("drift"):
-        drift = check_drift(staged, batch_images, config, cache_dir(), run_id)
+        trained = champions_training_images()
+        drift = check_drift(staged, batch_images, trained, config, cache_dir(), run_id)
     facts = replace(
         facts,
         version=staged.id,
@@ -115,7 +117,7 @@ def _steps(
     _, _, tests = train_and_register(
         config,
         staged.images,
-        retrain_split(staged, config),
+        retrain_split(staged, config, trained),
         coefficients,
         tracking,
         experiment,

@@ -138,16 +138,19 @@ def stage_version(
 
 
 @task(name="retrain-split", cache_policy=NO_CACHE)
-def retrain_split(staged: StagedVersion, config: GlassesConfig) -> Split:
+def retrain_split(
+    staged: StagedVersion, config: GlassesConfig, trained_sha256: frozenset[str]
+) -> Split:
     """The fixed test split (`retrain_test_mask`) less every image the champions trained on
-    (`without_trained`), and the main protocol's folds on the rest."""
+    (`trained_sha256`, see `without_trained`), and the main protocol's folds on the rest."""
     manifest = staged.images.manifest
     test = without_trained(
-        manifest, _test_mask(manifest, staged.in_reference, config), champions_training_images()
+        manifest, _test_mask(manifest, staged.in_reference, config), trained_sha256
     )
     return split_around(manifest, test, config.split.folds, config.seed)
 
 
+@task(name="champions-training-images", cache_policy=NO_CACHE)
 def champions_training_images() -> frozenset[str]:
     """Content hashes of every image either family's champion trained on (its lineage)."""
     tracking = client()
@@ -214,13 +217,18 @@ def held_out(images: ImageSet, trained_sha256: frozenset[str]) -> ImageSet:
 
 @task(name="check-drift", cache_policy=NO_CACHE)
 def check_drift(
-    staged: StagedVersion, batch: ImageSet, config: GlassesConfig, cache_dir: Path, run_id: str
+    staged: StagedVersion,
+    batch: ImageSet,
+    trained_sha256: frozenset[str],
+    config: GlassesConfig,
+    cache_dir: Path,
+    run_id: str,
 ) -> DriftResult:
     """Evidently on per-image descriptors, the champions' predicted probabilities and pooled
     scattering coefficients embedded in the reference's principal components; the reference is
     the part of the reference version the champions did not train on."""
     J, L = config.scatnet.J, config.scatnet.L
-    reference = held_out(staged.reference_images, champions_training_images())
+    reference = held_out(staged.reference_images, trained_sha256)
     frames = []
     for images in (reference, batch):
         columns = [
