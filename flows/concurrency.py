@@ -1,32 +1,68 @@
-"""Concurrent task submission bounded by the configuration, shared by the flows."""
+"""The flows' task runner, chosen by `runtime.task_runner`, and submission through it."""
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 import torch
-from prefect import Task
+from prefect import Flow, Task
 from prefect.futures import as_completed
-from prefect.task_runners import ThreadPoolTaskRunner
+from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
+from prefect_dask import DaskTaskRunner
 
-from glasses.config import GlassesConfig
+from glasses.config import GlassesConfig, RuntimeConfig
 from glasses.training import threads_per_worker
 from tasks.progress import StageProgress
+
+
+def local_workers(runtime: RuntimeConfig) -> int:
+    """Tasks that run at once in this process (threads) or on this machine (Dask workers)."""
+    return 1 if runtime.task_runner == "sequential" else runtime.workers
+
+
+def task_runner(runtime: RuntimeConfig) -> TaskRunner:
+    """A thread pool, or Dask: the scheduler at `dask_address`, else a local cluster of worker
+    processes, one task each, whose torch threads together fill the cores."""
+    if runtime.task_runner != "dask":
+        return ThreadPoolTaskRunner(max_workers=local_workers(runtime))
+    if runtime.dask_address:
+        return DaskTaskRunner(address=runtime.dask_address)
+    threads = str(threads_per_worker(runtime.workers))
+    return DaskTaskRunner(
+        cluster_class="distributed.LocalCluster",
+        cluster_kwargs={
+            "n_workers": runtime.workers,
+            "threads_per_worker": 1,
+            "processes": True,
+            "dashboard_address": None,
+            "env": {
+                "OMP_NUM_THREADS": threads,
+                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
+            },
+        },
+    )
+
+
+def on_task_runner(flow: Flow, config: GlassesConfig) -> Flow:
+    """`flow` with the configured task runner. Threads share this process's cores, so torch's
+    threads (one setting per process) are divided among them here, once."""
+    torch.set_num_threads(
+        threads_per_worker(
+            1 if config.runtime.task_runner == "dask" else local_workers(config.runtime)
+        )
+    )
+    return flow.with_options(task_runner=task_runner(config.runtime))
 
 
 def run_concurrently(
     task: Task, parameters: list[dict[str, Any]], config: GlassesConfig
 ) -> list[Any]:
-    """Submit every call to a thread pool of `runtime.workers` (1 when `sequential`) and return
-    the results in submission order; a progress artifact and a log line follow each finished
-    call. torch's threads (one setting for the whole process) are divided by the pool's size
-    here, once, so the concurrent tasks together fill the cores and never oversubscribe them."""
-    workers = 1 if config.runtime.task_runner == "sequential" else config.runtime.workers
-    torch.set_num_threads(threads_per_worker(workers))
+    """Submit every call through the flow's task runner and return the results in submission
+    order; a progress artifact and a log line follow each finished call."""
     bounded = task.with_options(retries=config.runtime.retries)
     progress = StageProgress(task.name, len(parameters))
-    with ThreadPoolTaskRunner(max_workers=workers) as runner:
-        futures = [runner.submit(bounded, call) for call in parameters]
-        for _ in as_completed(futures):
-            progress.advance()
-        return [future.result() for future in futures]
+    futures = [bounded.submit(**call) for call in parameters]
+    for _ in as_completed(futures):
+        progress.advance()
+    return [future.result() for future in futures]

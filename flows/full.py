@@ -1,7 +1,9 @@
 """`glasses/full`: data → validation → CNN / ScatNet folds → registry → test → sweep → XAI.
 
-Wiring only: it calls tasks from `tasks/`, the sub-flows `flows/sweep.py` and `flows/xai.py`,
-and the stages it shares with the re-run (`flows/stages.py`).
+Wiring only: it calls tasks from `tasks/`, the stages in `flows/sweep.py` and `flows/xai.py`,
+and the stages it shares with the re-run (`flows/stages.py`). The study runs as a sub-flow on
+the task runner its configuration names (`runtime.task_runner`), which is known only once the
+profile and overrides are resolved.
 """
 
 from __future__ import annotations
@@ -10,11 +12,13 @@ from typing import Any
 
 from prefect import flow
 
+from flows.concurrency import on_task_runner
 from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import sweep
 from flows.xai import xai
-from glasses.config import Overrides, ProfileName, resolve_config
-from glasses.crossval import FAMILIES
+from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
+from glasses.data.reference import image_set
+from glasses.families import FAMILIES
 from glasses.metrics import majority_baseline
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
@@ -38,34 +42,39 @@ def glasses(
     """
     with failures_reported():
         config = resolve_config(profile, overrides)
-        tracking, experiment, run_id, url, stage = open_run(
-            config, f"glasses-{profile}", {"data": data}
+        return on_task_runner(study, config)(data, config)
+
+
+@flow(name="glasses-study", log_prints=True)
+def study(data: str, config: GlassesConfig) -> dict[str, Any]:
+    """The whole study under one MLflow run, its tasks on this flow's task runner."""
+    tracking, experiment, run_id, url, stage = open_run(
+        config, f"glasses-{config.profile}", {"data": data}
+    )
+    with run_outcome(tracking, run_id):
+        with stage("load"):
+            images = load_images(data, config, cache_dir())
+            tracking.set_tag(run_id, "data_fingerprint", image_set(images).fingerprint)
+        with stage("validate"):
+            split = split_images(images, config, run_id)
+            validate_images(images, split, config, data, run_id)
+            log_augmented_samples(images, split, config, run_id)
+        with stage("scattering"):
+            images = scattering_coefficients(images, config, run_id)
+        tables, tests = train_and_register(
+            config, images, split, tracking, experiment, run_id, 0.0, stage
         )
-        with run_outcome(tracking, run_id):
-            with stage("load"):
-                images = load_images(data, config, cache_dir())
-                tracking.set_tag(run_id, "data_fingerprint", images.fingerprint)
-            with stage("validate"):
-                split = split_images(images, config, run_id)
-                validate_images(images, split, config, data, run_id)
-                log_augmented_samples(images, split, config, run_id)
-            with stage("scattering"):
-                coefficients = scattering_coefficients(images, config, cache_dir(), run_id)
-            models, tables, tests = train_and_register(
-                config, images, split, coefficients, tracking, experiment, run_id, 0.0, stage
-            )
-            verdict = None
-            if config.sweep.enabled:
-                with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
-                    cnn = models["cnn"].model
-                    verdict = sweep(config, images, split, coefficients, cnn, sweep_run)
-            if config.xai.enabled:
-                with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
-                    versions = {f: tests[f].version for f in FAMILIES}
-                    xai(config, images, split, versions, xai_run)
-            test_labels = images.labels[split.test]
-            baseline = majority_baseline(images.labels[~split.test], test_labels)
-            summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
+        versions = {f: tests[f].version for f in FAMILIES}
+        verdict = None
+        if config.sweep.enabled:
+            with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
+                verdict = sweep(config, images, split, versions["cnn"], sweep_run)
+        if config.xai.enabled:
+            with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
+                xai(config, images, split, versions, xai_run)
+        labels = image_set(images).labels
+        baseline = majority_baseline(labels[~split.test], labels[split.test])
+        summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
     print(summary)
     return {
         "mlflow_run_id": run_id,

@@ -13,6 +13,7 @@ from typing import Any
 
 from prefect import flow
 
+from flows.concurrency import on_task_runner
 from flows.stages import Stage, cache_dir, open_run, train_and_register
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
 from glasses.retrain import Decision, Facts, Outcome, decide, notes
@@ -47,6 +48,15 @@ def retrain(
     """Import what is new in `incoming` into the versioned dataset `store` and retrain when it
     matters. `data` seeds the dataset on the very first run (the champion's training data)."""
     config = resolve_config(profile, overrides)
+    return on_task_runner(retrain_run, config)(incoming, data, config, store, quarantine)
+
+
+@flow(name="glasses-retrain-run", log_prints=True)
+def retrain_run(
+    incoming: str, data: str, config: GlassesConfig, store: str, quarantine: str
+) -> dict[str, Any]:
+    """The re-run under one MLflow run, its tasks on this flow's task runner."""
+    profile = config.profile
     tracking, experiment, run_id, url, stage = open_run(
         config, f"retrain-{profile}", {"flow": "retrain", "incoming": incoming, "data": data}
     )
@@ -90,14 +100,16 @@ def _steps(
         return facts, decision
 
     with stage("validate"):
-        batch_images, report = validate_batch(dataset, batch, reference, config, run_id)
+        batch_images, report = validate_batch(
+            dataset, batch, reference, config, cache_dir(), run_id
+        )
     facts = replace(facts, problems=tuple(report.failures))
     if decision := decide(facts, min_share):
         quarantine_batch(dataset, batch, report, decision.reason, run_id)
         return facts, decision
 
     with stage("stage_version"):
-        staged = stage_version(dataset, batch, reference, config, run_id)
+        staged = stage_version(dataset, batch, reference, config, cache_dir(), run_id)
     with stage("drift"):
         trained = champions_training_images()
         drift = check_drift(staged, batch_images, trained, config, cache_dir(), run_id)
@@ -113,12 +125,11 @@ def _steps(
         return facts, decision
 
     with stage("scattering"):
-        coefficients = scattering_coefficients(staged.images, config, cache_dir(), run_id)
-    _, _, tests = train_and_register(
+        data = scattering_coefficients(staged.data, config, run_id)
+    _, tests = train_and_register(
         config,
-        staged.images,
+        data,
         retrain_split(staged, config, trained),
-        coefficients,
         tracking,
         experiment,
         run_id,

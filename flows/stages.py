@@ -10,15 +10,15 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
-from glasses.crossval import FAMILIES, Fitted, refit_steps
-from glasses.data.images import ImageSet
+from glasses.crossval import refit_steps
+from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
+from glasses.families import FAMILIES
 from glasses.promotion import Lineage
 from mlflow import MlflowClient
 from tasks.registry import HeldOutResult, evaluate_on_test, register_model
@@ -75,20 +75,17 @@ def open_run(
 
 def train_and_register(
     config: GlassesConfig,
-    images: ImageSet,
+    data: DataRef,
     split: Split,
-    coefficients: torch.Tensor,
     tracking: MlflowClient,
     experiment: str,
     run_id: str,
     margin: float,
     stage: Stage,
-) -> tuple[dict[str, Fitted], dict[str, Any], dict[str, HeldOutResult]]:
+) -> tuple[dict[str, Any], dict[str, HeldOutResult]]:
     """Both families' folds concurrently, then per family: fold table and figures, the model
     refit on the whole training split registered (alias `challenger`), tested from the registry,
     and promoted to `champion` only when it is comparable and wins by `margin`."""
-    labels = torch.from_numpy(images.labels)
-    inputs = {"cnn": torch.from_numpy(images.pixels), "scatnet": coefficients}
     family_runs = {
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
@@ -96,17 +93,16 @@ def train_and_register(
     with ExitStack() as ends:  # both family runs end FINISHED, or FAILED with the error
         for family in FAMILIES:
             ends.enter_context(run_outcome(tracking, family_runs[family]))
-        common = {"config": config, "labels": labels, "manifest": images.manifest}
         with stage("cross_validation"):
             calls = [
                 {
                     "family": family,
                     "fold": fold,
-                    "inputs": inputs[family],
+                    "config": config,
+                    "data": data,
                     "split": split,
                     "experiment_id": experiment,
                     "family_run_id": family_runs[family],
-                    **common,
                 }
                 for family in FAMILIES
                 for fold in range(config.split.folds)
@@ -114,42 +110,31 @@ def train_and_register(
             finished = run_concurrently(train_fold, calls, config)
             results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
         train_rows = np.flatnonzero(~split.test)
+        test_rows = np.flatnonzero(split.test)
         with stage("refit"):
             refits = run_concurrently(
                 train_final,
                 [
                     {
                         "family": family,
-                        "inputs": inputs[family],
+                        "config": config,
+                        "data": data,
                         "rows": train_rows,
                         "steps": refit_steps([r.outcome for r in results[family]]),
                         "family_run_id": family_runs[family],
-                        **common,
                     }
                     for family in FAMILIES
                 ],
                 config,
             )
-            models = dict(zip(FAMILIES, refits, strict=True))
         tables, tests = {}, {}
-        test_pixels = inputs["cnn"][torch.from_numpy(split.test)]
-        test_labels = images.labels[split.test]
-        sha256 = images.manifest["sha256"].astype(str).to_numpy()
+        sha256 = image_set(data).manifest["sha256"].astype(str).to_numpy()
         lineage = Lineage(config.data.image_size, frozenset(sha256[train_rows]))
         with stage("registry_and_test"):
-            for family in FAMILIES:
+            for family, trained in zip(FAMILIES, refits, strict=True):
                 tables[family] = summarise_family(family, results[family], family_runs[family])
-                version = register_model(
-                    family, models[family].model, test_pixels, family_runs[family]
-                )
+                version = register_model(trained, data, test_rows, family_runs[family])
                 tests[family] = evaluate_on_test(
-                    family,
-                    version,
-                    test_pixels,
-                    test_labels,
-                    family_runs[family],
-                    lineage,
-                    sha256[split.test].tolist(),
-                    margin,
+                    family, version, data, test_rows, family_runs[family], lineage, margin
                 )
-    return models, tables, tests
+    return tables, tests

@@ -1,20 +1,18 @@
-"""Sub-flow `glasses-xai`: explain both champions, compare the explanations, check them."""
+"""The explanation stage: explain both models, compare the explanations, check them."""
 
 from __future__ import annotations
 
 import numpy as np
-from prefect import flow
 
 from flows.concurrency import run_concurrently
 from glasses.config import XAI_METHODS, GlassesConfig
-from glasses.crossval import FAMILIES
-from glasses.data.images import ImageSet
+from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
+from glasses.families import FAMILIES
 from glasses.xai.selection import load_masks, named_rows, sample_rows
 from tasks.xai import (
     check_randomisation,
     explain_rows,
-    load_version,
     log_explanation_figures,
     log_explanation_statistics,
     publish_xai_summary,
@@ -22,17 +20,16 @@ from tasks.xai import (
 )
 
 
-@flow(name="glasses-xai", log_prints=True)
 def xai(
-    config: GlassesConfig, images: ImageSet, split: Split, versions: dict[str, str], run_id: str
+    config: GlassesConfig, data: DataRef, split: Split, versions: dict[str, str], run_id: str
 ) -> str:
     """Explains this run's registered `versions` (family → version) on its test images; logs
     into `run_id` (the `xai` child run); returns the summary markdown."""
     settings = config.xai
+    images = image_set(data)
     test_rows = np.where(split.test)[0]
     named = named_rows(images.manifest, test_rows, settings.named_images)
     sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
-    targets = images.labels
     masks = {
         int(row): mask
         for row, mask in zip(
@@ -40,14 +37,13 @@ def xai(
         )
         if mask is not None and mask.any()
     }
-    models = {family: load_version(family, versions[family]) for family in FAMILIES}
-    common = {"pixels": images.pixels, "targets": targets, "config": config}
+    common = {"data": data, "config": config}
     explained = run_concurrently(
         explain_rows,
         [
             {
                 "family": family,
-                "model": models[family],
+                "version": versions[family],
                 "method": method,
                 "rows": sample if method in settings.sample_methods else np.array(named),
                 **common,
@@ -57,7 +53,7 @@ def xai(
         ],
         config,
     )
-    log_explanation_figures(explained, images.pixels, named, run_id)
+    log_explanation_figures(explained, data, named, run_id)
     agreement = log_explanation_statistics(explained, sample, run_id)
     checked = [e for e in explained if e.explanation.method in settings.sample_methods]
     randomisation = run_concurrently(
@@ -65,7 +61,7 @@ def xai(
         [
             {
                 "family": e.family,
-                "model": models[e.family],
+                "version": versions[e.family],
                 "method": e.explanation.method,
                 "rows": sample[: settings.randomisation_images],
                 "original": e.explanation.maps[: settings.randomisation_images],
@@ -80,7 +76,7 @@ def xai(
         [
             {
                 "explained": e,
-                "model": models[e.family],
+                "version": versions[e.family],
                 "masks": masks,
                 "randomisation": table,
                 **common,

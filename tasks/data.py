@@ -10,7 +10,8 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.data.images import ImageSet, in_content_order, scan_images, subsample
+from glasses.data.images import in_content_order, scan_images, subsample
+from glasses.data.reference import DataRef, image_set, store_image_set
 from glasses.data.sources import load_source
 from glasses.data.splits import Split, make_split
 from glasses.validation import raise_for_failures, validate_manifest
@@ -18,10 +19,10 @@ from tasks.tracking import client, log_dataset, log_file, log_table
 
 
 @task(name="load-images", cache_policy=NO_CACHE)
-def load_images(data: str, config: GlassesConfig, cache_dir: Path) -> ImageSet:
-    """Decode every image once; the pixels stay in memory for the rest of the run."""
+def load_images(data: str, config: GlassesConfig, cache_dir: Path) -> DataRef:
+    """Decode every image once into the cache folder; later tasks open them by reference."""
     table = source_table(data, config, cache_dir)
-    return in_content_order(scan_images(table, config.data.image_size))
+    return store_image_set(in_content_order(scan_images(table, config.data.image_size)), cache_dir)
 
 
 def source_table(data: str, config: GlassesConfig, cache_dir: Path) -> pd.DataFrame:
@@ -31,15 +32,17 @@ def source_table(data: str, config: GlassesConfig, cache_dir: Path) -> pd.DataFr
 
 
 @task(name="split-images", cache_policy=NO_CACHE)
-def split_images(images: ImageSet, config: GlassesConfig, run_id: str) -> Split:
+def split_images(data: DataRef, config: GlassesConfig, run_id: str) -> Split:
+    images = image_set(data)
     split = make_split(images.manifest, config.split.test_size, config.split.folds, config.seed)
     log_table(client(), run_id, split.table(images.manifest), "data/folds.csv")
     return split
 
 
 @task(name="validate-images", cache_policy=NO_CACHE)
-def validate_images(images: ImageSet, split: Split, config: GlassesConfig, data: str, run_id: str):
+def validate_images(data: DataRef, split: Split, config: GlassesConfig, source: str, run_id: str):
     """Great Expectations suite on the manifest; the report is logged whether it passes or not."""
+    images = image_set(data)
     manifest = images.manifest.assign(split=["test" if t else "train" for t in split.test])
     report = validate_manifest(manifest, config.validation)
     tracking = client()
@@ -49,5 +52,5 @@ def validate_images(images: ImageSet, split: Split, config: GlassesConfig, data:
     log_file(tracking, run_id, report.html, "validation/data_docs.html")
     tracking.set_tag(run_id, "validation", "passed" if report.success else "failed")
     raise_for_failures(report)
-    log_dataset(tracking, run_id, manifest, source=data, name=f"glasses-{images.fingerprint}")
+    log_dataset(tracking, run_id, manifest, source=source, name=f"glasses-{images.fingerprint}")
     return report.success

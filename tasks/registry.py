@@ -11,6 +11,7 @@ import re
 import shutil
 import tempfile
 from dataclasses import dataclass
+from functools import lru_cache
 from importlib import metadata
 from pathlib import Path
 
@@ -28,7 +29,9 @@ from torch import nn
 
 import glasses
 import mlflow
-from glasses.crossval import Family, pixels_to_input
+from glasses.crossval import pixels_to_input
+from glasses.data.reference import DataRef, image_set
+from glasses.families import SPECS, Family
 from glasses.inference import (
     SPEC,
     WEIGHTS,
@@ -43,8 +46,8 @@ from glasses.promotion import Lineage, challenger_wins, comparison_blocker
 from glasses.training import default_device, predict
 from mlflow import MlflowClient
 from tasks.tracking import client, log_figure, log_metrics
+from tasks.training import ModelRef
 
-REGISTERED_NAMES: dict[Family, str] = {"cnn": "glasses-cnn", "scatnet": "glasses-scatnet"}
 CHAMPION = "champion"
 CHALLENGER = "challenger"
 LINEAGE_FILE = "lineage/training_sha256.txt"
@@ -57,15 +60,18 @@ SERVED_PACKAGES = (
 
 
 @task(name="register-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def register_model(family: Family, model: nn.Module, pixels: torch.Tensor, run_id: str) -> str:
-    """Log the model under the family run as a servable pyfunc model; return its version.
+def register_model(trained: ModelRef, data: DataRef, example_rows: np.ndarray, run_id: str) -> str:
+    """Log the trained model under the family run as a servable pyfunc model; return its
+    version. Two of `example_rows` (test images) make the request example.
 
     Stored as a JSON description and tensors-only weights, with the `glasses` package as code
     (see `tasks.served_model`), not as a pickled module: nothing is unpickled on loading, and
     `mlflow models serve` works without this repository. `log_model` works on the fluent active
     run, which is thread-local: it is resumed here, in this task's own thread, by id.
     """
-    example = _example_request(pixels[:2])
+    model = trained.load()
+    pixels = torch.from_numpy(image_set(data).pixels[example_rows[:2]])
+    example = _example_request(pixels)
     with tempfile.TemporaryDirectory() as scratch:
         folder = Path(scratch)
         (folder / "spec.json").write_text(json.dumps(model_spec(model)))
@@ -75,7 +81,7 @@ def register_model(family: Family, model: nn.Module, pixels: torch.Tensor, run_i
             folder / "code" / "glasses",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
-        images = pixels_to_input(pixels[:2]).numpy().transpose(0, 2, 3, 1)
+        images = pixels_to_input(pixels).numpy().transpose(0, 2, 3, 1)
         probabilities = class_probabilities(model, list(images))
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
@@ -83,7 +89,7 @@ def register_model(family: Family, model: nn.Module, pixels: torch.Tensor, run_i
                 python_model=str(SERVED_MODEL),
                 artifacts={SPEC: str(folder / "spec.json"), WEIGHTS: str(folder / "weights.pt")},
                 code_paths=[str(package)],
-                registered_model_name=REGISTERED_NAMES[family],
+                registered_model_name=SPECS[trained.family].registered_name,
                 signature=infer_signature(
                     example, prediction_table(probabilities, list(CLASS_NAMES))
                 ),
@@ -176,6 +182,14 @@ def load_registered_model(reference: str) -> nn.Module:
     return build_from_spec(spec, state)
 
 
+@lru_cache(maxsize=4)
+def version_model(family: Family, version: str) -> nn.Module:
+    """A registered version of `family`, loaded once per process: a version never changes, and
+    the tasks that read it (explanations, figures) may run many times in one worker. Callers
+    must not modify it (the randomisation check works on a copy)."""
+    return load_registered_model(f"{SPECS[family].registered_name}/{version}")
+
+
 def record_lineage(tracking, name: str, version: str, lineage: Lineage) -> None:
     """Input size and training-image hashes with the version, for later compatibility checks:
     the size as a tag, the hashes as an artifact of the version's run (too long for a tag)."""
@@ -226,11 +240,10 @@ def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
 def evaluate_on_test(
     family: Family,
     version: str,
-    pixels: torch.Tensor,
-    labels: np.ndarray,
+    data: DataRef,
+    test_rows: np.ndarray,
     run_id: str,
     lineage: Lineage,
-    test_sha256: list[str],
     margin: float = 0.0,
 ) -> HeldOutResult:
     """Score the registered version, loaded from the registry (not memory), on the test split.
@@ -241,7 +254,11 @@ def evaluate_on_test(
     same test data, by `margin` (`glasses.promotion`).
     """
     tracking = client()
-    name = REGISTERED_NAMES[family]
+    images = image_set(data)
+    pixels = torch.from_numpy(images.pixels[test_rows])
+    labels = images.labels[test_rows]
+    test_sha256 = images.manifest["sha256"].astype(str).to_numpy()[test_rows].tolist()
+    name = SPECS[family].registered_name
     record_lineage(tracking, name, version, lineage)
     model = load_registered_model(f"{name}/{version}")
     result, matrix = _test_scores(model, pixels, labels)

@@ -11,9 +11,10 @@ from prefect.cache_policies import NO_CACHE
 
 from glasses.augment import augment
 from glasses.config import GlassesConfig
-from glasses.crossval import TABLE_COLUMNS, Family, fold_table, pixels_to_input
-from glasses.data.images import ImageSet
+from glasses.crossval import TABLE_COLUMNS, fold_table, pixels_to_input
+from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
+from glasses.families import Family
 from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
 from glasses.tables import markdown_table
 from tasks.registry import HeldOutResult
@@ -22,10 +23,9 @@ from tasks.training import FoldResult
 
 
 @task(name="augmented-samples", cache_policy=NO_CACHE)
-def log_augmented_samples(
-    images: ImageSet, split: Split, config: GlassesConfig, run_id: str
-) -> None:
+def log_augmented_samples(data: DataRef, split: Split, config: GlassesConfig, run_id: str) -> None:
     """A grid of training images as the CNN sees them after augmentation (seed Fig. 1)."""
+    images = image_set(data)
     rng = np.random.default_rng(config.seed)
     rows = rng.choice(
         np.where(~split.test)[0], size=min(16, int((~split.test).sum())), replace=False

@@ -15,8 +15,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import FAMILIES, pixels_to_input
+from glasses.crossval import pixels_to_input
 from glasses.data.images import ImageSet, scan_images
+from glasses.data.reference import DataRef, image_set, store_image_set
 from glasses.data.splits import Split, retrain_test_mask, split_around, without_trained
 from glasses.drift import (
     DriftResult,
@@ -25,6 +26,7 @@ from glasses.drift import (
     image_descriptors,
     prediction_columns,
 )
+from glasses.families import FAMILIES, SPECS
 from glasses.retrain import Decision
 from glasses.scattering import cached_coefficients
 from glasses.store import Batch, DatasetStore
@@ -34,7 +36,6 @@ from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
 from tasks.registry import (
     CHAMPION,
-    REGISTERED_NAMES,
     HeldOutResult,
     ModelUnavailable,
     load_registered_model,
@@ -59,7 +60,7 @@ def reference_version(
 
 def _champion_version(store: DatasetStore) -> str | None:
     try:
-        champion = client().get_model_version_by_alias(REGISTERED_NAMES["cnn"], CHAMPION)
+        champion = client().get_model_version_by_alias(SPECS["cnn"].registered_name, CHAMPION)
     except MlflowException:
         return None
     tagged = champion.tags.get("dataset_version")
@@ -82,8 +83,13 @@ def discover_batch(store: DatasetStore, incoming: Path, run_id: str) -> Batch | 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)
 def validate_batch(
-    store: DatasetStore, batch: Batch, reference: str, config: GlassesConfig, run_id: str
-) -> tuple[ImageSet, ValidationReport]:
+    store: DatasetStore,
+    batch: Batch,
+    reference: str,
+    config: GlassesConfig,
+    cache_dir: Path,
+    run_id: str,
+) -> tuple[DataRef, ValidationReport]:
     """The main flow's Great Expectations suite on the new batch alone, with the batch's rows
     split as they will be if it is accepted (so leaks between its splits are caught)."""
     images = batch.scan(config.data.image_size)
@@ -98,7 +104,7 @@ def validate_batch(
         tracking, run_id, json.dumps(report.result, indent=1, default=str), "validation/result.json"
     )
     log_file(tracking, run_id, report.html, "validation/data_docs.html")
-    return images, report
+    return store_image_set(images, cache_dir), report
 
 
 @task(name="quarantine-batch", cache_policy=NO_CACHE)
@@ -117,24 +123,24 @@ class StagedVersion:
     """Reference + batch written to the store but not published: its id and its images."""
 
     id: str
-    images: ImageSet
-    in_reference: np.ndarray  # bool, row-aligned with `images`
-
-    @property
-    def reference_images(self) -> ImageSet:
-        rows = self.in_reference
-        return ImageSet(self.images.manifest[rows].reset_index(drop=True), self.images.pixels[rows])
+    data: DataRef
+    in_reference: np.ndarray  # bool, row-aligned with the images of `data`
 
 
 @task(name="stage-version", cache_policy=NO_CACHE)
 def stage_version(
-    store: DatasetStore, batch: Batch, reference: str, config: GlassesConfig, run_id: str
+    store: DatasetStore,
+    batch: Batch,
+    reference: str,
+    config: GlassesConfig,
+    cache_dir: Path,
+    run_id: str,
 ) -> StagedVersion:
     version = store.stage(batch)
     client().set_tag(run_id, "dataset_version", version)
     images = scan_images(store.manifest(version), config.data.image_size)
     in_reference = images.manifest["path"].isin(set(store.manifest(reference)["path"]))
-    return StagedVersion(version, images, in_reference.to_numpy())
+    return StagedVersion(version, store_image_set(images, cache_dir), in_reference.to_numpy())
 
 
 @task(name="retrain-split", cache_policy=NO_CACHE)
@@ -143,7 +149,7 @@ def retrain_split(
 ) -> Split:
     """The fixed test split (`retrain_test_mask`) less every image the champions trained on
     (`trained_sha256`, see `without_trained`), and the main protocol's folds on the rest."""
-    manifest = staged.images.manifest
+    manifest = image_set(staged.data).manifest
     test = without_trained(
         manifest, _test_mask(manifest, staged.in_reference, config), trained_sha256
     )
@@ -156,7 +162,7 @@ def champions_training_images() -> frozenset[str]:
     tracking = client()
     hashes: set[str] = set()
     for family in FAMILIES:
-        name = REGISTERED_NAMES[family]
+        name = SPECS[family].registered_name
         try:
             version = tracking.get_model_version_by_alias(name, CHAMPION).version
         except MlflowException:
@@ -185,7 +191,7 @@ def tag_models(tests: dict[str, HeldOutResult], version: str) -> None:
     tracking = client()
     for family, test in tests.items():
         tracking.set_model_version_tag(
-            REGISTERED_NAMES[family], test.version, "dataset_version", version
+            SPECS[family].registered_name, test.version, "dataset_version", version
         )
 
 
@@ -195,7 +201,7 @@ def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     probabilities = {}
     for family in FAMILIES:
         try:
-            model = load_registered_model(f"{REGISTERED_NAMES[family]}@{CHAMPION}")
+            model = load_registered_model(f"{SPECS[family].registered_name}@{CHAMPION}")
         except ModelUnavailable:
             continue
         model = model.to(device).eval()
@@ -218,7 +224,7 @@ def held_out(images: ImageSet, trained_sha256: frozenset[str]) -> ImageSet:
 @task(name="check-drift", cache_policy=NO_CACHE)
 def check_drift(
     staged: StagedVersion,
-    batch: ImageSet,
+    batch_data: DataRef,
     trained_sha256: frozenset[str],
     config: GlassesConfig,
     cache_dir: Path,
@@ -228,7 +234,10 @@ def check_drift(
     scattering coefficients embedded in the reference's principal components; the reference is
     the part of the reference version the champions did not train on."""
     J, L = config.scatnet.J, config.scatnet.L
-    reference = held_out(staged.reference_images, trained_sha256)
+    version, batch = image_set(staged.data), image_set(batch_data)
+    rows = staged.in_reference
+    in_reference = ImageSet(version.manifest[rows].reset_index(drop=True), version.pixels[rows])
+    reference = held_out(in_reference, trained_sha256)
     frames = []
     for images in (reference, batch):
         columns = [

@@ -10,12 +10,12 @@ import torch
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
-from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, fit, logits_for, pixels_to_input
-from glasses.data.images import ImageSet
+from glasses.crossval import Fitted, fit, logits_for, pixels_to_input
+from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
+from glasses.families import Family
 from glasses.filters import (
     cnn_feature_maps_figure,
     cnn_kernels_figure,
@@ -25,9 +25,12 @@ from glasses.filters import (
 )
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
+from glasses.results import rows_digest, training_settings, work_key
 from glasses.statistics import sweep_inference, verdict
 from glasses.sweep import confounds, default_sizes, subsample_training
 from glasses.tables import markdown_table
+from tasks.registry import version_model
+from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 
@@ -60,20 +63,46 @@ def sweep_point(
     size: int,
     repeat: int,
     config: GlassesConfig,
-    images: ImageSet,
-    inputs: torch.Tensor,
+    data: DataRef,
     split: Split,
 ) -> SweepPoint:
     """Both families draw the same subset at a (size, repeat), so their scores pair up; the
-    model is trained on all `size` images under the family's step budget."""
+    model is trained on all `size` images under the family's step budget. A point finished by
+    an earlier run (same settings, data, rows and code) is reused."""
+    images = image_set(data)
     seed = config.seed + 7919 * repeat + size
     rows = subsample_training(images.manifest, np.where(~split.test)[0], size, seed)
-    labels = torch.from_numpy(images.labels)
-    trained_config = config.matched() if config.sweep.matched else config
-    fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
     test_rows = np.where(split.test)[0]
-    predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
-    result = scores(images.labels[test_rows], predicted)
+    trained_config = config.matched() if config.sweep.matched else config
+
+    def train() -> SweepPoint:
+        inputs = family_inputs(data, family)
+        labels = torch.from_numpy(images.labels)
+        fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
+        predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
+        return _point(size, repeat, family, fitted, predicted, images.labels[test_rows])
+
+    key = work_key(
+        "sweep-point",
+        settings=training_settings(trained_config),
+        data=data.images,
+        rows=rows_digest(rows, test_rows),
+        family=family,
+        size=size,
+        repeat=repeat,
+    )
+    return reuse_or_compute(data, config, key, train)[0]
+
+
+def _point(
+    size: int,
+    repeat: int,
+    family: Family,
+    fitted: Fitted,
+    predicted: np.ndarray,
+    truth: np.ndarray,
+) -> SweepPoint:
+    result = scores(truth, predicted)
     return SweepPoint(
         size=size,
         repeat=repeat,
@@ -158,16 +187,13 @@ def summarise_sweep(
 
 @task(name="filter-figures", cache_policy=NO_CACHE)
 def filter_figures(
-    cnn: nn.Module,
-    images: ImageSet,
-    split: Split,
-    coefficients: torch.Tensor,
-    config: GlassesConfig,
-    run_id: str,
+    cnn_version: str, data: DataRef, split: Split, config: GlassesConfig, run_id: str
 ) -> None:
     """What each model's filters look like (seed Figs. 8-11), on one glasses and one
-    no-glasses test image."""
+    no-glasses test image; the CNN is the registered `cnn_version`."""
     tracking = client()
+    images, coefficients = image_set(data), family_inputs(data, "scatnet")
+    cnn = version_model("cnn", cnn_version)
     test_rows = np.where(split.test)[0]
     labels = images.labels[test_rows]
     chosen = [test_rows[labels == label][0] for label in (1, 0) if (labels == label).any()]

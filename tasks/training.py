@@ -1,23 +1,33 @@
 """Training tasks: one cross-validation fold, and the refit on the whole training split, each
-logged as a nested MLflow run under the family's run."""
+logged as a nested MLflow run under the family's run.
+
+They take references (`DataRef`, row indices, run ids) and return small results, so any task
+runner can send them to another process; finished work is reused from the result store.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Family, Fitted, FoldOutcome, fit, optimiser_config, run_fold
+from glasses.crossval import FoldOutcome, fit, run_fold
+from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
+from glasses.families import SPECS, Family
+from glasses.inference import build_from_spec, model_spec
 from glasses.progress import TrainingClock
+from glasses.results import ResultStore, rows_digest, training_settings, work_key
 from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.progress import run_logger
+from tasks.resume import REUSED, result_store, reuse_or_compute
 from tasks.tracking import client, log_metrics, log_table, run_outcome, start_run
 
 
@@ -42,14 +52,13 @@ def train_fold(
     family: Family,
     fold: int,
     config: GlassesConfig,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    manifest: pd.DataFrame,
+    data: DataRef,
     split: Split,
     experiment_id: str,
     family_run_id: str,
 ) -> FoldResult:
-    """Runs in a worker thread: every MLflow call names its run explicitly."""
+    """Runs in a worker thread or process: every MLflow call names its run explicitly. A fold
+    finished by an earlier run (same settings, data, rows and code) is logged, not retrained."""
     tracking = client()
     run_id = start_run(
         tracking,
@@ -59,25 +68,41 @@ def train_fold(
         {"family": family, "fold": str(fold + 1)},
     )
     train_rows, val_rows = split.fold_indices(fold)
-    clock = TrainingClock(optimiser_config(family, config).steps)
+    clock = TrainingClock(SPECS[family].optimiser(config).steps)
     log_check = _check_logger(tracking, run_id)
 
     def on_check(check: Check) -> None:
         log_check(check)
         run_logger().info(clock.line(family, fold + 1, check))
 
-    with run_outcome(tracking, run_id):
-        outcome = run_fold(
+    def train() -> FoldOutcome:
+        return run_fold(
             family,
             config,
-            inputs,
-            labels,
-            manifest,
+            family_inputs(data, family),
+            torch.from_numpy(image_set(data).labels),
+            image_set(data).manifest,
             train_rows,
             val_rows,
             seed=config.seed + 1000 * fold,
             on_check=on_check,
         )
+
+    key = work_key(
+        "fold",
+        settings=training_settings(config),
+        data=data.images,
+        rows=rows_digest(train_rows, val_rows),
+        family=family,
+        fold=fold,
+    )
+    with run_outcome(tracking, run_id):
+        outcome, reused = reuse_or_compute(data, config, key, train)
+        if reused:
+            tracking.set_tag(run_id, REUSED, key)
+            run_logger().info("%s fold %d: reused from an earlier run (%s)", family, fold + 1, key)
+            for check in outcome.history.to_dict("records"):
+                log_check(Check(**check))
         log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
         log_metrics(
             tracking,
@@ -92,21 +117,61 @@ def train_fold(
     return FoldResult(family=family, fold=fold, run_id=run_id, outcome=outcome)
 
 
+@dataclass(frozen=True)
+class ModelRef:
+    """A trained model in the result store: what registration and the sweep's figures load."""
+
+    family: Family
+    store: str
+    key: str
+    steps: int
+    final: dict[str, float]  # final_train_* scores on the rows it was trained on
+
+    def load(self) -> nn.Module:
+        entry = ResultStore(Path(self.store)).get(self.key)
+        if entry is None:
+            raise FileNotFoundError(f"trained model {self.key} is not in {self.store}")
+        return build_from_spec(entry["spec"], entry["state"])
+
+
 @task(name="train-final", cache_policy=NO_CACHE)
 def train_final(
     family: Family,
     config: GlassesConfig,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    manifest: pd.DataFrame,
+    data: DataRef,
     rows: np.ndarray,
     steps: int,
     family_run_id: str,
-) -> Fitted:
+) -> ModelRef:
     """The model that is registered: trained on every training image for the step count the
     folds chose, so the registry holds the most data-rich model the protocol allows."""
-    fitted = fit(family, config, inputs, labels, manifest, rows, config.seed, steps=steps)
-    log_metrics(
-        client(), family_run_id, {**fitted.final, "steps": steps, "train_images": len(rows)}
+
+    def train() -> dict:
+        fitted = fit(
+            family,
+            config,
+            family_inputs(data, family),
+            torch.from_numpy(image_set(data).labels),
+            image_set(data).manifest,
+            rows,
+            config.seed,
+            steps=steps,
+        )
+        state = fitted.model.state_dict()
+        return {"spec": model_spec(fitted.model), "state": state, "final": fitted.final}
+
+    key = work_key(
+        "refit",
+        settings=training_settings(config),
+        data=data.images,
+        rows=rows_digest(rows),
+        family=family,
+        steps=steps,
     )
-    return fitted
+    entry, reused = reuse_or_compute(data, config, key, train)
+    if reused:
+        client().set_tag(family_run_id, REUSED, key)
+    log_metrics(
+        client(), family_run_id, {**entry["final"], "steps": steps, "train_images": len(rows)}
+    )
+    return ModelRef(family, str(result_store(data).folder), key, steps, entry["final"])

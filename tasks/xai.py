@@ -13,7 +13,11 @@ from prefect.cache_policies import NO_CACHE
 from torch import nn
 
 from glasses.config import GlassesConfig, XAIMethod
-from glasses.crossval import Family, pixels_to_input
+from glasses.crossval import pixels_to_input
+from glasses.data.reference import DataRef, image_set
+from glasses.families import Family
+from glasses.inference import weights_digest
+from glasses.results import rows_digest, work_key
 from glasses.tables import markdown_table, with_intervals
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
 from glasses.xai.correctness import (
@@ -36,18 +40,11 @@ from glasses.xai.overlays import (
 )
 from glasses.xai.randomisation_figure import cascade_figure
 from glasses.xai.selection import NAMED
-from tasks.registry import REGISTERED_NAMES, load_registered_model
+from tasks.registry import version_model
+from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
-
-
-@task(name="load-model", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
-def load_version(family: Family, version: str) -> nn.Module:
-    """A version as users get it from the registry, never the module still in memory. The
-    run's own version, not the `champion` alias: the champion may come from another run, of
-    another image size or trained on this run's test images."""
-    return load_registered_model(f"{REGISTERED_NAMES[family]}/{version}")
 
 
 @dataclass
@@ -57,58 +54,90 @@ class Explained:
     explanation: Explanation
 
 
+def _key(kind: str, model: nn.Module, method: XAIMethod, data: DataRef, rows, config) -> str:
+    """What an explanation depends on: the model's weights (equal for the same training in a
+    re-run, whatever its version number), the method and its settings, the images."""
+    return work_key(
+        kind,
+        xai=config.xai.model_dump(mode="json"),
+        seed=config.seed,
+        weights=weights_digest(model),
+        method=method,
+        data=data.images,
+        rows=rows_digest(rows),
+    )
+
+
+def _inputs(data: DataRef, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
+    images = image_set(data)
+    pixels = pixels_to_input(torch.from_numpy(images.pixels[rows]))
+    return pixels, torch.from_numpy(images.labels[rows])
+
+
 @task(name="explain", cache_policy=NO_CACHE)
 def explain_rows(
     family: Family,
-    model: nn.Module,
+    version: str,
     method: XAIMethod,
-    pixels: np.ndarray,
+    data: DataRef,
     rows: np.ndarray,
-    targets: np.ndarray,
     config: GlassesConfig,
 ) -> Explained:
-    images = pixels_to_input(torch.from_numpy(pixels[rows]))
-    explanation = explain(
-        model, images, torch.from_numpy(targets[rows]), method, config.xai, config.seed
-    )
-    return Explained(family, rows, explanation)
+    """Maps of the registered `version` (as users get it from the registry; the run's own
+    version, not the `champion` alias, which may come from another run, of another image size
+    or trained on this run's test images) for `rows`; reused when an earlier run made them."""
+    model = version_model(family, version)
+
+    def compute() -> Explained:
+        images, targets = _inputs(data, rows)
+        explanation = explain(model, images, targets, method, config.xai, config.seed)
+        return Explained(family, rows, explanation)
+
+    key = _key("explain", model, method, data, rows, config)
+    return reuse_or_compute(data, config, key, compute)[0]
 
 
 @task(name="check-randomisation", cache_policy=NO_CACHE)
 def check_randomisation(
     family: Family,
-    model: nn.Module,
+    version: str,
     method: XAIMethod,
-    pixels: np.ndarray,
+    data: DataRef,
     rows: np.ndarray,
-    targets: np.ndarray,
     original: np.ndarray,
     config: GlassesConfig,
 ) -> pd.DataFrame:
     """Adebayo et al.'s cascading randomisation for one model and method; `original`: the
     intact model's maps of `rows`, from `explain_rows`."""
+    model = version_model(family, version)
 
     def maps(candidate: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
         return explain(candidate, images, labels, method, config.xai, config.seed).maps
 
-    images = pixels_to_input(torch.from_numpy(pixels[rows]))
-    table = cascading_randomisation(
-        model, maps, images, torch.from_numpy(targets[rows]), seed=config.seed, original=original
-    )
-    return table.assign(model=family, method=method)
+    def compute() -> pd.DataFrame:
+        images, targets = _inputs(data, rows)
+        table = cascading_randomisation(
+            model, maps, images, targets, seed=config.seed, original=original
+        )
+        return table.assign(model=family, method=method)
+
+    key = _key("randomisation", model, method, data, rows, config)
+    return reuse_or_compute(data, config, key, compute)[0]
 
 
 @task(name="score-explanations", cache_policy=NO_CACHE)
 def score_explanations(
     explained: Explained,
-    model: nn.Module,
-    pixels: np.ndarray,
-    targets: np.ndarray,
+    version: str,
+    data: DataRef,
     masks: dict[int, np.ndarray],
     randomisation: pd.DataFrame,
     config: GlassesConfig,
 ) -> Evidence:
     """Localisation on images with a ground-truth mask, and a deletion curve for every image."""
+    model = version_model(explained.family, version)
+    images = image_set(data)
+    pixels, targets = images.pixels, images.labels
     maps = explained.explanation.maps
     located = [
         (int(row), m, masks[row])
@@ -140,10 +169,11 @@ def _by_row(explained: Explained) -> dict[int, np.ndarray]:
 
 @task(name="explanation-figures", cache_policy=NO_CACHE)
 def log_explanation_figures(
-    explained: list[Explained], pixels: np.ndarray, named: list[int], run_id: str
+    explained: list[Explained], data: DataRef, named: list[int], run_id: str
 ) -> None:
     """Overlays of every method on the three named images (seed Figs. 13-18), SHAP vs IG."""
     tracking = client()
+    pixels = image_set(data).pixels
     for family in sorted({e.family for e in explained}):
         own = [e for e in explained if e.family == family]
         for kind, row in zip(NAMED, named, strict=False):

@@ -13,6 +13,7 @@ import sys  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING  # noqa: E402
 
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
@@ -20,6 +21,10 @@ import pytest  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from glasses.config import GlassesConfig, resolve_config  # noqa: E402
+
+if TYPE_CHECKING:
+    from glasses.data.reference import DataRef
+    from tasks.training import ModelRef
 
 SIZE = 32
 PER_CLASS = 16
@@ -199,3 +204,49 @@ def stack(per_class: int = PER_CLASS, size: int = SIZE) -> tuple[np.ndarray, np.
 @pytest.fixture(scope="session")
 def image_arrays() -> Callable[..., tuple[np.ndarray, np.ndarray]]:
     return stack
+
+
+@dataclass(frozen=True)
+class References:
+    """Tasks take references, not arrays or modules: these put test data where they look."""
+
+    folder: Path
+
+    def data(
+        self, pixels: np.ndarray, labels: np.ndarray, sha256: list[str] | None = None
+    ) -> DataRef:
+        from glasses.data.images import ImageSet
+        from glasses.data.reference import store_image_set
+
+        n = len(labels)
+        manifest = pd.DataFrame(
+            {
+                "path": [f"image_{i}.png" for i in range(n)],
+                "label": np.asarray(labels, dtype=np.int64),
+                "group": [f"person_{i // 2}" for i in range(n)],
+                "sha256": sha256 or [f"{i:064x}" for i in range(n)],
+            }
+        )
+        return store_image_set(ImageSet(manifest, np.ascontiguousarray(pixels)), self.folder)
+
+    def model(self, model) -> ModelRef:
+        from glasses.families import family_of
+        from glasses.inference import model_spec, weights_digest
+        from glasses.results import ResultStore
+        from tasks.training import ModelRef
+
+        store = ResultStore(self.folder / "results")
+        key = f"test-{weights_digest(model)}"
+        store.put(key, {"spec": model_spec(model), "state": model.state_dict(), "final": {}})
+        return ModelRef(family_of(model).name, str(store.folder), key, 0, {})
+
+
+@pytest.fixture
+def references(tmp_path: Path) -> References:
+    return References(tmp_path / "references")
+
+
+@pytest.fixture(scope="session")
+def references_in() -> type[References]:
+    """`References(folder)` for fixtures wider than a test."""
+    return References

@@ -16,10 +16,10 @@ from glasses.crossval import (
     fit,
     fold_table,
     logits_for,
-    optimiser_config,
     refit_steps,
     run_fold,
 )
+from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.scattering import compute_coefficients
@@ -86,8 +86,8 @@ def test_build_model_is_seeded_per_family() -> None:
 
 def test_optimiser_config_per_family() -> None:
     config = resolve_config("tiny", {"scatnet": {"optimiser": {"lr": 0.123}}})
-    assert optimiser_config("cnn", config) is config.cnn.optimiser
-    assert optimiser_config("scatnet", config).lr == pytest.approx(0.123)
+    assert SPECS["cnn"].optimiser(config) is config.cnn.optimiser
+    assert SPECS["scatnet"].optimiser(config).lr == pytest.approx(0.123)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 import torch
 
+from glasses.cache_files import CacheWarning
 from glasses.models.scatnet import coefficient_count, scattering_transform
 from glasses.scattering import (
-    CacheWarning,
     cache_key,
     cached_coefficients,
     compute_coefficients,
@@ -43,7 +43,7 @@ def test_cache_miss_then_hit_with_identical_tensor(pixels, tmp_path) -> None:
     torch.testing.assert_close(second.coefficients, first.coefficients, rtol=0, atol=0)
     assert sorted(p.name for p in (tmp_path / "scattering").iterdir()) == [
         first.path.name,
-        first.path.with_suffix(".sha256").name,
+        first.path.with_name(first.path.name + ".sha256").name,
     ]
 
 
@@ -120,7 +120,7 @@ def flip_last_coefficient_byte(path: Path) -> None:
         (truncate, "unreadable"),
         (flip_last_coefficient_byte, "checksum mismatch"),
         (lambda path: path.write_text("not numpy"), "unreadable"),
-        (lambda path: path.with_suffix(".sha256").unlink(), "no checksum"),
+        (lambda path: path.with_name(path.name + ".sha256").unlink(), "no checksum"),
     ],
 )
 def test_a_damaged_entry_is_recomputed_with_a_warning_naming_it(

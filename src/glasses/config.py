@@ -133,10 +133,26 @@ class ScatNetConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
-    task_runner: Literal["threads", "sequential"] = Field(
-        "threads", description="How concurrent tasks run: a thread pool, or one at a time."
+    task_runner: Literal["threads", "sequential", "dask"] = Field(
+        "threads",
+        description="How concurrent tasks run: a thread pool, one at a time, or on a Dask cluster.",
     )
-    workers: int = Field(2, ge=1, le=64, description="Concurrent fold tasks.")
+    workers: int = Field(
+        2,
+        ge=1,
+        le=64,
+        description="Concurrent tasks: threads, or the local Dask cluster's worker processes.",
+    )
+    dask_address: str = Field(
+        "",
+        description="Scheduler of an existing Dask cluster (tcp://host:8786); empty: a local "
+        "cluster of `workers` processes. Its workers need the cache folder at the same path.",
+    )
+    resume: bool = Field(
+        True,
+        description="Reuse finished folds, refits, sweep points and explanations of earlier "
+        "runs (same settings, data and code) from the cache folder.",
+    )
     retries: int = Field(
         1,
         ge=0,

@@ -13,7 +13,6 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 import pandas as pd
@@ -21,10 +20,10 @@ import torch
 from torch import nn
 
 from glasses.augment import augment
-from glasses.config import GlassesConfig, OptimiserConfig
+from glasses.config import GlassesConfig
 from glasses.data.splits import inner_validation_mask
+from glasses.families import SPECS, Family
 from glasses.metrics import scores
-from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.training import (
     Check,
@@ -37,9 +36,6 @@ from glasses.training import (
     train_steps,
 )
 
-Family = Literal["cnn", "scatnet"]
-FAMILIES: tuple[Family, ...] = ("cnn", "scatnet")
-
 # torch's global generator seeds weight initialisation; concurrent trainings take turns with it.
 _init_lock = threading.Lock()
 
@@ -47,13 +43,8 @@ _init_lock = threading.Lock()
 def build_model(family: Family, config: GlassesConfig, seed: int) -> nn.Module:
     with _init_lock:
         torch.manual_seed(seed)
-        if family == "cnn":
-            return CNN(config.cnn, config.data.image_size)
-        return ScatNet(config.scatnet, config.data.image_size)
-
-
-def optimiser_config(family: Family, config: GlassesConfig) -> OptimiserConfig:
-    return config.cnn.optimiser if family == "cnn" else config.scatnet.optimiser
+        spec = SPECS[family]
+        return spec.build(spec.settings(config), config.data.image_size)
 
 
 def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
@@ -70,7 +61,7 @@ def _adapters(
 ) -> tuple[Callable[[torch.Tensor], torch.Tensor], Prepare]:
     """(classify, prepare) of a family: pixels, augmented while training, for the CNN (no
     augmentation without a config); cached coefficients as they are for the ScatNet."""
-    if family == "scatnet":
+    if SPECS[family].inputs == "coefficients":
         assert isinstance(model, ScatNet)
         return model.classify, _identity
     if config is None:
@@ -120,7 +111,7 @@ def train_on(
         classify,
         train,
         prepare,
-        optimiser_config(family, config),
+        SPECS[family].optimiser(config),
         seed,
         steps=steps,
         validation=validation,
@@ -144,7 +135,7 @@ def fit(
     """A model trained on exactly `rows`: for `steps` when given; else, with patience, for the
     step count early stopping chose on an inner split of `rows` (then refit on all of them);
     else for the whole budget."""
-    patience = optimiser_config(family, config).patience
+    patience = SPECS[family].optimiser(config).patience
     if steps is not None or not patience:
         return train_on(family, config, inputs, labels, rows, seed, steps, on_check=on_check)
     probe = _probe(family, config, inputs, labels, manifest, rows, seed, on_check)
@@ -189,7 +180,7 @@ def run_fold(
 ) -> FoldOutcome:
     """Train on the fold's training rows — stopping early on an inner split of them when the
     family has patience — and score on its validation rows, which chose nothing."""
-    if optimiser_config(family, config).patience:
+    if SPECS[family].optimiser(config).patience:
         fitted = _probe(family, config, inputs, labels, manifest, train_rows, seed, on_check)
     else:
         fitted = train_on(family, config, inputs, labels, train_rows, seed, on_check=on_check)

@@ -21,11 +21,11 @@ from matplotlib.figure import Figure  # noqa: E402
 from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 from torch import nn  # noqa: E402
 
+from glasses.families import SPECS  # noqa: E402
 from glasses.models.cnn import CNN  # noqa: E402
 from glasses.models.scatnet import coefficient_count, scattering_transform  # noqa: E402
 
 MAX_CHANNELS = 8  # feature maps shown per block: enough to see variety, few enough to read
-MODEL_NAMES = {"cnn": "CNN", "scatnet": "ScatNet"}
 SUPPORT_THRESHOLD = 0.02  # share of a wavelet's peak magnitude that counts as its support
 
 
@@ -302,7 +302,7 @@ def learning_curve_figure(
     for axis, (metric, name) in zip(axes, CURVE_METRICS.items(), strict=True):
         for model, rows in table.groupby("model"):
             rows = rows.sort_values("size")
-            label = MODEL_NAMES.get(model, model)
+            label = SPECS[model].title if model in SPECS else model
             (line,) = axis.plot(rows["size"], rows[f"{metric}_mean"], marker="o", label=label)
             axis.fill_between(
                 rows["size"],

@@ -7,6 +7,7 @@ from this package's own classes. Serving and `glasses predict` share the preproc
 
 from __future__ import annotations
 
+import hashlib
 import io
 from pathlib import Path
 from typing import Any
@@ -17,10 +18,8 @@ import torch
 from PIL import Image
 from torch import nn
 
-from glasses.config import CNNConfig, ScatNetConfig
 from glasses.data.images import to_rgb
-from glasses.models.cnn import CNN
-from glasses.models.scatnet import ScatNet
+from glasses.families import SPECS, family_of
 from glasses.plots import CLASS_NAMES
 
 SPEC_VERSION = 1
@@ -29,14 +28,22 @@ SPEC, WEIGHTS = "spec", "weights"  # artifact names: spec.json, weights.pt
 
 def model_spec(model: nn.Module) -> dict[str, Any]:
     """What rebuilds `model`'s architecture: JSON-able, stored beside its weights."""
-    family = "cnn" if isinstance(model, CNN) else "scatnet"
     return {
         "spec_version": SPEC_VERSION,
-        "family": family,
+        "family": family_of(model).name,
         "image_size": model.image_size,
         "config": model.config.model_dump(mode="json"),
         "classes": list(CLASS_NAMES),
     }
+
+
+def weights_digest(model: nn.Module) -> str:
+    """Hash of a model's weights: the same training gives the same digest in any run."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().numpy().tobytes())
+    return digest.hexdigest()[:16]
 
 
 def build_from_spec(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.Module:
@@ -46,10 +53,8 @@ def build_from_spec(spec: dict[str, Any], state: dict[str, torch.Tensor]) -> nn.
             f"model description version {spec.get('spec_version')!r} is not {SPEC_VERSION}; "
             "load it with the glasses version that registered it, or re-register it"
         )
-    if spec["family"] == "cnn":
-        model: nn.Module = CNN(CNNConfig.model_validate(spec["config"]), spec["image_size"])
-    else:
-        model = ScatNet(ScatNetConfig.model_validate(spec["config"]), spec["image_size"])
+    family = SPECS[spec["family"]]
+    model = family.build(family.settings_model.model_validate(spec["config"]), spec["image_size"])
     model.load_state_dict(state)
     return model.eval()
 

@@ -10,22 +10,16 @@ altered, unreadable) is recomputed and replaced, with a `CacheWarning` naming th
 from __future__ import annotations
 
 import hashlib
-import os
-import tempfile
-import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from glasses.cache_files import load_array, store_array, warn_damaged
 from glasses.models.scatnet import coefficient_count, scattering_transform
 
-CACHE_VERSION = "3"  # 3: .npy (memory-mapped on read) with a .sha256 beside it
-
-
-class CacheWarning(UserWarning):
-    """A cache entry was damaged and is being recomputed; the message names the file."""
+CACHE_VERSION = "4"  # 4: .npy (memory-mapped on read) with its .npy.sha256 beside it
 
 
 @dataclass
@@ -73,70 +67,24 @@ def cached_coefficients(
     them on a miss or when the stored entry fails its checks.
 
     Memory-mapped, so a run holds only the pages it reads (the `paper` cache is about 5 GB) and
-    concurrent readers share them. Computed batch by batch straight into a temporary file that is
-    renamed when complete, so a killed run never leaves a truncated entry under the final name;
-    the checks (header, shape, checksum of the file) catch what the file system lost anyway.
+    concurrent readers (threads, or Dask workers on this machine) share them. Written and checked
+    by `glasses.cache_files`: a killed run never leaves a truncated entry, a damaged one is
+    recomputed.
     """
-    path = cache_dir / "scattering" / f"{cache_key(pixels, J, L)}.npy"
+    path = entry_path(cache_dir, cache_key(pixels, J, L))
     expected = _shape(pixels, J, L)
     if path.exists():
-        stored, problem = _load(path, expected)
+        stored, problem = load_array(path, expected, np.float32)
         if stored is not None:
             return CachedCoefficients(torch.from_numpy(stored), path, hit=True)
-        warnings.warn(
-            f"scattering cache entry {path} is damaged ({problem}); recomputing it",
-            CacheWarning,
-            stacklevel=2,
-        )
-    _store(path, expected, lambda out: _compute_into(out, pixels, J, L, 64, device))
-    stored, problem = _load(path, expected)
+        warn_damaged("scattering", path, problem)
+    store_array(
+        path, expected, np.float32, lambda out: _compute_into(out, pixels, J, L, 64, device)
+    )
+    stored, problem = load_array(path, expected, np.float32)
     assert stored is not None, problem
     return CachedCoefficients(torch.from_numpy(stored), path, hit=False)
 
 
-def _checksum_path(path: Path) -> Path:
-    return path.with_suffix(".sha256")
-
-
-def _file_digest(path: Path) -> str:
-    with path.open("rb") as stream:
-        return hashlib.file_digest(stream, "sha256").hexdigest()
-
-
-def _load(path: Path, expected: tuple[int, ...]) -> tuple[np.ndarray | None, str]:
-    """The entry, memory-mapped copy-on-write (never written back), if its header, shape and
-    checksum are right; else None and what is wrong."""
-    try:
-        coefficients = np.load(path, mmap_mode="c")
-    except (OSError, ValueError, EOFError) as error:
-        return None, f"unreadable: {error}"
-    if coefficients.dtype != np.float32 or coefficients.shape != expected:
-        return None, f"{coefficients.dtype} {coefficients.shape}, expected float32 {expected}"
-    try:
-        recorded = _checksum_path(path).read_text().strip()
-    except OSError:
-        return None, "no checksum beside it"
-    if _file_digest(path) != recorded:
-        return None, "checksum mismatch"
-    return coefficients, ""
-
-
-def _store(path: Path, shape: tuple[int, ...], fill) -> None:
-    """`fill` writes the coefficients into a memory-mapped temporary file; the checksum and then
-    the entry itself are renamed into place once complete."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, suffix=".npy.tmp")
-    os.close(handle)
-    try:
-        out = np.lib.format.open_memmap(temporary, mode="w+", dtype=np.float32, shape=shape)
-        fill(out)
-        out.flush()
-        del out
-        checksum = Path(f"{temporary}.sha256")
-        checksum.write_text(_file_digest(Path(temporary)))
-        os.replace(checksum, _checksum_path(path))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        Path(f"{temporary}.sha256").unlink(missing_ok=True)
-        raise
+def entry_path(cache_dir: Path, key: str) -> Path:
+    return cache_dir / "scattering" / f"{key}.npy"

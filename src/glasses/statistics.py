@@ -18,7 +18,8 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-MODELS = ("cnn", "scatnet")
+from glasses.families import FAMILIES
+
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 VERDICT_METRIC = "balanced_accuracy"
 NAN = float("nan")
@@ -204,11 +205,11 @@ def sweep_inference(
         wide = points[points["size"] == size].pivot(
             index="repeat", columns="model", values="predictions"
         )
-        wide = wide.dropna(subset=list(MODELS))
+        wide = wide.dropna(subset=list(FAMILIES))
         n = len(wide)
         draws = rng.multinomial(n, np.full(n, 1 / n), size=resamples) / n  # B x R
         resampled: dict[str, dict[str, np.ndarray]] = {}
-        for model in MODELS:
+        for model in FAMILIES:
             predictions = np.stack(wide[model].to_list())
             row: dict[str, object] = {"size": int(size), "model": model, "n": n}
             resampled[model] = {}

@@ -48,7 +48,9 @@ def test_unknown_override_key_is_named(monkeypatch, tmp_path, capsys):
     assert "optimizer" in capsys.readouterr().err
 
 
-def test_explain_writes_an_overlay_for_a_registered_model(monkeypatch, tmp_path, capsys):
+def test_explain_writes_an_overlay_for_a_registered_model(
+    monkeypatch, tmp_path, capsys, references
+):
     import numpy as np
     import torch
     from PIL import Image
@@ -61,12 +63,13 @@ def test_explain_writes_an_overlay_for_a_registered_model(monkeypatch, tmp_path,
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     torch.manual_seed(0)
     model = CNN(resolve_config("tiny").cnn, 32).eval()
-    pixels = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8)
+    pixels = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8).numpy()
     from tasks.tracking import client, experiment_id, start_run
 
     tracking = client()
     run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {})
-    version = register_model.fn("cnn", model, pixels, run_id)
+    data = references.data(pixels, np.array([0, 1]))
+    version = register_model.fn(references.model(model), data, np.arange(2), run_id)
     face = tmp_path / "face.png"
     Image.fromarray(np.full((48, 40), 128, dtype=np.uint8)).save(face)  # gray, other size
     output = tmp_path / "overlay.png"

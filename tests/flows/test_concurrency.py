@@ -1,24 +1,26 @@
-"""The concurrent stages divide torch's threads by the pool they run in, once per stage."""
+"""The configured task runner: tasks share the cores of the pool they run in, on threads of this
+process or on a local Dask cluster's worker processes."""
 
 from __future__ import annotations
+
+import os
 
 import pytest
 import torch
 from prefect import flow, task
 
-from flows.concurrency import run_concurrently
-from glasses.config import resolve_config
+from flows.concurrency import on_task_runner, run_concurrently
+from glasses.config import GlassesConfig, resolve_config
 from glasses.training import threads_per_worker
 
 
 @task(name="threads-seen")
-def threads_seen(index: int) -> tuple[int, int]:
-    return index, torch.get_num_threads()
+def threads_seen(index: int) -> tuple[int, int, int]:
+    return index, torch.get_num_threads(), os.getpid()
 
 
 @flow
-def stage(task_runner: str, workers: int) -> list[tuple[int, int]]:
-    config = resolve_config("tiny", {"runtime": {"task_runner": task_runner, "workers": workers}})
+def stage(config: GlassesConfig) -> list[tuple[int, int, int]]:
     return run_concurrently(threads_seen, [{"index": i} for i in range(3)], config)
 
 
@@ -31,6 +33,16 @@ def restore_threads():
 
 @pytest.mark.parametrize(("runner", "workers", "pool"), [("threads", 2, 2), ("sequential", 2, 1)])
 def test_tasks_share_the_cores_of_the_pool_they_run_in(restore_threads, runner, workers, pool):
-    results = stage(runner, workers)
-    assert [index for index, _ in results] == [0, 1, 2]  # submission order
-    assert {threads for _, threads in results} == {threads_per_worker(pool)}
+    config = resolve_config("tiny", {"runtime": {"task_runner": runner, "workers": workers}})
+    results = on_task_runner(stage, config)(config)
+    assert [index for index, _, _ in results] == [0, 1, 2]  # submission order
+    assert {threads for _, threads, _ in results} == {threads_per_worker(pool)}
+    assert {pid for _, _, pid in results} == {os.getpid()}
+
+
+def test_dask_runs_tasks_in_worker_processes_sized_to_the_cores(restore_threads):
+    config = resolve_config("tiny", {"runtime": {"task_runner": "dask", "workers": 2}})
+    results = on_task_runner(stage, config)(config)
+    assert [index for index, _, _ in results] == [0, 1, 2]
+    assert {threads for _, threads, _ in results} == {threads_per_worker(2)}
+    assert os.getpid() not in {pid for _, _, pid in results}

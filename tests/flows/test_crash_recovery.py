@@ -12,8 +12,10 @@ from pathlib import Path
 
 import pytest
 
+from glasses.config import resolve_config
 from glasses.liveness import Owner, abandoned_because, this_process
 from mlflow import MlflowClient
+from tasks.resume import REUSED
 from tasks.tracking import ENDED_BY, OWNER_TAGS, client, end_abandoned_runs, experiment_id
 
 BIN = Path(sys.executable).parent
@@ -126,3 +128,51 @@ def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None
         run = tracking.get_run(run_id)
         assert run.info.status == "KILLED"
         assert f"process {glasses.pid}" in run.data.tags[ENDED_BY]
+
+
+@pytest.mark.timeout(420)
+def test_kill_9_during_the_sweep_then_the_same_command_resumes(csv_data, tmp_path) -> None:
+    """The re-run reuses the folds and refits the killed run finished (from the result store
+    in the cache folder) instead of training them again, and leaves no run RUNNING."""
+    uri = f"sqlite:///{tmp_path}/mlflow.db"
+    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env.pop("PREFECT_API_URL", None)
+    env["GLASSES_CACHE_DIR"] = str(tmp_path / "cache")
+    results = tmp_path / "cache" / "results"
+    command = [
+        BIN / "glasses", "run", "--profile", "tiny", "--data", str(csv_data.csv),
+        "--set", "xai.enabled=false", "--set", "sweep.repeats=4",
+    ]  # fmt: skip
+    killed = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 300
+        while not list(results.glob("sweep-point-*.pkl")):
+            assert killed.poll() is None, "glasses run ended before the sweep"
+            assert time.monotonic() < deadline, "no sweep point finished in 300 s"
+            time.sleep(0.5)
+        os.kill(killed.pid, signal.SIGKILL)
+        killed.wait()
+    finally:
+        if killed.poll() is None:
+            killed.kill()
+    trained = {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.pkl")}
+    folds = 2 * resolve_config("tiny").split.folds
+    assert sum(name.startswith("fold-") for name in trained) == folds
+    assert sum(name.startswith("refit-") for name in trained) == 2
+
+    again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert again.returncode == 0, again.stderr[-2000:]
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.pkl")} == trained
+    tracking = MlflowClient(uri)
+    experiment = tracking.get_experiment_by_name("glasses").experiment_id
+    runs = tracking.search_runs([experiment])
+    assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]
+    (finished,) = [
+        r for r in runs if r.info.status == "FINISHED" and "mlflow.parentRunId" not in r.data.tags
+    ]
+    mine = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == finished.info.run_id]
+    families = [r for r in mine if r.info.run_name in ("cnn", "scatnet")]
+    assert len(families) == 2 and all(REUSED in r.data.tags for r in families)  # the refits
+    family_ids = {r.info.run_id for r in families}
+    reused = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in family_ids]
+    assert len(reused) == folds and all(REUSED in r.data.tags for r in reused)

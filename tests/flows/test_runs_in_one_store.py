@@ -8,7 +8,8 @@ import pytest
 from flows.full import glasses
 from mlflow import MlflowClient
 
-FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}}
+# Resume off: the second run trains again, so equal metrics show that training is reproducible.
+FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}, "runtime": {"resume": False}}
 
 
 @pytest.fixture
@@ -29,8 +30,11 @@ def metrics(store: MlflowClient, run_id: str, family: str) -> dict[str, float]:
 
 
 def test_same_run_twice_then_another_image_size_in_one_store(store) -> None:
+    """Twice, on threads and then on a local Dask cluster of two worker processes: the tasks
+    take references, so the runner changes where they run, not what they compute."""
     first = glasses(data="synthetic", profile="tiny", overrides=FAST)
-    second = glasses(data="synthetic", profile="tiny", overrides=FAST)
+    on_dask = {**FAST, "runtime": {**FAST["runtime"], "task_runner": "dask", "workers": 2}}
+    second = glasses(data="synthetic", profile="tiny", overrides=on_dask)
     for family in ("cnn", "scatnet"):
         expected = metrics(store, first["mlflow_run_id"], family)
         assert {"test_balanced_accuracy", "cv_balanced_accuracy_mean"} <= set(expected)

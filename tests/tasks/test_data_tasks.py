@@ -11,6 +11,7 @@ import pytest
 
 from glasses.config import resolve_config
 from glasses.data.images import ImageSet
+from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split, make_split
 from glasses.validation import DataValidationError
 from mlflow import MlflowClient
@@ -29,8 +30,8 @@ def artifact_paths(run_id: str, folder: str | None = None) -> set[str]:
 
 def test_load_images_from_labels_csv(csv_data, tiny_config, cache_dir, unchanged) -> None:
     check = unchanged(csv_data.root)
-    images = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
-    assert isinstance(images, ImageSet)
+    data = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    images = image_set(data)
     assert images.pixels.shape == (len(csv_data.table), 3, 32, 32)
     assert images.pixels.dtype == np.uint8
     # Rows come in content order (sorted by sha256), each still with its own label and group.
@@ -46,14 +47,19 @@ def test_load_images_from_labels_csv(csv_data, tiny_config, cache_dir, unchanged
     bright = images.pixels[:, :, 13:19, 3:29].mean(axis=(1, 2, 3))
     assert (bright[images.labels == 1] > 150).all() and (bright[images.labels == 0] < 60).all()
     check()
-    assert not cache_dir.exists()  # a folder source needs no cache
+    # The decoded images, for tasks in other processes: nothing else (a CSV source is not copied).
+    assert {p.parent.name for p in cache_dir.rglob("*") if p.is_file()} == {"images"}
+    image_set.cache_clear()  # as a fresh worker process opens it
+    np.testing.assert_array_equal(image_set(data).pixels, images.pixels)
+    pd.testing.assert_frame_equal(image_set(data).manifest, images.manifest)
 
 
 def test_load_images_resizes_and_subsamples(folder_data, tmp_path, unchanged) -> None:
     root, expected = folder_data
     config = resolve_config("tiny", {"data": {"image_size": 16, "max_images": 8}})
     check = unchanged(root)
-    images = load_images.fn(str(root), config, tmp_path / "cache")
+    data = load_images.fn(str(root), config, tmp_path / "cache")
+    images = image_set(data)
     assert images.pixels.shape == (8, 3, 16, 16)
     assert (images.labels == 1).sum() == 4  # 6 + 6 images, stratified down to 8
     names = [Path(p).name for p in images.manifest["path"]]
@@ -62,18 +68,19 @@ def test_load_images_resizes_and_subsamples(folder_data, tmp_path, unchanged) ->
 
 
 @pytest.fixture
-def loaded(csv_data, tiny_config, cache_dir) -> tuple[ImageSet, Split]:
-    images = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+def loaded(csv_data, tiny_config, cache_dir) -> tuple[DataRef, ImageSet, Split]:
+    data = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    images = image_set(data)
     split = make_split(
         images.manifest, tiny_config.split.test_size, tiny_config.split.folds, tiny_config.seed
     )
-    return images, split
+    return data, images, split
 
 
 def test_split_images_logs_fold_membership(mlflow_local, loaded, tiny_config) -> None:
-    images, _ = loaded
+    data, images, _ = loaded
     run_id = new_run()
-    split = split_images.fn(images, tiny_config, run_id)
+    split = split_images.fn(data, tiny_config, run_id)
     assert isinstance(split, Split)
     assert 0 < split.test.sum() < len(split.test)
     assert "data/folds.csv" in artifact_paths(run_id, "data")
@@ -87,9 +94,9 @@ def test_split_images_logs_fold_membership(mlflow_local, loaded, tiny_config) ->
 def test_validate_images_passes_and_logs_the_report(
     mlflow_local, loaded, tiny_config, csv_data
 ) -> None:
-    images, split = loaded
+    data, images, split = loaded
     run_id = new_run()
-    assert validate_images.fn(images, split, tiny_config, str(csv_data.csv), run_id) is True
+    assert validate_images.fn(data, split, tiny_config, str(csv_data.csv), run_id) is True
     assert {"validation/result.json", "validation/data_docs.html"} <= artifact_paths(
         run_id, "validation"
     )
@@ -106,12 +113,13 @@ def test_validate_images_stops_on_a_corrupt_file(
     content = corrupt.read_bytes()
     corrupt.write_bytes(content[: len(content) // 3])
     check = unchanged(csv_data.root)
-    images = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    data = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    images = image_set(data)
     split = make_split(images.manifest, 0.2, 2, tiny_config.seed)
     run_id = new_run()
 
     with pytest.raises(DataValidationError) as caught:
-        validate_images.fn(images, split, tiny_config, str(csv_data.csv), run_id)
+        validate_images.fn(data, split, tiny_config, str(csv_data.csv), run_id)
     message = str(caught.value)
     assert str(corrupt.resolve()) in message
     assert "do not decode as images" in message
@@ -145,11 +153,12 @@ def test_validate_images_names_a_copy_with_the_other_label_and_a_missing_file(
         ]
     )
     pd.concat([csv_data.table, extra], ignore_index=True).to_csv(csv_data.csv, index=False)
-    images = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    data = load_images.fn(str(csv_data.csv), tiny_config, cache_dir)
+    images = image_set(data)
     split = make_split(images.manifest, 0.2, 2, tiny_config.seed)
 
     with pytest.raises(DataValidationError) as caught:
-        validate_images.fn(images, split, tiny_config, str(csv_data.csv), new_run())
+        validate_images.fn(data, split, tiny_config, str(csv_data.csv), new_run())
     message = str(caught.value)
     first, second = sorted(
         [

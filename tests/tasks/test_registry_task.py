@@ -19,13 +19,14 @@ import torch
 import mlflow
 from glasses.config import resolve_config
 from glasses.crossval import pixels_to_input
+from glasses.data.reference import DataRef, image_set
+from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from glasses.promotion import Lineage
 from glasses.training import Rows, train_steps
 from mlflow import MlflowClient
 from tasks.registry import (
     CHAMPION,
-    REGISTERED_NAMES,
     HeldOutResult,
     evaluate_on_test,
     load_registered_model,
@@ -36,7 +37,7 @@ from tasks.registry import (
 from tasks.tracking import client, configure_tracking, experiment_id, start_run
 
 TINY = resolve_config("tiny")
-NAME = REGISTERED_NAMES["cnn"]
+NAME = SPECS["cnn"].registered_name
 
 
 def constant_cnn(answer: int) -> CNN:
@@ -73,7 +74,7 @@ def accuracy(model: CNN, pixels: torch.Tensor, labels: np.ndarray) -> float:
 @dataclass
 class Story:
     run_id: str
-    pixels: torch.Tensor
+    data: DataRef  # the 8 test images, with TEST_HASHES
     labels: np.ndarray
     better_accuracy: float
     results: list[HeldOutResult]
@@ -83,9 +84,10 @@ class Story:
 
 
 @pytest.fixture(scope="module")
-def story(tmp_path_factory, _empty_mlflow_db, image_arrays) -> Story:
+def story(tmp_path_factory, _empty_mlflow_db, image_arrays, references_in) -> Story:
     """`mlflow_local` for the whole module, and the three registrations."""
     folder = tmp_path_factory.mktemp("registry")
+    references = references_in(folder / "references")
     shutil.copyfile(_empty_mlflow_db, folder / "mlflow.db")
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
@@ -102,7 +104,8 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays) -> Story:
         tracking = client()
         run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {"family": "cnn"})
         registry = MlflowClient()
-        story = Story(run_id, test_pixels, test_labels, better_accuracy, [], [], [], [])
+        test_data = references.data(test_pixels.numpy(), test_labels, TEST_HASHES)
+        story = Story(run_id, test_data, test_labels, better_accuracy, [], [], [], [])
         lineage = Lineage(32, frozenset(TRAIN_HASHES))
         small = torch.nn.functional.interpolate(test_pixels.float(), size=24).to(torch.uint8)
         evaluations = [
@@ -112,13 +115,13 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays) -> Story:
             (better, test_pixels, [*TEST_HASHES[:6], *TRAIN_HASHES[:2]]),
             (trained_cnn(small, torch.from_numpy(test_labels), size=24), small, TEST_HASHES),
         ]
+        rows = np.arange(len(test_labels))
         for model, pixels_, hashes in evaluations:
-            version = register_model.fn("cnn", model, pixels_, run_id)
+            data = references.data(pixels_.numpy(), test_labels, hashes)
+            version = register_model.fn(references.model(model), data, rows, run_id)
             size_lineage = Lineage(pixels_.shape[-1], lineage.training_sha256)
             story.results.append(
-                evaluate_on_test.fn(
-                    "cnn", version, pixels_, test_labels, run_id, size_lineage, hashes
-                )
+                evaluate_on_test.fn("cnn", version, data, rows, run_id, size_lineage)
             )
             story.champion_after.append(
                 str(registry.get_model_version_by_alias(NAME, CHAMPION).version)
@@ -201,7 +204,7 @@ def test_registry_holds_the_models_that_were_registered(story) -> None:
     assert sorted(str(v.version) for v in registry.search_model_versions(f"name='{NAME}'")) == [
         "1", "2", "3", "4", "5",
     ]  # fmt: skip
-    example = pixels_to_input(story.pixels[:2])
+    example = pixels_to_input(torch.from_numpy(image_set(story.data).pixels[:2]))
     with torch.no_grad():
         logits = load_registered_model(f"models:/{NAME}/1")(example)
     torch.testing.assert_close(logits, torch.tensor([[-5.0, 5.0]] * 2))
@@ -221,8 +224,8 @@ def test_test_metrics_and_confusion_figure_are_logged(story) -> None:
 def test_re_testing_the_champion_says_already_champion(story) -> None:
     # Last in this module: it adds a fourth evaluation to the run.
     again = evaluate_on_test.fn(
-        "cnn", "3", story.pixels, story.labels, story.run_id,
-        Lineage(32, frozenset(TRAIN_HASHES)), TEST_HASHES,
+        "cnn", "3", story.data, np.arange(len(story.labels)), story.run_id,
+        Lineage(32, frozenset(TRAIN_HASHES)),
     )  # fmt: skip
     assert again.decision == "already champion"
     assert again.champion_version == "3"

@@ -25,16 +25,16 @@ import mlflow
 from flows.cli import main
 from glasses.config import resolve_config
 from glasses.crossval import pixels_to_input
+from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from tasks.registry import (
-    REGISTERED_NAMES,
     ModelUnavailable,
     load_registered_model,
     register_model,
 )
 from tasks.tracking import client, experiment_id, start_run
 
-NAME = REGISTERED_NAMES["cnn"]
+NAME = SPECS["cnn"].registered_name
 BIN = Path(sys.executable).parent
 
 
@@ -45,13 +45,14 @@ def free_port() -> int:
 
 
 @pytest.fixture
-def registered(mlflow_local, image_arrays) -> tuple[CNN, str]:
+def registered(mlflow_local, image_arrays, references) -> tuple[CNN, str]:
     torch.manual_seed(0)
     model = CNN(resolve_config("tiny").cnn, 32).eval()
     pixels, _ = image_arrays(per_class=2)
     tracking = client()
     run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {})
-    version = register_model.fn("cnn", model, torch.from_numpy(pixels), run_id)
+    data = references.data(pixels, np.zeros(len(pixels), dtype=np.int64))
+    version = register_model.fn(references.model(model), data, np.arange(2), run_id)
     return model, version
 
 

@@ -9,27 +9,32 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-import torch
 from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 import tasks.training as training_task
-from glasses.data.splits import make_split
-from glasses.scattering import compute_coefficients
+from glasses.cache_files import CacheWarning
+from glasses.config import resolve_config
+from glasses.data.reference import DataRef, image_set
+from glasses.data.splits import Split, make_split
+from glasses.inference import weights_digest
+from glasses.models.cnn import CNN
+from glasses.scattering import cached_coefficients
 from mlflow import MlflowClient
+from tasks.resume import REUSED
 from tasks.tracking import client, experiment_id, start_run
-from tasks.training import FoldResult, train_final, train_fold
+from tasks.training import FoldResult, ModelRef, train_final, train_fold
 
 
 @pytest.fixture
-def fold_inputs(image_arrays, tiny_config):
+def fold_inputs(image_arrays, tiny_config, references) -> tuple[DataRef, Split]:
+    """24 images of 12 people as a task gets them: a reference, with coefficients, and a split."""
     pixels, labels = image_arrays(per_class=12)
-    rows = [
-        {"label": int(label), "group": f"p{i // 2}", "sha256": f"h{i}"}
-        for i, label in enumerate(labels)
-    ]
-    manifest = pd.DataFrame(rows)
+    data = references.data(pixels, labels)
+    J, L = tiny_config.scatnet.J, tiny_config.scatnet.L
+    data = data.with_coefficients(cached_coefficients(pixels, J, L, Path(data.cache_dir)))
+    manifest = image_set(data).manifest
     split = make_split(manifest, tiny_config.split.test_size, tiny_config.split.folds, 0)
-    return pixels, torch.from_numpy(labels), manifest, split
+    return data, split
 
 
 def family_run(family: str) -> tuple[str, str]:
@@ -43,16 +48,10 @@ def family_run(family: str) -> tuple[str, str]:
 def test_fold_task_logs_a_nested_run_with_check_metrics(
     mlflow_local, fold_inputs, tiny_config, family
 ) -> None:
-    pixels, labels, manifest, split = fold_inputs
-    if family == "cnn":
-        inputs = torch.from_numpy(pixels)
-    else:
-        inputs = compute_coefficients(pixels, tiny_config.scatnet.J, tiny_config.scatnet.L)
+    data, split = fold_inputs
     experiment, family_run_id = family_run(family)
 
-    result = train_fold.fn(
-        family, 1, tiny_config, inputs, labels, manifest, split, experiment, family_run_id
-    )
+    result = train_fold.fn(family, 1, tiny_config, data, split, experiment, family_run_id)
 
     assert isinstance(result, FoldResult)
     assert result.fold == 1
@@ -82,28 +81,81 @@ def test_fold_task_logs_a_nested_run_with_check_metrics(
         result.outcome.final["final_train_accuracy"]
     )
     assert "history.csv" in {a.path for a in tracking.list_artifacts(result.run_id)}
+    assert REUSED not in run.data.tags
+
+
+def test_a_finished_fold_is_reused_not_retrained(
+    mlflow_local, fold_inputs, tiny_config, monkeypatch
+) -> None:
+    """A re-run after a crash: the same fold (settings, data, rows, code) is logged from the
+    result store into a new run, with the same curves and scores, and nothing is trained."""
+    data, split = fold_inputs
+    experiment, family_run_id = family_run("cnn")
+    first = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+
+    def untrainable(*args, **kwargs):
+        raise AssertionError("trained again")
+
+    monkeypatch.setattr(training_task, "run_fold", untrainable)
+    again = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+    assert again.run_id != first.run_id
+    pd.testing.assert_frame_equal(again.outcome.history, first.outcome.history)
+    assert again.outcome.validation == first.outcome.validation
+    tracking = MlflowClient()
+    run = tracking.get_run(again.run_id)
+    assert run.info.status == "FINISHED" and run.data.tags[REUSED].startswith("fold-")
+    assert run.data.metrics == tracking.get_run(first.run_id).data.metrics
+    steps = [m.step for m in tracking.get_metric_history(again.run_id, "train_loss")]
+    assert steps == first.outcome.history["step"].tolist()
+
+    # Another fold, other settings or resume switched off: trained, not reused.
+    for fold, config in (
+        (1, tiny_config),
+        (0, tiny_config.model_copy(update={"seed": 7})),
+        (0, resolve_config("tiny", {"runtime": {"resume": False}})),
+    ):
+        with pytest.raises(AssertionError, match="trained again"):
+            train_fold.fn("cnn", fold, config, data, split, experiment, family_run_id)
+
+
+def test_a_damaged_result_is_recomputed_with_a_warning(
+    mlflow_local, fold_inputs, tiny_config
+) -> None:
+    data, split = fold_inputs
+    experiment, family_run_id = family_run("cnn")
+    first = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+    (entry,) = (Path(data.cache_dir) / "results").glob("fold-*.pkl")
+    entry.write_bytes(entry.read_bytes()[:100])  # truncated by a full disk, say
+    with pytest.warns(CacheWarning, match=rf"{entry}.*checksum mismatch.*recomputing"):
+        again = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+    assert REUSED not in MlflowClient().get_run(again.run_id).data.tags
+    assert again.outcome.validation == first.outcome.validation  # same seed, same result
 
 
 def test_final_model_is_trained_on_every_training_image(
     mlflow_local, fold_inputs, tiny_config
 ) -> None:
-    pixels, labels, manifest, split = fold_inputs
+    data, split = fold_inputs
     _, family_run_id = family_run("cnn")
     rows = np.flatnonzero(~split.test)
-    fitted = train_final.fn(
-        "cnn", tiny_config, torch.from_numpy(pixels), labels, manifest, rows, 5, family_run_id
-    )
-    assert fitted.images == len(rows) and fitted.trained.steps == 5
-    assert not fitted.model.training
+    trained = train_final.fn("cnn", tiny_config, data, rows, 5, family_run_id)
+    assert isinstance(trained, ModelRef) and trained.steps == 5
+    model = trained.load()
+    assert isinstance(model, CNN) and not model.training
     metrics = MlflowClient().get_run(family_run_id).data.metrics
     assert (metrics["steps"], metrics["train_images"]) == (5, len(rows))
-    assert metrics["final_train_accuracy"] == pytest.approx(fitted.final["final_train_accuracy"])
+    assert metrics["final_train_accuracy"] == pytest.approx(trained.final["final_train_accuracy"])
+    # The refit on the same rows and steps comes back from the store with the same weights.
+    again = train_final.fn("cnn", tiny_config, data, rows, 5, family_run_id)
+    assert again.key == trained.key
+    assert weights_digest(again.load()) == weights_digest(model)
+    assert MlflowClient().get_run(family_run_id).data.tags[REUSED] == trained.key
 
 
 def test_fold_task_marks_its_run_failed(
     mlflow_local, fold_inputs, tiny_config, monkeypatch
 ) -> None:
-    pixels, labels, manifest, split = fold_inputs
+    data, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
 
     def broken(*args, **kwargs):
@@ -111,17 +163,7 @@ def test_fold_task_marks_its_run_failed(
 
     monkeypatch.setattr(training_task, "run_fold", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
-        train_fold.fn(
-            "cnn",
-            0,
-            tiny_config,
-            torch.from_numpy(pixels),
-            labels,
-            manifest,
-            split,
-            experiment,
-            family_run_id,
-        )
+        train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
     tracking = MlflowClient()
     (child,) = tracking.search_runs(
         [experiment], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{family_run_id}'"
@@ -142,13 +184,10 @@ def test_local_store_is_under_the_working_directory(mlflow_local) -> None:
 def test_fold_task_logs_one_progress_line_per_check(
     mlflow_local, fold_inputs, tiny_config, caplog
 ) -> None:
-    pixels, labels, manifest, split = fold_inputs
+    data, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
     with caplog.at_level(logging.INFO, logger="glasses"):
-        result = train_fold.fn(
-            "cnn", 0, tiny_config, torch.from_numpy(pixels), labels, manifest, split, experiment,
-            family_run_id,
-        )  # fmt: skip
+        result = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
     budget = tiny_config.cnn.optimiser.steps
     lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     steps = result.outcome.history["step"].tolist()

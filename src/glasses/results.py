@@ -1,0 +1,97 @@
+"""Finished work kept on disk, keyed by everything that determines it, so that a re-run after a
+crash (or a failure in a late stage) reuses it instead of training again.
+
+A key hashes the kind of work, the settings it reads, its data and rows, the seed-bearing
+indices (fold, size, repeat) and the library's own source code: change any of them and the work
+is redone. Entries are pickles of the project's own result objects, written atomically and
+checked on read by `glasses.cache_files`; a damaged one is recomputed with a warning. They are
+trusted like the code: keep the cache folder writable only by those who run the study.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import pickle
+from collections.abc import Callable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, TypeVar
+
+import numpy as np
+
+import glasses
+from glasses.cache_files import load_bytes, store_bytes, warn_damaged
+from glasses.config import GlassesConfig
+
+T = TypeVar("T")
+
+# What training reads from the configuration; the rest (sweep, xai, retrain, runtime, profile
+# name) does not change a fold's or a sweep point's result, so changing it keeps them.
+TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet"}
+
+
+@lru_cache(maxsize=1)
+def code_version() -> str:
+    """Hash of the `glasses` package's source: results of other code are never reused."""
+    digest = hashlib.sha256()
+    root = Path(glasses.__file__).parent
+    for path in sorted(root.rglob("*.py")):
+        digest.update(str(path.relative_to(root)).encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()[:16]
+
+
+def training_settings(config: GlassesConfig) -> dict[str, Any]:
+    return config.model_dump(mode="json", include=TRAINING_SECTIONS)
+
+
+def rows_digest(*arrays: np.ndarray) -> str:
+    """Which rows (or masks): part of a key."""
+    digest = hashlib.sha256()
+    for array in arrays:
+        digest.update(np.ascontiguousarray(array).tobytes())
+        digest.update(str(array.dtype).encode())
+    return digest.hexdigest()[:16]
+
+
+def work_key(kind: str, **parts: Any) -> str:
+    """`kind` and a hash of `parts` (JSON-able) and the code version."""
+    payload = json.dumps({**parts, "code": code_version()}, sort_keys=True, default=str)
+    return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:24]}"
+
+
+class ResultStore:
+    """`folder/<key>.pkl` entries."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+
+    def path(self, key: str) -> Path:
+        return self.folder / f"{key}.pkl"
+
+    def get(self, key: str) -> Any | None:
+        """The stored result, or None when there is none or it is damaged (with a warning)."""
+        path = self.path(key)
+        if not path.exists():
+            return None
+        data, problem = load_bytes(path)
+        if data is not None:
+            try:
+                return pickle.loads(data)
+            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
+                problem = f"does not unpickle: {error}"
+        warn_damaged("result", path, problem)
+        return None
+
+    def put(self, key: str, value: Any) -> None:
+        store_bytes(self.path(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+
+    def reuse_or_compute(self, key: str, compute: Callable[[], T]) -> tuple[T, bool]:
+        """(result, whether it was reused): the stored one, else `compute()`, stored."""
+        stored = self.get(key)
+        if stored is not None:
+            return stored, True
+        value = compute()
+        self.put(key, value)
+        return value, False
