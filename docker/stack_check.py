@@ -1,6 +1,7 @@
 """What `make stack-test` asserts once `glasses/full` ran on the container stack, over HTTP only:
 both registered models have a `champion` alias from this run, the run's artifacts come back
-through the MLflow server (proxied `mlflow-artifacts:`), and both Dask workers joined.
+through the MLflow server (proxied `mlflow-artifacts:`), both Dask workers joined, and the
+cross-validation folds ran on them (tag `glasses.dask_worker` of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
 """
@@ -13,9 +14,10 @@ from pathlib import Path
 
 import httpx
 
+from glasses.families import SPECS
 from mlflow import MlflowClient
 
-REGISTERED = {"cnn": "glasses-cnn", "scatnet": "glasses-scatnet"}
+REGISTERED = {family: spec.registered_name for family, spec in SPECS.items()}
 
 
 def check(mlflow_uri: str, dask_uri: str) -> None:
@@ -48,7 +50,12 @@ def check(mlflow_uri: str, dask_uri: str) -> None:
 
     workers = httpx.get(f"{dask_uri}/json/counts.json", timeout=10).json()["workers"]
     assert workers == 2, f"{workers} Dask workers joined the scheduler, expected 2"
-    print(f"dask: {workers} workers")
+    family_runs = {children[f].info.run_id for f in REGISTERED}
+    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in family_runs]
+    assert folds, "no fold runs under the family runs"
+    ran_on = {r.data.tags.get("glasses.dask_worker") for r in folds}
+    assert None not in ran_on, "a fold ran outside the Dask workers"
+    print(f"dask: {workers} workers; {len(folds)} folds ran on {sorted(ran_on)}")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make stack-test`: the container stack for real. Builds the images, starts docker/compose.yaml
 # with host networking (compose.host.yaml), runs `glasses/full` (synthetic data, tiny profile)
-# through the Prefect worker from this machine's Prefect CLI, checks the registry and artifacts
+# through the Prefect worker and its tasks on the two Dask workers, from this machine's Prefect CLI, checks the registry and artifacts
 # over HTTP (stack_check.py), prints the build, start and run times, and removes every container
 # and volume it made, also on failure.
 #
@@ -210,8 +210,10 @@ main() {
   export PREFECT_API_URL="http://127.0.0.1:$GLASSES_PREFECT_PORT/api"
   export MLFLOW_TRACKING_URI="http://127.0.0.1:$GLASSES_MLFLOW_PORT"
   export PREFECT_HOME="$state/prefect-home"
-  "$bin/prefect" deployment run glasses/full --param data=synthetic --param profile=tiny --watch \
-    | tee "$state/run.log"
+  local on_dask
+  on_dask="{\"runtime\": {\"task_runner\": \"dask\", \"dask_address\": \"tcp://127.0.0.1:$GLASSES_DASK_PORT\"}}"
+  "$bin/prefect" deployment run glasses/full --param data=synthetic --param profile=tiny \
+    --param overrides="$on_dask" --watch | tee "$state/run.log"
   grep -q Completed "$state/run.log" || { echo "glasses/full did not complete" >&2; exit 1; }
   t3=$(now)
   "$bin/python" docker/stack_check.py "$MLFLOW_TRACKING_URI" "http://127.0.0.1:$GLASSES_DASK_DASHBOARD_PORT"

@@ -44,6 +44,7 @@ MLFLOW_SETTINGS = {
 }
 OWNER_TAGS = ("glasses.host", "glasses.pid", "glasses.process_started")
 ENDED_BY = "glasses.ended_by"
+DASK_WORKER = "glasses.dask_worker"
 
 
 def experiment_name() -> str:
@@ -129,7 +130,7 @@ def _source_tags() -> dict[str, str]:
     """Who ran what, as MLflow's UI shows it, and the process that owns the run (for
     `end_abandoned_runs`)."""
     owner = this_process()
-    return {
+    tags = {
         MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name or "python",
         MLFLOW_SOURCE_TYPE: "JOB",
         MLFLOW_USER: getpass.getuser(),
@@ -137,6 +138,22 @@ def _source_tags() -> dict[str, str]:
         OWNER_TAGS[1]: str(owner.pid),
         OWNER_TAGS[2]: owner.started,
     }
+    worker = _dask_worker()
+    if worker:
+        tags[DASK_WORKER] = worker
+    return tags
+
+
+def _dask_worker() -> str | None:
+    """The Dask worker this task runs on, if any: which machine trained a fold, in the UI."""
+    if "distributed" not in sys.modules:
+        return None
+    from distributed import get_worker
+
+    try:
+        return get_worker().address
+    except ValueError:
+        return None
 
 
 def start_run(

@@ -6,7 +6,9 @@ from __future__ import annotations
 import pytest
 
 from flows.full import glasses
+from glasses.families import FAMILIES
 from mlflow import MlflowClient
+from tasks.tracking import DASK_WORKER
 
 # Resume off: the second run trains again, so equal metrics show that training is reproducible.
 FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}, "runtime": {"resume": False}}
@@ -29,6 +31,17 @@ def metrics(store: MlflowClient, run_id: str, family: str) -> dict[str, float]:
     return {k: v for k, v in family_run.data.metrics.items() if k.startswith(("test_", "cv_"))}
 
 
+def workers(store: MlflowClient, run_id: str, family: str) -> set[str]:
+    """The Dask workers that ran the family's folds ('' for a fold that ran in this process)."""
+    experiment = store.get_run(run_id).info.experiment_id
+    (family_run,) = store.search_runs(
+        [experiment], f"tags.mlflow.parentRunId = '{run_id}' and tags.family = '{family}'"
+    )
+    folds = store.search_runs([experiment], f"tags.mlflow.parentRunId = '{family_run.info.run_id}'")
+    assert folds
+    return {fold.data.tags.get(DASK_WORKER, "") for fold in folds} - {""}
+
+
 def test_same_run_twice_then_another_image_size_in_one_store(store) -> None:
     """Twice, on threads and then on a local Dask cluster of two worker processes: the tasks
     take references, so the runner changes where they run, not what they compute."""
@@ -39,6 +52,9 @@ def test_same_run_twice_then_another_image_size_in_one_store(store) -> None:
         expected = metrics(store, first["mlflow_run_id"], family)
         assert {"test_balanced_accuracy", "cv_balanced_accuracy_mean"} <= set(expected)
         assert metrics(store, second["mlflow_run_id"], family) == expected  # to the last digit
+    assert not set().union(*(workers(store, first["mlflow_run_id"], f) for f in FAMILIES))
+    on_workers = set().union(*(workers(store, second["mlflow_run_id"], f) for f in FAMILIES))
+    assert on_workers and all(w.startswith("tcp://127.0.0.1:") for w in on_workers)
 
     # Another input size after them (as `tiny` after `quick`): registered, not compared, and
     # the explanations are of this run's own models.
