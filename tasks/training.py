@@ -119,7 +119,7 @@ def train_fold(
 
 @dataclass(frozen=True)
 class ModelRef:
-    """A trained model in the result store: what registration and the sweep's figures load."""
+    """A trained model in the result store (spec and weights): what registration loads."""
 
     family: Family
     store: str
