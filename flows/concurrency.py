@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 from typing import Any
 
+import dask
+import distributed
 import torch
+import yaml
 from prefect import Flow, Task
 from prefect.futures import as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
@@ -21,6 +25,26 @@ def local_workers(runtime: RuntimeConfig) -> int:
     return 1 if runtime.task_runner == "sequential" else runtime.workers
 
 
+WORKER_SETTINGS = Path(__file__).with_name("dask.yaml")
+
+
+def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"a": {"b": 1}} → {"a.b": 1}: `dask.config.set` replaces whole sections otherwise."""
+    flat: dict[str, Any] = {}
+    for key, value in tree.items():
+        if isinstance(value, dict):
+            flat |= _dotted(value, f"{prefix}{key}.")
+        else:
+            flat[f"{prefix}{key}"] = value
+    return flat
+
+
+def local_cluster(**kwargs: Any) -> distributed.LocalCluster:
+    """A `LocalCluster` whose workers start with the project's Dask settings (`dask.yaml`)."""
+    with dask.config.set(_dotted(yaml.safe_load(WORKER_SETTINGS.read_text()))):
+        return distributed.LocalCluster(**kwargs)
+
+
 def task_runner(runtime: RuntimeConfig) -> TaskRunner:
     """A thread pool, or Dask: the scheduler at `dask_address`, else a local cluster of worker
     processes, one task each, whose torch threads together fill the cores."""
@@ -30,7 +54,7 @@ def task_runner(runtime: RuntimeConfig) -> TaskRunner:
         return DaskTaskRunner(address=runtime.dask_address)
     threads = str(threads_per_worker(runtime.workers))
     return DaskTaskRunner(
-        cluster_class="distributed.LocalCluster",
+        cluster_class=local_cluster,
         cluster_kwargs={
             "n_workers": runtime.workers,
             "threads_per_worker": 1,

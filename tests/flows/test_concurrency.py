@@ -40,9 +40,21 @@ def test_tasks_share_the_cores_of_the_pool_they_run_in(restore_threads, runner, 
     assert {pid for _, _, pid in results} == {os.getpid()}
 
 
+@task(name="allocator-seen")
+def allocator_seen() -> str | None:
+    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+
+
+@flow
+def allocator_stage(config: GlassesConfig) -> list[str | None]:
+    return run_concurrently(allocator_seen, [{}, {}], config)
+
+
 def test_dask_runs_tasks_in_worker_processes_sized_to_the_cores(restore_threads):
     config = resolve_config("tiny", {"runtime": {"task_runner": "dask", "workers": 2}})
     results = on_task_runner(stage, config)(config)
     assert [index for index, _, _ in results] == [0, 1, 2]
     assert {threads for _, threads, _ in results} == {threads_per_worker(2)}
     assert os.getpid() not in {pid for _, _, pid in results}
+    # Dask's default (65536) made torch training 1.4-2x slower in the workers: flows/dask.yaml
+    assert on_task_runner(allocator_stage, config)(config) == [None, None]
