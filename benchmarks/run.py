@@ -1,0 +1,130 @@
+"""`make benchmark`: is the CPU path near the machine's limit, and what does orchestration cost?
+
+In one process: the GEMM floor (`benchmarks.floor`), each family's training cost per image
+against it and against the seed study's plain loop (`benchmarks.training_cost`, at `--profile`'s
+sizes), then the `glasses/full` flow cold and warm with its stage times and the share of its wall
+time outside every stage (`benchmarks.stages`, at `--flow-profile`). Prints markdown; with
+MLFLOW_TRACKING_URI set, also logs the tables and the key numbers to the experiment
+`glasses-benchmarks`.
+
+    python -m benchmarks.run [--profile paper] [--flow-profile quick] [--data synthetic]
+                             [--skip-flow] [--cache-dir DIR]
+"""
+
+from __future__ import annotations
+
+from glasses.entrypoint import prepare_process
+
+prepare_process()  # before torch, Prefect or MLflow load
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.floor import gemm_gflops  # noqa: E402
+from benchmarks.stages import cold_and_warm, stage_table  # noqa: E402
+from benchmarks.training_cost import Cost, measure, timed_config  # noqa: E402
+from glasses.crossval import FAMILIES  # noqa: E402
+from glasses.tables import markdown_table  # noqa: E402
+
+EXPERIMENT = "glasses-benchmarks"
+
+
+def cost_table(costs: list[Cost]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "GFLOP / image": [c.gflop_per_image for c in costs],
+            "floor ms": [c.floor_ms for c in costs],
+            "project ms": [c.project_ms for c in costs],
+            "project / floor (goal <= 1.3)": [c.floor_ratio for c in costs],
+            "plain loop ms": [c.plain_loop_ms for c in costs],
+            "plain loop / project (goal >= 1.5, CNN)": [c.speedup for c in costs],
+        },
+        index=pd.Index([c.family for c in costs], name="family"),
+    )
+
+
+def machine() -> str:
+    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
+    return (
+        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
+        f"load average {load}"
+    )
+
+
+def log_to_mlflow(
+    uri: str, sections: dict[str, str], metrics: dict[str, float], params: dict[str, str]
+) -> None:
+    """One run in `glasses-benchmarks`: every table as a markdown artifact, the key numbers as
+    metrics, the settings as params."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run():
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        mlflow.log_text("\n\n".join(sections.values()), "benchmark.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="paper", help="sizes of the training-cost part")
+    parser.add_argument("--flow-profile", default="quick", help="profile of the timed flow runs")
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--skip-flow", action="store_true", help="only the training costs")
+    parser.add_argument("--cache-dir", help="reuse this cache for the flow runs (both warm)")
+    arguments = parser.parse_args()
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")  # the flow runs use a scratch store
+    sections = {"machine": f"Machine: {machine()} (before)"}
+    metrics: dict[str, float] = {}
+
+    rates = gemm_gflops()
+    floor_rate = max(rates.values())
+    gemm = pd.DataFrame({"GFLOP/s": rates}).rename_axis("float32 GEMM 2048^3")
+    sections["gemm"] = markdown_table(gemm, digits=1)
+    metrics |= {f"gemm_gflops_{name.split()[0].lower()}": rate for name, rate in rates.items()}
+    print(sections["machine"], "\n", sections["gemm"], sep="\n", flush=True)
+
+    config = timed_config(arguments.profile)
+    costs = [measure(family, config, floor_rate) for family in FAMILIES]
+    sections["costs"] = (
+        f"Training cost per image, `{arguments.profile}` sizes "
+        f"({config.data.image_size} px), floor at {floor_rate:.0f} GFLOP/s\n\n"
+        + markdown_table(cost_table(costs), digits=2)
+    )
+    for cost in costs:
+        metrics |= {
+            f"{cost.family}_project_ms_per_image": cost.project_ms,
+            f"{cost.family}_floor_ms_per_image": cost.floor_ms,
+            f"{cost.family}_floor_ratio": cost.floor_ratio,
+            f"{cost.family}_speedup_over_plain_loop": cost.speedup,
+        }
+    print("", sections["costs"], sep="\n", flush=True)
+
+    if not arguments.skip_flow:
+        cold, warm = cold_and_warm(arguments.data, arguments.flow_profile, arguments.cache_dir)
+        sections["flow"] = (
+            f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
+            + markdown_table(stage_table(cold, warm), digits=1)
+        )
+        metrics |= {
+            "flow_cold_seconds": cold.wall,
+            "flow_warm_seconds": warm.wall,
+            "overhead_share_cold": cold.overhead_share,
+            "overhead_share_warm": warm.overhead_share,
+        }
+        print("", sections["flow"], sep="\n")
+    sections["after"] = f"Machine: {machine()} (after)"
+    print("", sections["after"], sep="\n")
+    if tracking_uri:
+        params = {"profile": arguments.profile, "flow_profile": arguments.flow_profile}
+        log_to_mlflow(tracking_uri, sections, metrics, params | {"data": arguments.data})
+        print(f"Logged to {tracking_uri}, experiment {EXPERIMENT}")
+
+
+if __name__ == "__main__":
+    main()
