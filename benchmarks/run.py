@@ -47,12 +47,8 @@ def cost_table(costs: list[Cost]) -> pd.DataFrame:
     )
 
 
-def machine() -> str:
-    load = ", ".join(f"{value:.2f}" for value in os.getloadavg())
-    return (
-        f"{platform.processor() or platform.machine()}, {torch.get_num_threads()} torch threads, "
-        f"load average {load}"
-    )
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
 
 
 def log_to_mlflow(
@@ -79,8 +75,11 @@ def main() -> None:
     parser.add_argument("--cache-dir", help="reuse this cache for the flow runs (both warm)")
     arguments = parser.parse_args()
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")  # the flow runs use a scratch store
-    sections = {"machine": f"Machine: {machine()} (before)"}
-    metrics: dict[str, float] = {}
+    sections = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+        f"threads; load average (1, 5, 15 min) before: {load_average()}"
+    }
+    metrics = {"load_average_before": os.getloadavg()[0]}
 
     rates = gemm_gflops()
     floor_rate = max(rates.values())
@@ -118,7 +117,8 @@ def main() -> None:
             "overhead_share_warm": warm.overhead_share,
         }
         print("", sections["flow"], sep="\n")
-    sections["after"] = f"Machine: {machine()} (after)"
+    sections["after"] = f"Load average after: {load_average()}"
+    metrics["load_average_after"] = os.getloadavg()[0]
     print("", sections["after"], sep="\n")
     if tracking_uri:
         params = {"profile": arguments.profile, "flow_profile": arguments.flow_profile}
