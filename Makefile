@@ -47,8 +47,8 @@ lint: install
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
-# Training cost per image against the GEMM floor and the seed's loop, then the flow cold and warm
-# (minutes: two `quick` runs). BENCH_ARGS passes more options, e.g. BENCH_ARGS=--skip-flow.
+# Training cost per image against the GEMM floor and the seed's loop, then the flow cold, warm and
+# resumed (minutes: two full `quick` runs). BENCH_ARGS passes more options, e.g. BENCH_ARGS=--skip-flow.
 BENCH_ARGS ?=
 benchmark: install
 	$(BIN)/python -m benchmarks.run --flow-profile $(PROFILE) --data $(DATA) $(BENCH_ARGS)

@@ -23,9 +23,10 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from glasses.config import GlassesConfig, resolve_config  # noqa: E402
-from glasses.crossval import FAMILIES, Family, pixels_to_input, train_on  # noqa: E402
+from glasses.crossval import pixels_to_input, train_on  # noqa: E402
 from glasses.data.images import scan_images  # noqa: E402
 from glasses.data.sources import load_source  # noqa: E402
+from glasses.families import FAMILIES, SPECS, Family  # noqa: E402
 from glasses.scattering import compute_coefficients  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
 from glasses.xai.explain import explain  # noqa: E402
@@ -54,7 +55,7 @@ def synthetic_set(config: GlassesConfig, count: int, cache: Path) -> tuple[np.nd
 def trained(family: Family, config: GlassesConfig, pixels: np.ndarray, labels: np.ndarray):
     """The family trained on all but the last rows for its profile budget, as the pipeline does."""
     inputs = torch.from_numpy(pixels)
-    if family == "scatnet":
+    if SPECS[family].inputs == "coefficients":
         inputs = compute_coefficients(pixels, config.scatnet.J, config.scatnet.L)
     rows = np.arange(len(pixels))
     return train_on(family, config, inputs, torch.from_numpy(labels), rows, config.seed).model

@@ -2,8 +2,8 @@
 
 In one process: the GEMM floor (`benchmarks.floor`), each family's training cost per image
 against it and against the seed study's plain loop (`benchmarks.training_cost`, at `--profile`'s
-sizes), then the `glasses/full` flow cold and warm with its stage times and the share of its wall
-time outside every stage (`benchmarks.stages`, at `--flow-profile`). Prints markdown; with
+sizes), then the `glasses/full` flow cold, warm and resumed, with its stage times and the share of
+its wall time outside every stage (`benchmarks.stages`, at `--flow-profile`). Prints markdown; with
 MLFLOW_TRACKING_URI set, also logs the tables and the key numbers to the experiment
 `glasses-benchmarks`.
 
@@ -25,9 +25,9 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.floor import gemm_gflops  # noqa: E402
-from benchmarks.stages import cold_and_warm, stage_table  # noqa: E402
+from benchmarks.stages import flow_runs, stage_table  # noqa: E402
 from benchmarks.training_cost import Cost, measure, timed_config  # noqa: E402
-from glasses.crossval import FAMILIES  # noqa: E402
+from glasses.families import FAMILIES  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
 
 EXPERIMENT = "glasses-benchmarks"
@@ -72,7 +72,7 @@ def main() -> None:
     parser.add_argument("--flow-profile", default="quick", help="profile of the timed flow runs")
     parser.add_argument("--data", default="synthetic")
     parser.add_argument("--skip-flow", action="store_true", help="only the training costs")
-    parser.add_argument("--cache-dir", help="reuse this cache for the flow runs (both warm)")
+    parser.add_argument("--cache-dir", help="use this cache for the flow runs (none cold)")
     arguments = parser.parse_args()
     tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")  # the flow runs use a scratch store
     sections = {
@@ -105,17 +105,17 @@ def main() -> None:
     print("", sections["costs"], sep="\n", flush=True)
 
     if not arguments.skip_flow:
-        cold, warm = cold_and_warm(arguments.data, arguments.flow_profile, arguments.cache_dir)
+        timings = flow_runs(arguments.data, arguments.flow_profile, arguments.cache_dir)
         sections["flow"] = (
             f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
-            + markdown_table(stage_table(cold, warm), digits=1)
+            + markdown_table(stage_table(timings), digits=1)
         )
-        metrics |= {
-            "flow_cold_seconds": cold.wall,
-            "flow_warm_seconds": warm.wall,
-            "overhead_share_cold": cold.overhead_share,
-            "overhead_share_warm": warm.overhead_share,
-        }
+        for name, timing in timings.items():
+            slug = name.split(",")[0].replace(" ", "_")
+            metrics |= {
+                f"flow_{slug}_seconds": timing.wall,
+                f"overhead_share_{slug}": timing.overhead_share,
+            }
         print("", sections["flow"], sep="\n")
     sections["after"] = f"Load average after: {load_average()}"
     metrics["load_average_after"] = os.getloadavg()[0]

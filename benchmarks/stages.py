@@ -1,11 +1,12 @@
 """Wall time of the whole flow and of each stage, for a profile and data set.
 
-Runs `glasses/full` in-process against a throw-away local MLflow store (and, by default, a fresh
-cache folder, so synthetic generation and scattering are measured cold), then runs it again on
-the warm cache to show what the caches save (`--cache-dir` reuses a cache, so both runs are
-warm). What the stages do not cover is the orchestration's share: Prefect (its temporary server
-included), MLflow logging and the run summary, `overhead_share`. Numbers go to stdout as a
-markdown table; `benchmarks.run` prints the same table beside the training costs.
+Runs `glasses/full` in-process against a throw-away local MLflow store and (by default) a fresh
+cache folder three times: cold (synthetic generation, scattering and every training measured);
+warm, with the data caches filled but `runtime.resume` off, so all the work is redone; and
+resumed, where every fold, sweep point and explanation comes from the first runs. What the
+stages do not cover is the orchestration's share: Prefect (its temporary server included),
+MLflow logging and the run summary, `overhead_share`. Numbers go to stdout as a markdown table;
+`benchmarks.run` prints the same table beside the training costs.
 
     python -m benchmarks.stages [--profile quick] [--data synthetic] [--cache-dir DIR]
 """
@@ -27,6 +28,7 @@ from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
 
+from glasses.config import Overrides  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
 
 
@@ -58,12 +60,14 @@ def stage_seconds(metrics: dict[str, float]) -> dict[str, float]:
     }
 
 
-def timed_flow(data: str, profile: str) -> FlowTiming:
+def timed_flow(data: str, profile: str, overrides: dict | None = None) -> FlowTiming:
     from flows.full import glasses
     from mlflow import MlflowClient
 
     started = time.perf_counter()
-    result = glasses(data=data, profile=profile)
+    result = glasses(
+        data=data, profile=profile, overrides=Overrides.model_validate(overrides or {})
+    )
     wall = time.perf_counter() - started
     metrics = MlflowClient().get_run(result["mlflow_run_id"]).data.metrics
     return FlowTiming(stage_seconds(metrics), wall)
@@ -90,23 +94,26 @@ def scratch_store(cache_dir: str | None) -> Iterator[None]:
                     os.environ[name] = value
 
 
-def cold_and_warm(
-    data: str, profile: str, cache_dir: str | None = None
-) -> tuple[FlowTiming, FlowTiming]:
-    """The flow on a fresh cache, then again on the cache the first run filled."""
+# The three runs, in this order, and their overrides.
+RUNS: dict[str, dict] = {
+    "cold cache": {},
+    "warm cache, no resume": {"runtime": {"resume": False}},
+    "resumed": {},
+}
+
+
+def flow_runs(data: str, profile: str, cache_dir: str | None = None) -> dict[str, FlowTiming]:
+    """`RUNS`, one after the other on one cache folder."""
     with scratch_store(cache_dir):
-        return timed_flow(data, profile), timed_flow(data, profile)
+        return {name: timed_flow(data, profile, overrides) for name, overrides in RUNS.items()}
 
 
-def stage_table(cold: FlowTiming, warm: FlowTiming) -> pd.DataFrame:
-    """Seconds per stage, their sum, the flow's wall time and the overhead share, cold and warm."""
-    table = pd.DataFrame({"cold cache": cold.stages, "warm cache": warm.stages})
-    table.loc["sum of stages"] = [sum(cold.stages.values()), sum(warm.stages.values())]
-    table.loc["flow wall (incl. Prefect start)"] = [cold.wall, warm.wall]
-    table.loc["overhead (wall - stages), %"] = [
-        100 * cold.overhead_share,
-        100 * warm.overhead_share,
-    ]
+def stage_table(timings: dict[str, FlowTiming]) -> pd.DataFrame:
+    """Seconds per stage, their sum, the flow's wall time and the overhead share, per run."""
+    table = pd.DataFrame({name: timing.stages for name, timing in timings.items()})
+    table.loc["sum of stages"] = [sum(t.stages.values()) for t in timings.values()]
+    table.loc["flow wall (incl. Prefect start)"] = [t.wall for t in timings.values()]
+    table.loc["overhead (wall - stages), %"] = [100 * t.overhead_share for t in timings.values()]
     table.index.name = "stage"
     return table
 
@@ -115,11 +122,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--cache-dir", help="reuse this cache instead of a fresh one")
+    parser.add_argument("--cache-dir", help="use this cache instead of a fresh one (no cold run)")
     arguments = parser.parse_args()
-    cold, warm = cold_and_warm(arguments.data, arguments.profile, arguments.cache_dir)
+    timings = flow_runs(arguments.data, arguments.profile, arguments.cache_dir)
     print(f"\nFlow stages ({arguments.profile}, {arguments.data}), seconds\n")
-    print(markdown_table(stage_table(cold, warm), digits=1))
+    print(markdown_table(stage_table(timings), digits=1))
 
 
 if __name__ == "__main__":

@@ -21,7 +21,8 @@ from torch import nn
 
 from benchmarks.floor import floor_ms, training_flops
 from glasses.config import GlassesConfig, OptimiserConfig, resolve_config
-from glasses.crossval import Family, build_model, optimiser_config, train_on
+from glasses.crossval import build_model, train_on
+from glasses.families import SPECS, Family
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet, coefficient_count
 
@@ -59,7 +60,7 @@ def random_inputs(
     generator = torch.Generator().manual_seed(seed)
     size = config.data.image_size
     labels = torch.randint(0, 2, (rows,), generator=generator)
-    if family == "cnn":
+    if SPECS[family].inputs == "pixels":
         shape = (rows, 3, size, size)
         return torch.randint(0, 256, shape, generator=generator, dtype=torch.uint8), labels
     side = size // 2**config.scatnet.J
@@ -89,7 +90,7 @@ def timed_config(profile: str) -> GlassesConfig:
 
 def project_ms(family: Family, config: GlassesConfig) -> float:
     """ms/image of the pipeline's own training call, timed between its checks (`timed_config`)."""
-    settings = optimiser_config(family, config)
+    settings = SPECS[family].optimiser(config)
     inputs, labels = random_inputs(family, config, rows=2 * settings.batch_size)
     stamps: list[tuple[int, float]] = []
     train_on(
@@ -117,7 +118,7 @@ class PlainLoop:
     @classmethod
     def build(cls, family: Family, config: GlassesConfig) -> PlainLoop:
         model = build_model(family, config, seed=0).train()
-        batch = optimiser_config(family, config).batch_size
+        batch = SPECS[family].optimiser(config).batch_size
         inputs, labels = random_inputs(family, config, rows=batch)
         if isinstance(model, ScatNet):
             model.fit_standardisation(inputs)
@@ -154,6 +155,6 @@ def measure(family: Family, config: GlassesConfig, gemm_gflops: float) -> Cost:
     flops = training_flops(loop.forward, loop.inputs, loop.labels)
     plain, project = [], []
     for _ in range(ROUNDS):
-        plain.append(loop.ms_per_image(optimiser_config(family, config)))
+        plain.append(loop.ms_per_image(SPECS[family].optimiser(config)))
         project.append(project_ms(family, config))
     return Cost(family, flops / 1e9, floor_ms(flops, gemm_gflops), min(project), min(plain))

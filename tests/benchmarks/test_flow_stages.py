@@ -32,7 +32,8 @@ def test_stage_seconds_leave_out_other_stage_metrics() -> None:
 def test_stage_table_sums_and_shares() -> None:
     cold = FlowTiming({"load": 10.0, "xai": 80.0}, wall=100.0)
     warm = FlowTiming({"load": 2.0, "xai": 78.0}, wall=88.0)
-    table = stage_table(cold, warm)
+    table = stage_table({"cold": cold, "warm": warm})
+    assert table.columns.tolist() == ["cold", "warm"]
     assert table.loc["sum of stages"].tolist() == [90.0, 80.0]
     assert table.loc["flow wall (incl. Prefect start)"].tolist() == [100.0, 88.0]
     assert table.loc["overhead (wall - stages), %"].tolist() == pytest.approx([10.0, 100 * 8 / 88])
