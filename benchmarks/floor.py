@@ -14,7 +14,6 @@ from collections.abc import Callable
 
 import torch
 import torch.nn.functional as F
-from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
 
@@ -65,13 +64,6 @@ def training_flops(
     with FlopCounterMode(display=False) as counter:
         F.cross_entropy(forward(inputs), labels).backward()
     return counter.get_total_flops() / len(inputs)
-
-
-def forward_flops(layer: nn.Module, inputs: torch.Tensor) -> float:
-    """FLOPs of one forward pass of `layer`, for checks against hand counts."""
-    with FlopCounterMode(display=False) as counter, torch.no_grad():
-        layer(inputs)
-    return float(counter.get_total_flops())
 
 
 def floor_ms(flops_per_image: float, gflops: float) -> float:
