@@ -47,5 +47,8 @@ lint: install
 format: install
 	$(BIN)/ruff format . && $(BIN)/ruff check --fix .
 
+# Training cost per image against the GEMM floor and the seed's loop, then the flow cold, warm and
+# resumed (minutes: two full `quick` runs). BENCH_ARGS passes more options, e.g. BENCH_ARGS=--skip-flow.
+BENCH_ARGS ?=
 benchmark: install
-	$(BIN)/python benchmarks/stages.py --profile $(PROFILE) --data $(DATA)
+	$(BIN)/python -m benchmarks.run --flow-profile $(PROFILE) --data $(DATA) $(BENCH_ARGS)

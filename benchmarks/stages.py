@@ -1,11 +1,14 @@
 """Wall time of the whole flow and of each stage, for a profile and data set.
 
-Runs `glasses/full` in-process against a throw-away local MLflow store (and, by default, a fresh
-cache folder, so synthetic generation and scattering are measured cold), then runs it again on
-the warm cache to show what the caches save (`--cache-dir` reuses a cache, so both runs are
-warm). Numbers go to stdout as a markdown table.
+Runs `glasses/full` in-process against a throw-away local MLflow store and (by default) a fresh
+cache folder three times: cold (synthetic generation, scattering and every training measured);
+warm, with the data caches filled but `runtime.resume` off, so all the work is redone; and
+resumed, where every fold, sweep point and explanation comes from the first runs. What the
+stages do not cover is the orchestration's share: Prefect (its temporary server included),
+MLflow logging and the run summary, `overhead_share`. Numbers go to stdout as a markdown table;
+`benchmarks.run` prints the same table beside the training costs.
 
-    .venv/bin/python benchmarks/stages.py [--profile quick] [--data synthetic] [--cache-dir DIR]
+    python -m benchmarks.stages [--profile quick] [--data synthetic] [--cache-dir DIR]
 """
 
 from __future__ import annotations
@@ -18,41 +21,112 @@ import argparse  # noqa: E402
 import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
+from collections.abc import Iterable, Iterator  # noqa: E402
+from contextlib import contextmanager  # noqa: E402
+from dataclasses import dataclass  # noqa: E402
 from pathlib import Path  # noqa: E402
 
+import pandas as pd  # noqa: E402
 
-def measure(data: str, profile: str) -> dict[str, float]:
+from glasses.config import Overrides  # noqa: E402
+from glasses.tables import markdown_table  # noqa: E402
+
+
+@dataclass(frozen=True)
+class FlowTiming:
+    stages: dict[str, float]  # stage name -> seconds, from the run's `stage_<name>_seconds`
+    wall: float  # the flow call, in-process, Prefect's temporary server start included
+
+    @property
+    def overhead_share(self) -> float:
+        """Share of the wall time outside every stage (goal: <= 0.10)."""
+        return overhead_share(self.wall, self.stages.values())
+
+
+def overhead_share(wall: float, stage_seconds: Iterable[float]) -> float:
+    """(wall - sum of stage times) / wall."""
+    if wall <= 0:
+        raise ValueError(f"wall time must be positive, got {wall}")
+    return (wall - sum(stage_seconds)) / wall
+
+
+def stage_seconds(metrics: dict[str, float]) -> dict[str, float]:
+    """`stage_<name>_seconds` metrics by stage name; other `stage_*` metrics (peak memory) left
+    out."""
+    return {
+        key.removeprefix("stage_").removesuffix("_seconds"): value
+        for key, value in metrics.items()
+        if key.startswith("stage_") and key.endswith("_seconds")
+    }
+
+
+def timed_flow(data: str, profile: str, overrides: dict | None = None) -> FlowTiming:
     from flows.full import glasses
     from mlflow import MlflowClient
 
     started = time.perf_counter()
-    result = glasses(data=data, profile=profile)
+    result = glasses(
+        data=data, profile=profile, overrides=Overrides.model_validate(overrides or {})
+    )
     wall = time.perf_counter() - started
     metrics = MlflowClient().get_run(result["mlflow_run_id"]).data.metrics
-    stages = {
-        k.removeprefix("stage_").removesuffix("_seconds"): v
-        for k, v in metrics.items()
-        if k.startswith("stage_")
-    }
-    return {**stages, "flow (in-process, incl. Prefect start)": wall}
+    return FlowTiming(stage_seconds(metrics), wall)
+
+
+@contextmanager
+def scratch_store(cache_dir: str | None) -> Iterator[None]:
+    """A throw-away working folder and MLflow store (and cache, unless given); the caller's
+    folder and environment come back afterwards."""
+    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "GLASSES_CACHE_DIR")}
+    home = Path.cwd()
+    with tempfile.TemporaryDirectory() as scratch:
+        os.chdir(scratch)
+        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
+        os.environ["GLASSES_CACHE_DIR"] = cache_dir or str(Path(scratch) / "cache")
+        try:
+            yield
+        finally:
+            os.chdir(home)
+            for name, value in saved.items():
+                if value is None:
+                    os.environ.pop(name, None)
+                else:
+                    os.environ[name] = value
+
+
+# The three runs, in this order, and their overrides.
+RUNS: dict[str, dict] = {
+    "cold cache": {},
+    "warm cache, no resume": {"runtime": {"resume": False}},
+    "resumed": {},
+}
+
+
+def flow_runs(data: str, profile: str, cache_dir: str | None = None) -> dict[str, FlowTiming]:
+    """`RUNS`, one after the other on one cache folder."""
+    with scratch_store(cache_dir):
+        return {name: timed_flow(data, profile, overrides) for name, overrides in RUNS.items()}
+
+
+def stage_table(timings: dict[str, FlowTiming]) -> pd.DataFrame:
+    """Seconds per stage, their sum, the flow's wall time and the overhead share, per run."""
+    table = pd.DataFrame({name: timing.stages for name, timing in timings.items()})
+    table.loc["sum of stages"] = [sum(t.stages.values()) for t in timings.values()]
+    table.loc["flow wall (incl. Prefect start)"] = [t.wall for t in timings.values()]
+    table.loc["overhead (wall - stages), %"] = [100 * t.overhead_share for t in timings.values()]
+    table.index.name = "stage"
+    return table
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--data", default="synthetic")
-    parser.add_argument("--cache-dir", help="reuse this cache instead of a fresh one")
+    parser.add_argument("--cache-dir", help="use this cache instead of a fresh one (no cold run)")
     arguments = parser.parse_args()
-    with tempfile.TemporaryDirectory() as scratch:
-        os.chdir(scratch)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
-        os.environ["GLASSES_CACHE_DIR"] = arguments.cache_dir or str(Path(scratch) / "cache")
-        cold = measure(arguments.data, arguments.profile)
-        warm = measure(arguments.data, arguments.profile)
-    print(f"\n| stage ({arguments.profile}, {arguments.data}) | cold cache, s | warm cache, s |")
-    print("|---|---|---|")
-    for stage in cold:
-        print(f"| {stage} | {cold[stage]:.1f} | {warm.get(stage, float('nan')):.1f} |")
+    timings = flow_runs(arguments.data, arguments.profile, arguments.cache_dir)
+    print(f"\nFlow stages ({arguments.profile}, {arguments.data}), seconds\n")
+    print(markdown_table(stage_table(timings), digits=1))
 
 
 if __name__ == "__main__":

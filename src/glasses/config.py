@@ -220,6 +220,9 @@ class XAIConfig(_Strict):
         Field("riemann_trapezoid", description="Quadrature rule of IG, as Captum names it.")
     )
     ig_batch_size: int = Field(64, ge=1, description="Interpolated images per forward pass of IG.")
+    ig_dtype: Literal["float32", "float64"] = Field(
+        "float32", description="Precision of both IG implementations (scratch and Captum)."
+    )
     lime_samples: int = Field(1000, ge=10, description="Perturbed images per LIME explanation.")
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2, description="Points of the deletion curve.")

@@ -11,10 +11,13 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
 from glasses.config import resolve_config
+from glasses.crossval import train_on
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
+from glasses.scattering import compute_coefficients
 from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
+from glasses.xai.explain import explain
 from glasses.xai.integrated_gradients import (
     METHODS,
     alphas,
@@ -96,6 +99,44 @@ def test_scratch_matches_captum(images: torch.Tensor, kind: str, baseline_name: 
     pearson, relative = agreement(ours, reference)
     assert pearson >= 0.9999
     assert relative <= 1e-4
+
+
+def trained_tiny_model(kind: str, pixels: np.ndarray, labels: np.ndarray) -> nn.Module:
+    inputs = torch.from_numpy(pixels)
+    if kind == "scatnet":
+        inputs = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
+    rows = np.arange(len(pixels))
+    return train_on(kind, TINY, inputs, torch.from_numpy(labels), rows, seed=0).model
+
+
+@pytest.mark.parametrize("kind", ["cnn", "scatnet"])
+def test_float32_ig_agrees_with_captum_on_trained_models(
+    image_arrays, images: torch.Tensor, kind: str
+) -> None:
+    """`xai.ig_dtype` float32, through `explain` as the pipeline calls it: trained ScatNets are
+    where float32 rounding shows (see `explain`), and the agreement must still be r >= 0.9999."""
+    model = trained_tiny_model(kind, *image_arrays(per_class=8, size=SIZE))
+    config = TINY.xai.model_copy(update={"ig_dtype": "float32"})
+    targets = torch.tensor([0, 1])
+    for scratch, captum in (("ig", "ig_captum"), ("ig_random", "ig_captum_random")):
+        ours = explain(model, images, targets, scratch, config, seed=0)
+        reference = explain(model, images, targets, captum, config, seed=0)
+        pearson, _ = agreement(torch.from_numpy(ours.raw), torch.from_numpy(reference.raw))
+        assert pearson >= 0.9999, (scratch, pearson)
+
+
+def test_ig_dtype_is_the_precision_ig_runs_in(images: torch.Tensor) -> None:
+    model = tiny_model("scatnet")
+    targets = torch.tensor([0, 1])
+    raw = {
+        dtype: explain(
+            model, images, targets, "ig", TINY.xai.model_copy(update={"ig_dtype": dtype}), seed=0
+        ).raw
+        for dtype in ("float32", "float64")
+    }
+    assert not np.array_equal(raw["float32"], raw["float64"])
+    np.testing.assert_allclose(raw["float32"], raw["float64"], rtol=1e-3, atol=1e-6)
+    assert next(model.parameters()).dtype == torch.float32  # float64 works on a copy
 
 
 def test_batch_size_does_not_change_the_result(images: torch.Tensor) -> None:

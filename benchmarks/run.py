@@ -1,0 +1,130 @@
+"""`make benchmark`: is the CPU path near the machine's limit, and what does orchestration cost?
+
+In one process: the GEMM floor (`benchmarks.floor`), each family's training cost per image
+against it and against the seed study's plain loop (`benchmarks.training_cost`, at `--profile`'s
+sizes), then the `glasses/full` flow cold, warm and resumed, with its stage times and the share of
+its wall time outside every stage (`benchmarks.stages`, at `--flow-profile`). Prints markdown; with
+MLFLOW_TRACKING_URI set, also logs the tables and the key numbers to the experiment
+`glasses-benchmarks`.
+
+    python -m benchmarks.run [--profile paper] [--flow-profile quick] [--data synthetic]
+                             [--skip-flow] [--cache-dir DIR]
+"""
+
+from __future__ import annotations
+
+from glasses.entrypoint import prepare_process
+
+prepare_process()  # before torch, Prefect or MLflow load
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import platform  # noqa: E402
+
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+from benchmarks.floor import gemm_gflops  # noqa: E402
+from benchmarks.stages import flow_runs, stage_table  # noqa: E402
+from benchmarks.training_cost import Cost, measure, timed_config  # noqa: E402
+from glasses.families import FAMILIES  # noqa: E402
+from glasses.tables import markdown_table  # noqa: E402
+
+EXPERIMENT = "glasses-benchmarks"
+
+
+def cost_table(costs: list[Cost]) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "GFLOP / image": [c.gflop_per_image for c in costs],
+            "floor ms": [c.floor_ms for c in costs],
+            "project ms": [c.project_ms for c in costs],
+            "project / floor (goal <= 1.3)": [c.floor_ratio for c in costs],
+            "plain loop ms": [c.plain_loop_ms for c in costs],
+            "plain loop / project (goal >= 1.5, CNN)": [c.speedup for c in costs],
+        },
+        index=pd.Index([c.family for c in costs], name="family"),
+    )
+
+
+def load_average() -> str:
+    return ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
+def log_to_mlflow(
+    uri: str, sections: dict[str, str], metrics: dict[str, float], params: dict[str, str]
+) -> None:
+    """One run in `glasses-benchmarks`: every table as a markdown artifact, the key numbers as
+    metrics, the settings as params."""
+    import mlflow
+
+    mlflow.set_tracking_uri(uri)
+    mlflow.set_experiment(EXPERIMENT)
+    with mlflow.start_run():
+        mlflow.log_params(params)
+        mlflow.log_metrics(metrics)
+        mlflow.log_text("\n\n".join(sections.values()), "benchmark.md")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--profile", default="paper", help="sizes of the training-cost part")
+    parser.add_argument("--flow-profile", default="quick", help="profile of the timed flow runs")
+    parser.add_argument("--data", default="synthetic")
+    parser.add_argument("--skip-flow", action="store_true", help="only the training costs")
+    parser.add_argument("--cache-dir", help="use this cache for the flow runs (none cold)")
+    arguments = parser.parse_args()
+    tracking_uri = os.environ.get("MLFLOW_TRACKING_URI")  # the flow runs use a scratch store
+    sections = {
+        "machine": f"{platform.machine()}, {os.cpu_count()} CPUs, {torch.get_num_threads()} torch "
+        f"threads; load average (1, 5, 15 min) before: {load_average()}"
+    }
+    metrics = {"load_average_before": os.getloadavg()[0]}
+
+    rates = gemm_gflops()
+    floor_rate = max(rates.values())
+    gemm = pd.DataFrame({"GFLOP/s": rates}).rename_axis("float32 GEMM 2048^3")
+    sections["gemm"] = markdown_table(gemm, digits=1)
+    metrics |= {f"gemm_gflops_{name.split()[0].lower()}": rate for name, rate in rates.items()}
+    print(sections["machine"], "\n", sections["gemm"], sep="\n", flush=True)
+
+    config = timed_config(arguments.profile)
+    costs = [measure(family, config, floor_rate) for family in FAMILIES]
+    sections["costs"] = (
+        f"Training cost per image, `{arguments.profile}` sizes "
+        f"({config.data.image_size} px), floor at {floor_rate:.0f} GFLOP/s\n\n"
+        + markdown_table(cost_table(costs), digits=2)
+    )
+    for cost in costs:
+        metrics |= {
+            f"{cost.family}_project_ms_per_image": cost.project_ms,
+            f"{cost.family}_floor_ms_per_image": cost.floor_ms,
+            f"{cost.family}_floor_ratio": cost.floor_ratio,
+            f"{cost.family}_speedup_over_plain_loop": cost.speedup,
+        }
+    print("", sections["costs"], sep="\n", flush=True)
+
+    if not arguments.skip_flow:
+        timings = flow_runs(arguments.data, arguments.flow_profile, arguments.cache_dir)
+        sections["flow"] = (
+            f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
+            + markdown_table(stage_table(timings), digits=1)
+        )
+        for name, timing in timings.items():
+            slug = name.split(",")[0].replace(" ", "_")
+            metrics |= {
+                f"flow_{slug}_seconds": timing.wall,
+                f"overhead_share_{slug}": timing.overhead_share,
+            }
+        print("", sections["flow"], sep="\n")
+    sections["after"] = f"Load average after: {load_average()}"
+    metrics["load_average_after"] = os.getloadavg()[0]
+    print("", sections["after"], sep="\n")
+    if tracking_uri:
+        params = {"profile": arguments.profile, "flow_profile": arguments.flow_profile}
+        log_to_mlflow(tracking_uri, sections, metrics, params | {"data": arguments.data})
+        print(f"Logged to {tracking_uri}, experiment {EXPERIMENT}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,51 @@
+"""The flow part of the benchmark: stage metrics, overhead share, the table and the store."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from benchmarks.stages import FlowTiming, overhead_share, scratch_store, stage_seconds, stage_table
+
+
+def test_overhead_is_the_share_outside_every_stage() -> None:
+    assert overhead_share(100.0, [60.0, 30.0]) == pytest.approx(0.10)
+    assert FlowTiming({"load": 45.0, "xai": 45.0}, wall=120.0).overhead_share == pytest.approx(0.25)
+
+
+def test_overhead_needs_a_wall_time() -> None:
+    with pytest.raises(ValueError, match="positive"):
+        overhead_share(0.0, [])
+
+
+def test_stage_seconds_leave_out_other_stage_metrics() -> None:
+    metrics = {
+        "stage_load_seconds": 9.0,
+        "stage_load_peak_rss_mb": 1217.0,
+        "stage_cross_validation_seconds": 54.0,
+        "scattering_seconds": 8.0,
+    }
+    assert stage_seconds(metrics) == {"load": 9.0, "cross_validation": 54.0}
+
+
+def test_stage_table_sums_and_shares() -> None:
+    cold = FlowTiming({"load": 10.0, "xai": 80.0}, wall=100.0)
+    warm = FlowTiming({"load": 2.0, "xai": 78.0}, wall=88.0)
+    table = stage_table({"cold": cold, "warm": warm})
+    assert table.columns.tolist() == ["cold", "warm"]
+    assert table.loc["sum of stages"].tolist() == [90.0, 80.0]
+    assert table.loc["flow wall (incl. Prefect start)"].tolist() == [100.0, 88.0]
+    assert table.loc["overhead (wall - stages), %"].tolist() == pytest.approx([10.0, 100 * 8 / 88])
+
+
+def test_scratch_store_gives_the_environment_back(monkeypatch, tmp_path) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://team-server:5000")
+    monkeypatch.delenv("GLASSES_CACHE_DIR", raising=False)
+    monkeypatch.chdir(tmp_path)
+    with scratch_store(None):
+        assert os.environ["MLFLOW_TRACKING_URI"].startswith("sqlite:///")
+        assert "GLASSES_CACHE_DIR" in os.environ
+    assert os.environ["MLFLOW_TRACKING_URI"] == "http://team-server:5000"
+    assert "GLASSES_CACHE_DIR" not in os.environ
+    assert os.getcwd() == str(tmp_path)
