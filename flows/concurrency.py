@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -69,14 +71,21 @@ def task_runner(runtime: RuntimeConfig) -> TaskRunner:
 
 
 def on_task_runner(flow: Flow, config: GlassesConfig) -> Flow:
-    """`flow` with the configured task runner. Threads share this process's cores, so torch's
-    threads (one setting per process) are divided among them here, once."""
-    torch.set_num_threads(
-        threads_per_worker(
-            1 if config.runtime.task_runner == "dask" else local_workers(config.runtime)
-        )
-    )
+    """`flow` with the task runner `runtime.task_runner` names."""
     return flow.with_options(task_runner=task_runner(config.runtime))
+
+
+@contextmanager
+def cores_divided(runtime: RuntimeConfig) -> Iterator[None]:
+    """torch's threads (one setting per process) divided among the tasks that run in this
+    process — threads of a pool; Dask workers set their own — and restored afterwards."""
+    before = torch.get_num_threads()
+    in_process = 1 if runtime.task_runner == "dask" else local_workers(runtime)
+    torch.set_num_threads(threads_per_worker(in_process))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 def run_concurrently(

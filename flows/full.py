@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.concurrency import on_task_runner
+from flows.concurrency import cores_divided, on_task_runner
 from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import sweep
 from flows.xai import xai
@@ -42,7 +42,8 @@ def glasses(
     """
     with failures_reported():
         config = resolve_config(profile, overrides)
-        return on_task_runner(study, config)(data, config)
+        with cores_divided(config.runtime):
+            return on_task_runner(study, config)(data, config)
 
 
 @flow(name="glasses-study", log_prints=True)

@@ -13,7 +13,7 @@ from typing import Any
 
 from prefect import flow
 
-from flows.concurrency import on_task_runner
+from flows.concurrency import cores_divided, on_task_runner
 from flows.stages import Stage, cache_dir, open_run, train_and_register
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
 from glasses.retrain import Decision, Facts, Outcome, decide, notes
@@ -48,7 +48,8 @@ def retrain(
     """Import what is new in `incoming` into the versioned dataset `store` and retrain when it
     matters. `data` seeds the dataset on the very first run (the champion's training data)."""
     config = resolve_config(profile, overrides)
-    return on_task_runner(retrain_run, config)(incoming, data, config, store, quarantine)
+    with cores_divided(config.runtime):
+        return on_task_runner(retrain_run, config)(incoming, data, config, store, quarantine)
 
 
 @flow(name="glasses-retrain-run", log_prints=True)

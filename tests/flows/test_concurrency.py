@@ -9,7 +9,7 @@ import pytest
 import torch
 from prefect import flow, task
 
-from flows.concurrency import on_task_runner, run_concurrently
+from flows.concurrency import cores_divided, on_task_runner, run_concurrently
 from glasses.config import GlassesConfig, resolve_config
 from glasses.training import threads_per_worker
 
@@ -34,10 +34,13 @@ def restore_threads():
 @pytest.mark.parametrize(("runner", "workers", "pool"), [("threads", 2, 2), ("sequential", 2, 1)])
 def test_tasks_share_the_cores_of_the_pool_they_run_in(restore_threads, runner, workers, pool):
     config = resolve_config("tiny", {"runtime": {"task_runner": runner, "workers": workers}})
-    results = on_task_runner(stage, config)(config)
+    torch.set_num_threads(3)
+    with cores_divided(config.runtime):
+        results = on_task_runner(stage, config)(config)
     assert [index for index, _, _ in results] == [0, 1, 2]  # submission order
     assert {threads for _, threads, _ in results} == {threads_per_worker(pool)}
     assert {pid for _, _, pid in results} == {os.getpid()}
+    assert torch.get_num_threads() == 3  # the process's setting, back after the flow
 
 
 @task(name="allocator-seen")
