@@ -25,7 +25,7 @@ from glasses.filters import (
 )
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
-from glasses.results import rows_digest, training_settings, work_key
+from glasses.results import training_key
 from glasses.statistics import sweep_inference, verdict
 from glasses.sweep import confounds, default_sizes, subsample_training
 from glasses.tables import markdown_table
@@ -82,12 +82,12 @@ def sweep_point(
         predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
         return _point(size, repeat, family, fitted, predicted, images.labels[test_rows])
 
-    key = work_key(
+    key = training_key(
         "sweep-point",
-        settings=training_settings(trained_config),
-        data=data.images,
-        rows=rows_digest(rows, test_rows),
-        family=family,
+        trained_config,
+        data.images,
+        (rows, test_rows),
+        family,
         size=size,
         repeat=repeat,
     )

@@ -23,7 +23,7 @@ from glasses.data.splits import Split
 from glasses.families import SPECS, Family
 from glasses.inference import build_from_spec, model_spec
 from glasses.progress import TrainingClock
-from glasses.results import ResultStore, rows_digest, training_settings, work_key
+from glasses.results import ResultStore, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.progress import run_logger
@@ -88,14 +88,7 @@ def train_fold(
             on_check=on_check,
         )
 
-    key = work_key(
-        "fold",
-        settings=training_settings(config),
-        data=data.images,
-        rows=rows_digest(train_rows, val_rows),
-        family=family,
-        fold=fold,
-    )
+    key = training_key("fold", config, data.images, (train_rows, val_rows), family, fold=fold)
     with run_outcome(tracking, run_id):
         outcome, reused = reuse_or_compute(data, config, key, train)
         if reused:
@@ -160,14 +153,7 @@ def train_final(
         state = fitted.model.state_dict()
         return {"spec": model_spec(fitted.model), "state": state, "final": fitted.final}
 
-    key = work_key(
-        "refit",
-        settings=training_settings(config),
-        data=data.images,
-        rows=rows_digest(rows),
-        family=family,
-        steps=steps,
-    )
+    key = training_key("refit", config, data.images, (rows,), family, steps=steps)
     entry, reused = reuse_or_compute(data, config, key, train)
     if reused:
         client().set_tag(family_run_id, REUSED, key)

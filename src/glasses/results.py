@@ -61,6 +61,27 @@ def work_key(kind: str, **parts: Any) -> str:
     return f"{kind}-{hashlib.sha256(payload.encode()).hexdigest()[:24]}"
 
 
+def training_key(
+    kind: str,
+    config: GlassesConfig,
+    data: str,
+    rows: tuple[np.ndarray, ...],
+    family: str,
+    **indices: int,
+) -> str:
+    """The key of a training's result (fold, refit, sweep point): the training settings it
+    reads, the data (its `DataRef.images` key), the rows it trained and scored on, the family,
+    and the seed-bearing `indices` (fold, size, repeat, steps)."""
+    return work_key(
+        kind,
+        settings=training_settings(config),
+        data=data,
+        rows=rows_digest(*rows),
+        family=family,
+        **indices,
+    )
+
+
 class ResultStore:
     """`folder/<key>.pkl` entries."""
 
