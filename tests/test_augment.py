@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import torch
+from torchvision.transforms.v2 import functional as TF
 
-from glasses.augment import augment
+from glasses.augment import augment, shift_hue
 from glasses.config import AugmentConfig
 
 OFF = AugmentConfig(
@@ -100,3 +101,30 @@ def test_input_batch_is_not_modified() -> None:
     before = images.clone()
     augment(images, OFF.model_copy(update={"hflip": 1.0}), generator(0))
     torch.testing.assert_close(images, before, rtol=0, atol=0)
+
+
+def test_shift_hue_is_torchvisions_adjust_hue_per_image() -> None:
+    images = batch(8, seed=4)
+    images[0] = 0.5  # grey: no hue to turn
+    images[1, :, :2] = torch.tensor([1.0, 0.0, 0.0]).view(3, 1, 1)  # pure red, on the seam
+    images[2, 1] = images[2, 0]  # red = green: ties between the largest channels
+    shifts = torch.linspace(-0.5, 0.5, 8)
+    expected = torch.stack(
+        [TF.adjust_hue(image, float(shift)) for image, shift in zip(images, shifts, strict=True)]
+    )
+    torch.testing.assert_close(shift_hue(images, shifts), expected, rtol=0, atol=1e-5)
+
+
+def test_contrast_scales_about_the_brightened_mean() -> None:
+    images = batch(32, seed=7) * 0.5 + 0.25  # no clamping at these magnitudes
+    config = OFF.model_copy(update={"brightness": 0.2, "contrast": 0.2})
+    output = augment(images, config, generator(9))
+    draws = generator(9)
+    torch.rand(32, generator=draws)  # rotation (off), then the two flips (off)
+    torch.rand(32, generator=draws)
+    torch.rand(32, generator=draws)
+    brightness = (1 + (torch.rand(32, generator=draws) * 2 - 1) * 0.2).view(-1, 1, 1, 1)
+    contrast = (1 + (torch.rand(32, generator=draws) * 2 - 1) * 0.2).view(-1, 1, 1, 1)
+    bright = images * brightness
+    mean = bright.mean(dim=(1, 2, 3), keepdim=True)
+    torch.testing.assert_close(output, mean + (bright - mean) * contrast, rtol=0, atol=1e-6)
