@@ -29,12 +29,20 @@ def best_seconds(work: Callable[[], object], repeats: int) -> float:
     return min(times)
 
 
+# Images of the 1x1 convolution: torch sends a 1x1 convolution of fewer than 16 images to its
+# own im2col + BLAS kernel when it runs on one thread, and only larger batches to oneDNN.
+ONEDNN_IMAGES = 16
+
+
 def onednn_matmul(a: torch.Tensor, b_transposed: torch.Tensor) -> torch.Tensor:
     """a @ b (M x K times K x N) as a 1x1 convolution, which torch hands to oneDNN: the rows of
-    `a` are the pixels of a channels-last M x 1 image, `b_transposed` (N x K) the kernel."""
+    `a` are the pixels of `ONEDNN_IMAGES` channels-last (M / images) x 1 images, `b_transposed`
+    (N x K) the kernel. M must be a multiple of `ONEDNN_IMAGES`."""
     (m, k), n = a.shape, b_transposed.shape[0]
-    image = a.view(1, m, 1, k).permute(0, 3, 1, 2)  # 1 x K x M x 1, memory as `a`
-    output = F.conv2d(image, b_transposed.view(n, k, 1, 1))  # 1 x N x M x 1, channels-last
+    if m % ONEDNN_IMAGES:
+        raise ValueError(f"rows {m} must be a multiple of {ONEDNN_IMAGES}")
+    images = a.view(ONEDNN_IMAGES, m // ONEDNN_IMAGES, 1, k).permute(0, 3, 1, 2)
+    output = F.conv2d(images, b_transposed.view(n, k, 1, 1))  # channels-last, memory as a @ b
     return output.permute(0, 2, 3, 1).reshape(m, n)
 
 

@@ -26,7 +26,9 @@ import torch  # noqa: E402
 
 from benchmarks.floor import gemm_gflops  # noqa: E402
 from benchmarks.stages import flow_runs, stage_table  # noqa: E402
-from benchmarks.training_cost import Cost, measure, timed_config  # noqa: E402
+from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
+from benchmarks.work import training_work, work_table  # noqa: E402
+from glasses.config import resolve_config  # noqa: E402
 from glasses.families import FAMILIES  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
 
@@ -117,6 +119,19 @@ def main() -> None:
                 f"overhead_share_{slug}": timing.overhead_share,
             }
         print("", sections["flow"], sep="\n")
+        warm = timings["warm cache, no resume"]
+        flow_config = resolve_config(arguments.flow_profile, {})
+        gflop = {f: PlainLoop.build(f, flow_config).flops_per_image() / 1e9 for f in FAMILIES}
+        work = work_table(
+            training_work(flow_config, warm.train_images, gflop), warm.stages, floor_rate
+        )
+        sections["work"] = (
+            f"Training work of `{arguments.flow_profile}` ({warm.train_images} training images) "
+            f"at the {floor_rate:.0f} GFLOP/s floor, beside the warm run's stage times\n\n"
+            + markdown_table(work, digits=2)
+        )
+        metrics |= {f"floor_seconds_{stage}": s for stage, s in work["floor s"].items()}
+        print("", sections["work"], sep="\n")
     sections["after"] = f"Load average after: {load_average()}"
     metrics["load_average_after"] = os.getloadavg()[0]
     print("", sections["after"], sep="\n")

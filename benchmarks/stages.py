@@ -36,6 +36,7 @@ from glasses.tables import markdown_table  # noqa: E402
 class FlowTiming:
     stages: dict[str, float]  # stage name -> seconds, from the run's `stage_<name>_seconds`
     wall: float  # the flow call, in-process, Prefect's temporary server start included
+    train_images: int  # the training split the run's refits used
 
     @property
     def overhead_share(self) -> float:
@@ -69,8 +70,14 @@ def timed_flow(data: str, profile: str, overrides: dict | None = None) -> FlowTi
         data=data, profile=profile, overrides=Overrides.model_validate(overrides or {})
     )
     wall = time.perf_counter() - started
-    metrics = MlflowClient().get_run(result["mlflow_run_id"]).data.metrics
-    return FlowTiming(stage_seconds(metrics), wall)
+    client = MlflowClient()
+    run = client.get_run(result["mlflow_run_id"])
+    (family_run,) = client.search_runs(
+        [run.info.experiment_id],
+        f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.family = 'cnn'",
+    )
+    train_images = int(family_run.data.metrics["train_images"])
+    return FlowTiming(stage_seconds(run.data.metrics), wall, train_images)
 
 
 @contextmanager

@@ -126,6 +126,9 @@ class PlainLoop:
         assert isinstance(model, CNN)
         return cls(model, nchw(model), inputs.float() / 255, labels)
 
+    def flops_per_image(self) -> float:
+        return training_flops(self.forward, self.inputs, self.labels)
+
     def ms_per_image(self, settings: OptimiserConfig) -> float:
         """The seed's loop, nothing but the model and SGD, timed every `check_every` steps."""
         optimiser = torch.optim.SGD(
@@ -152,7 +155,7 @@ def measure(family: Family, config: GlassesConfig, gemm_gflops: float) -> Cost:
     """FLOPs, then the plain loop and the project's training in turn, `ROUNDS` times each, the
     fastest of each kept: taking turns gives both the same chance of a quiet machine."""
     loop = PlainLoop.build(family, config)
-    flops = training_flops(loop.forward, loop.inputs, loop.labels)
+    flops = loop.flops_per_image()
     plain, project = [], []
     for _ in range(ROUNDS):
         plain.append(loop.ms_per_image(SPECS[family].optimiser(config)))

@@ -8,7 +8,8 @@ from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
 from glasses.metrics import majority_baseline
-from tasks.sweep import filter_figures, summarise_sweep, sweep_point, sweep_sizes
+from glasses.sweep import sweep_sizes
+from tasks.sweep import filter_figures, summarise_sweep, sweep_point
 
 
 def sweep(config: GlassesConfig, data: DataRef, split: Split, cnn_version: str, run_id: str) -> str:
@@ -23,7 +24,7 @@ def sweep(config: GlassesConfig, data: DataRef, split: Split, cnn_version: str, 
             "data": data,
             "split": split,
         }
-        for size in sweep_sizes(config, split)
+        for size in sweep_sizes(config, split.train_count)
         for repeat in range(config.sweep.repeats)
         for family in FAMILIES
     ]

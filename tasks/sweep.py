@@ -27,18 +27,11 @@ from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
 from glasses.results import training_key
 from glasses.statistics import sweep_inference, verdict
-from glasses.sweep import confounds, default_sizes, subsample_training
+from glasses.sweep import confounds, subsample_training, sweep_config
 from glasses.tables import markdown_table
 from tasks.registry import version_model
 from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_figure, log_metrics, log_table
-
-
-def sweep_sizes(config: GlassesConfig, split: Split) -> list[int]:
-    n_train = int((~split.test).sum())
-    if config.sweep.sizes is not None:
-        return [size for size in config.sweep.sizes if size <= n_train]
-    return default_sizes(n_train, config.sweep.smallest, config.sweep.steps)
 
 
 @dataclass(frozen=True)
@@ -73,7 +66,7 @@ def sweep_point(
     seed = config.seed + 7919 * repeat + size
     rows = subsample_training(images.manifest, np.where(~split.test)[0], size, seed)
     test_rows = np.where(split.test)[0]
-    trained_config = config.matched() if config.sweep.matched else config
+    trained_config = sweep_config(config)
 
     def train() -> SweepPoint:
         inputs = family_inputs(data, family)

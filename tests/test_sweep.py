@@ -8,7 +8,13 @@ import pytest
 
 from glasses.config import resolve_config
 from glasses.data.splits import inner_validation_mask, make_split, split_units
-from glasses.sweep import confounds, default_sizes, subsample_training
+from glasses.sweep import (
+    confounds,
+    default_sizes,
+    subsample_training,
+    sweep_config,
+    sweep_sizes,
+)
 
 
 def manifest(labels: np.ndarray, group_size: int = 1) -> pd.DataFrame:
@@ -137,3 +143,21 @@ def test_confounds_name_what_still_differs_between_the_families():
 def test_matched_sweep_leaves_only_augmentation():
     config = resolve_config("quick", {"sweep": {"matched": True}})
     assert confounds(config) == confounds(config)[:1]
+
+
+def test_sweep_sizes_keep_the_configured_ones_that_fit_else_the_default_ladder():
+    configured = resolve_config("tiny", {"sweep": {"sizes": (36, 20)}})
+    assert sweep_sizes(configured, 48) == [36, 20]
+    assert sweep_sizes(configured, 30) == [20]
+    ladder = resolve_config("tiny", {"sweep": {"sizes": None, "smallest": 10, "steps": 3}})
+    assert sweep_sizes(ladder, 40) == default_sizes(40, 10, 3) == [40, 20, 10]
+
+
+def test_sweep_config_matches_the_scatnet_to_the_cnn_only_when_asked():
+    config = resolve_config("quick", {})
+    assert sweep_config(config) == config
+    matched = sweep_config(
+        config.model_copy(update={"sweep": config.sweep.model_copy(update={"matched": True})})
+    )
+    assert matched.scatnet.optimiser == config.cnn.optimiser
+    assert matched.scatnet.head == config.cnn.head

@@ -138,10 +138,24 @@ def default_sizes(n_train: int, smallest: int = 78, steps: int = 5) -> list[int]
     return sorted({int(size) for size in sizes}, reverse=True)
 
 
+def sweep_sizes(config: GlassesConfig, n_train: int) -> list[int]:
+    """The sweep's training-set sizes for a split of `n_train` training images: the configured
+    ones that fit, else `default_sizes`."""
+    if config.sweep.sizes is not None:
+        return [size for size in config.sweep.sizes if size <= n_train]
+    return default_sizes(n_train, config.sweep.smallest, config.sweep.steps)
+
+
+def sweep_config(config: GlassesConfig) -> GlassesConfig:
+    """The settings the sweep trains with: with `sweep.matched`, the ScatNet takes the CNN's
+    head and optimiser."""
+    return config.matched() if config.sweep.matched else config
+
+
 def confounds(config: GlassesConfig) -> list[str]:
     """What, besides where their features come from, still differs between the two families in
     the sweep: the verdict is only as clean as this list is short."""
-    scatnet = config.matched().scatnet if config.sweep.matched else config.scatnet
+    scatnet = sweep_config(config).scatnet
     items = [
         "image augmentation for the CNN only (the ScatNet's coefficients are cached from "
         "un-augmented images)"

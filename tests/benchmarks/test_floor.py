@@ -31,8 +31,26 @@ def test_floor_is_flops_over_rate() -> None:
 
 
 def test_onednn_route_computes_the_same_product() -> None:
-    a, b = torch.rand(30, 20), torch.rand(20, 10)
+    a, b = torch.rand(32, 20), torch.rand(20, 10)
     torch.testing.assert_close(onednn_matmul(a, b.t().contiguous()), a @ b)
+    with pytest.raises(ValueError, match="multiple of 16"):
+        onednn_matmul(torch.rand(30, 20), b.t().contiguous())
+
+
+def test_onednn_route_reaches_onednn_on_one_thread() -> None:
+    """On one thread torch runs a 1x1 convolution of a single image with its own im2col kernel
+    (`_slow_conv2d_forward`), at the BLAS rate: the route must not."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        a, b = torch.rand(64, 32), torch.rand(10, 32)
+        with torch.profiler.profile() as profiler:
+            onednn_matmul(a, b)
+    finally:
+        torch.set_num_threads(threads)
+    kernels = {event.key for event in profiler.key_averages()}
+    assert "aten::mkldnn_convolution" in kernels
+    assert "aten::_slow_conv2d_forward" not in kernels
 
 
 def test_both_gemm_routes_are_timed() -> None:

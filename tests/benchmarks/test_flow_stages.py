@@ -11,7 +11,8 @@ from benchmarks.stages import FlowTiming, overhead_share, scratch_store, stage_s
 
 def test_overhead_is_the_share_outside_every_stage() -> None:
     assert overhead_share(100.0, [60.0, 30.0]) == pytest.approx(0.10)
-    assert FlowTiming({"load": 45.0, "xai": 45.0}, wall=120.0).overhead_share == pytest.approx(0.25)
+    timing = FlowTiming({"load": 45.0, "xai": 45.0}, wall=120.0, train_images=960)
+    assert timing.overhead_share == pytest.approx(0.25)
 
 
 def test_overhead_needs_a_wall_time() -> None:
@@ -30,8 +31,8 @@ def test_stage_seconds_leave_out_other_stage_metrics() -> None:
 
 
 def test_stage_table_sums_and_shares() -> None:
-    cold = FlowTiming({"load": 10.0, "xai": 80.0}, wall=100.0)
-    warm = FlowTiming({"load": 2.0, "xai": 78.0}, wall=88.0)
+    cold = FlowTiming({"load": 10.0, "xai": 80.0}, wall=100.0, train_images=960)
+    warm = FlowTiming({"load": 2.0, "xai": 78.0}, wall=88.0, train_images=960)
     table = stage_table({"cold": cold, "warm": warm})
     assert table.columns.tolist() == ["cold", "warm"]
     assert table.loc["sum of stages"].tolist() == [90.0, 80.0]

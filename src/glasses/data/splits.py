@@ -109,6 +109,10 @@ class Split:
     test: np.ndarray  # bool
     fold: np.ndarray  # int, -1 on test rows
 
+    @property
+    def train_count(self) -> int:
+        return int((~self.test).sum())
+
     def fold_indices(self, fold: int) -> tuple[np.ndarray, np.ndarray]:
         """Row indices (into the manifest) of the fold's training and validation parts."""
         train_rows = ~self.test

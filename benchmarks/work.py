@@ -1,0 +1,72 @@
+"""The training work a profile asks for, stage by stage, and how long it takes at the GEMM floor.
+
+A stage's floor is its FLOPs (trainings x steps x batch x FLOPs per training image) over the
+fastest GEMM rate measured in the same run, on all cores: the time no implementation on this
+machine can beat. Set beside the measured stage times, it says where a profile's wall time goes
+and how much of it is left to win (augmentation, evaluation and logging are not in the floor).
+Counts are at the step budget; with early stopping (`patience` > 0) trainings may stop sooner,
+so the floor is an upper bound of the work then.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pandas as pd
+
+from glasses.config import GlassesConfig
+from glasses.families import FAMILIES, SPECS, Family
+from glasses.sweep import sweep_config, sweep_sizes
+
+
+@dataclass(frozen=True)
+class StageWork:
+    stage: str  # as the flow names it (`stage_<name>_seconds`)
+    family: Family
+    trainings: int
+    images: int  # training images through forward and backward, all trainings together
+    gflop: float
+
+    def floor_seconds(self, gflops: float) -> float:
+        return self.gflop / gflops
+
+
+def training_work(
+    config: GlassesConfig, n_train: int, gflop_per_image: dict[Family, float]
+) -> list[StageWork]:
+    """Cross-validation (one training per fold), refit (one) and sweep (one per size and repeat;
+    two with early stopping: the probe that picks the steps, then the refit on all rows) of each
+    family, on a training split of `n_train` images."""
+    swept = sweep_config(config)
+    points = len(sweep_sizes(config, n_train)) * config.sweep.repeats if config.sweep.enabled else 0
+    work = []
+    for family in FAMILIES:
+        spec = SPECS[family]
+        for stage, stage_config, trainings in (
+            ("cross_validation", config, config.split.folds),
+            ("refit", config, 1),
+            ("sweep", swept, points * (2 if spec.optimiser(swept).patience else 1)),
+        ):
+            optimiser = spec.optimiser(stage_config)
+            images = trainings * optimiser.steps * optimiser.batch_size
+            work.append(
+                StageWork(stage, family, trainings, images, images * gflop_per_image[family])
+            )
+    return work
+
+
+def work_table(work: list[StageWork], measured: dict[str, float], gflops: float) -> pd.DataFrame:
+    """Per stage, both families together: trainings, TFLOP, seconds at the floor, the measured
+    seconds and their ratio (how far the stage is from the machine's limit)."""
+    stages = list(dict.fromkeys(w.stage for w in work))
+    table = pd.DataFrame(
+        {
+            "trainings": [sum(w.trainings for w in work if w.stage == s) for s in stages],
+            "TFLOP": [sum(w.gflop for w in work if w.stage == s) / 1e3 for s in stages],
+        },
+        index=pd.Index(stages, name="stage"),
+    )
+    table["floor s"] = table["TFLOP"] * 1e3 / gflops
+    table["measured s"] = [measured.get(stage, float("nan")) for stage in stages]
+    table["measured / floor"] = table["measured s"] / table["floor s"]
+    return table
