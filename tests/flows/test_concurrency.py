@@ -11,6 +11,7 @@ from prefect import flow, task
 
 from flows.concurrency import cores_divided, on_task_runner, run_concurrently
 from glasses.config import GlassesConfig, resolve_config
+from glasses.entrypoint import ALLOCATOR
 from glasses.training import threads_per_worker
 
 
@@ -44,12 +45,12 @@ def test_tasks_share_the_cores_of_the_pool_they_run_in(restore_threads, runner, 
 
 
 @task(name="allocator-seen")
-def allocator_seen() -> str | None:
-    return os.environ.get("MALLOC_TRIM_THRESHOLD_")
+def allocator_seen() -> dict[str, str | None]:
+    return {name: os.environ.get(name) for name in ALLOCATOR}
 
 
 @flow
-def allocator_stage(config: GlassesConfig) -> list[str | None]:
+def allocator_stage(config: GlassesConfig) -> list[dict[str, str | None]]:
     return run_concurrently(allocator_seen, [{}, {}], config)
 
 
@@ -59,5 +60,7 @@ def test_dask_runs_tasks_in_worker_processes_sized_to_the_cores(restore_threads)
     assert [index for index, _, _ in results] == [0, 1, 2]
     assert {threads for _, threads, _ in results} == {threads_per_worker(2)}
     assert os.getpid() not in {pid for _, _, pid in results}
-    # Dask's default (65536) made torch training 1.4-2x slower in the workers: flows/dask.yaml
-    assert on_task_runner(allocator_stage, config)(config) == [None, None]
+    # Dask's default MALLOC_TRIM_THRESHOLD_ (65536) made torch training 1.4-2x slower in the
+    # workers; flows/dask.yaml gives them the allocator settings of every glasses process.
+    expected = {name: str(value) for name, value in ALLOCATOR.items()}
+    assert on_task_runner(allocator_stage, config)(config) == [expected, expected]
