@@ -9,12 +9,12 @@ from __future__ import annotations
 import ctypes
 import os
 
-# glibc's allocator, as it treats torch's tensors: blocks up to 32 MiB come from the heap and up
-# to 512 MiB of freed heap stays with the process. By default it maps every block over 128 KiB
-# (a 64 px batch's temporaries) freshly from the OS and hands freed memory back, so each step
-# page-faults its tensors in again: augmentation ran 2-4x and a `paper` CNN step about 1.2x
+# glibc's allocator, as it treats torch's tensors: blocks up to 32 MiB come from the heap, and
+# up to 128 MiB of freed heap stays with each of its arenas. By default it maps every block over
+# 128 KiB (a 64 px batch's temporaries) freshly from the OS and hands freed memory back, so each
+# step page-faults its tensors in again: augmentation ran 2-4x and a `paper` CNN step about 1.2x
 # slower (`make benchmark`). Larger blocks (the ScatNet head's weights) still go back at once.
-ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20, "MALLOC_TRIM_THRESHOLD_": 512 * 2**20}
+ALLOCATOR = {"MALLOC_MMAP_THRESHOLD_": 32 * 2**20, "MALLOC_TRIM_THRESHOLD_": 128 * 2**20}
 _MALLOPT = {"MALLOC_TRIM_THRESHOLD_": -1, "MALLOC_MMAP_THRESHOLD_": -3}  # M_TRIM_, M_MMAP_
 
 PROCESS_DEFAULTS = {
