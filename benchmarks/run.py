@@ -3,9 +3,10 @@
 In one process: the GEMM floor (`benchmarks.floor`), each family's training cost per image
 against it and against the seed study's plain loop (`benchmarks.training_cost`, at `--profile`'s
 sizes), then the `glasses/full` flow cold, warm and resumed, with its stage times and the share of
-its wall time outside every stage (`benchmarks.stages`, at `--flow-profile`). Prints markdown; with
-MLFLOW_TRACKING_URI set, also logs the tables and the key numbers to the experiment
-`glasses-benchmarks`.
+its wall time outside every stage (`benchmarks.stages`, at `--flow-profile`), and the training
+work of its stages at the GEMM floor beside their measured times (`benchmarks.work`). Prints
+markdown; with MLFLOW_TRACKING_URI set, also logs the tables and the key numbers to the
+experiment `glasses-benchmarks`.
 
     python -m benchmarks.run [--profile paper] [--flow-profile quick] [--data synthetic]
                              [--skip-flow] [--cache-dir DIR]
@@ -25,7 +26,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.floor import gemm_gflops  # noqa: E402
-from benchmarks.stages import flow_runs, stage_table  # noqa: E402
+from benchmarks.stages import flow_runs, peak_memory_table, stage_table  # noqa: E402
 from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
 from benchmarks.work import training_work, work_table  # noqa: E402
 from glasses.config import resolve_config  # noqa: E402
@@ -112,13 +113,17 @@ def main() -> None:
             f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
             + markdown_table(stage_table(timings), digits=1)
         )
+        sections["memory"] = "Peak resident memory per stage, MB\n\n" + markdown_table(
+            peak_memory_table(timings), digits=0
+        )
         for name, timing in timings.items():
             slug = name.split(",")[0].replace(" ", "_")
             metrics |= {
                 f"flow_{slug}_seconds": timing.wall,
                 f"overhead_share_{slug}": timing.overhead_share,
+                f"flow_{slug}_peak_rss_mb": max(timing.peak_mb.values(), default=0.0),
             }
-        print("", sections["flow"], sep="\n")
+        print("", sections["flow"], "", sections["memory"], sep="\n")
         warm = timings["warm cache, no resume"]
         flow_config = resolve_config(arguments.flow_profile, {})
         gflop = {f: PlainLoop.build(f, flow_config).flops_per_image() / 1e9 for f in FAMILIES}

@@ -37,6 +37,7 @@ class FlowTiming:
     stages: dict[str, float]  # stage name -> seconds, from the run's `stage_<name>_seconds`
     wall: float  # the flow call, in-process, Prefect's temporary server start included
     train_images: int  # the training split the run's refits used
+    peak_mb: dict[str, float]  # stage name -> peak resident MB (`stage_<name>_peak_rss_mb`)
 
     @property
     def overhead_share(self) -> float:
@@ -51,13 +52,13 @@ def overhead_share(wall: float, stage_seconds: Iterable[float]) -> float:
     return (wall - sum(stage_seconds)) / wall
 
 
-def stage_seconds(metrics: dict[str, float]) -> dict[str, float]:
-    """`stage_<name>_seconds` metrics by stage name; other `stage_*` metrics (peak memory) left
-    out."""
+def stage_metric(metrics: dict[str, float], suffix: str) -> dict[str, float]:
+    """`stage_<name>_<suffix>` metrics by stage name: `seconds` or `peak_rss_mb`."""
+    ending = f"_{suffix}"
     return {
-        key.removeprefix("stage_").removesuffix("_seconds"): value
+        key.removeprefix("stage_").removesuffix(ending): value
         for key, value in metrics.items()
-        if key.startswith("stage_") and key.endswith("_seconds")
+        if key.startswith("stage_") and key.endswith(ending)
     }
 
 
@@ -77,7 +78,10 @@ def timed_flow(data: str, profile: str, overrides: dict | None = None) -> FlowTi
         f"tags.mlflow.parentRunId = '{run.info.run_id}' and tags.family = 'cnn'",
     )
     train_images = int(family_run.data.metrics["train_images"])
-    return FlowTiming(stage_seconds(run.data.metrics), wall, train_images)
+    metrics = run.data.metrics
+    return FlowTiming(
+        stage_metric(metrics, "seconds"), wall, train_images, stage_metric(metrics, "peak_rss_mb")
+    )
 
 
 @contextmanager
@@ -125,6 +129,13 @@ def stage_table(timings: dict[str, FlowTiming]) -> pd.DataFrame:
     return table
 
 
+def peak_memory_table(timings: dict[str, FlowTiming]) -> pd.DataFrame:
+    """Peak resident MB per stage (the kernel's counter, reset per stage), per run."""
+    table = pd.DataFrame({name: timing.peak_mb for name, timing in timings.items()})
+    table.index.name = "stage"
+    return table
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="quick")
@@ -134,6 +145,8 @@ def main() -> None:
     timings = flow_runs(arguments.data, arguments.profile, arguments.cache_dir)
     print(f"\nFlow stages ({arguments.profile}, {arguments.data}), seconds\n")
     print(markdown_table(stage_table(timings), digits=1))
+    print("\nPeak resident memory, MB\n")
+    print(markdown_table(peak_memory_table(timings), digits=0))
 
 
 if __name__ == "__main__":

@@ -6,12 +6,19 @@ import os
 
 import pytest
 
-from benchmarks.stages import FlowTiming, overhead_share, scratch_store, stage_seconds, stage_table
+from benchmarks.stages import (
+    FlowTiming,
+    overhead_share,
+    peak_memory_table,
+    scratch_store,
+    stage_metric,
+    stage_table,
+)
 
 
 def test_overhead_is_the_share_outside_every_stage() -> None:
     assert overhead_share(100.0, [60.0, 30.0]) == pytest.approx(0.10)
-    timing = FlowTiming({"load": 45.0, "xai": 45.0}, wall=120.0, train_images=960)
+    timing = FlowTiming({"load": 45.0, "xai": 45.0}, 120.0, 960, {})
     assert timing.overhead_share == pytest.approx(0.25)
 
 
@@ -20,24 +27,27 @@ def test_overhead_needs_a_wall_time() -> None:
         overhead_share(0.0, [])
 
 
-def test_stage_seconds_leave_out_other_stage_metrics() -> None:
+def test_stage_metrics_by_suffix_leave_out_the_others() -> None:
     metrics = {
         "stage_load_seconds": 9.0,
         "stage_load_peak_rss_mb": 1217.0,
         "stage_cross_validation_seconds": 54.0,
         "scattering_seconds": 8.0,
     }
-    assert stage_seconds(metrics) == {"load": 9.0, "cross_validation": 54.0}
+    assert stage_metric(metrics, "seconds") == {"load": 9.0, "cross_validation": 54.0}
+    assert stage_metric(metrics, "peak_rss_mb") == {"load": 1217.0}
 
 
 def test_stage_table_sums_and_shares() -> None:
-    cold = FlowTiming({"load": 10.0, "xai": 80.0}, wall=100.0, train_images=960)
-    warm = FlowTiming({"load": 2.0, "xai": 78.0}, wall=88.0, train_images=960)
+    cold = FlowTiming({"load": 10.0, "xai": 80.0}, 100.0, 960, {"load": 900.0, "xai": 3000.0})
+    warm = FlowTiming({"load": 2.0, "xai": 78.0}, 88.0, 960, {"load": 800.0, "xai": 3100.0})
     table = stage_table({"cold": cold, "warm": warm})
     assert table.columns.tolist() == ["cold", "warm"]
     assert table.loc["sum of stages"].tolist() == [90.0, 80.0]
     assert table.loc["flow wall (incl. Prefect start)"].tolist() == [100.0, 88.0]
     assert table.loc["overhead (wall - stages), %"].tolist() == pytest.approx([10.0, 100 * 8 / 88])
+    memory = peak_memory_table({"cold": cold, "warm": warm})
+    assert memory.loc["xai"].tolist() == [3000.0, 3100.0]
 
 
 def test_scratch_store_gives_the_environment_back(monkeypatch, tmp_path) -> None:
