@@ -40,3 +40,9 @@ def test_allocator_keeps_freed_memory_for_the_next_batch(monkeypatch) -> None:
         step()
     faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
     assert faults < 16 * 2**20 // 4096  # less than one step's pages in all ten steps
+
+
+def test_a_user_value_that_is_not_a_byte_count_is_left_to_glibc(monkeypatch) -> None:
+    monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "lots")
+    prepare_process()  # no error: glibc ignores such a value at start, and so do we
+    assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "lots"

@@ -39,4 +39,5 @@ def prepare_process() -> None:
     except OSError:  # not glibc (macOS, musl): its allocator keeps its own counsel
         return
     for name, option in _MALLOPT.items():
-        libc.mallopt(option, int(os.environ[name]))
+        if os.environ[name].isdigit():  # glibc, too, ignores any other value
+            libc.mallopt(option, int(os.environ[name]))
