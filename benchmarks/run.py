@@ -26,7 +26,7 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.floor import gemm_gflops  # noqa: E402
-from benchmarks.stages import flow_runs, peak_memory_table, stage_table  # noqa: E402
+from benchmarks.stages import WARM, flow_runs, peak_memory_table, stage_table  # noqa: E402
 from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
 from benchmarks.work import training_work, work_table  # noqa: E402
 from glasses.config import resolve_config  # noqa: E402
@@ -124,7 +124,7 @@ def main() -> None:
                 f"flow_{slug}_peak_rss_mb": max(timing.peak_mb.values(), default=0.0),
             }
         print("", sections["flow"], "", sections["memory"], sep="\n")
-        warm = timings["warm cache, no resume"]
+        warm = timings[WARM]
         flow_config = resolve_config(arguments.flow_profile, {})
         gflop = {f: PlainLoop.build(f, flow_config).flops_per_image() / 1e9 for f in FAMILIES}
         work = work_table(

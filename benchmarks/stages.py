@@ -105,10 +105,11 @@ def scratch_store(cache_dir: str | None) -> Iterator[None]:
                     os.environ[name] = value
 
 
-# The three runs, in this order, and their overrides.
+# The three runs, in this order, and their overrides. WARM redoes all the work on filled caches.
+WARM = "warm cache, no resume"
 RUNS: dict[str, dict] = {
     "cold cache": {},
-    "warm cache, no resume": {"runtime": {"resume": False}},
+    WARM: {"runtime": {"resume": False}},
     "resumed": {},
 }
 
