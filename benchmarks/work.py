@@ -34,17 +34,20 @@ class StageWork:
 def training_work(
     config: GlassesConfig, n_train: int, gflop_per_image: dict[Family, float]
 ) -> list[StageWork]:
-    """Cross-validation (one training per fold), refit (one) and sweep (one per size and repeat;
-    two with early stopping: the probe that picks the steps, then the refit on all rows) of each
-    family, on a training split of `n_train` images."""
+    """Cross-validation (one training per fold), refit (one), the outer splits (one per split)
+    and sweep (one per size and repeat) of each family, on training parts of about `n_train`
+    images; with early stopping the outer splits and sweep points train twice (the probe that
+    picks the steps, then the refit on all rows)."""
     swept = sweep_config(config)
     points = len(sweep_sizes(config, n_train)) * config.sweep.repeats if config.sweep.enabled else 0
+    splits = config.split.folds * config.split.outer
     work = []
     for family in FAMILIES:
         spec = SPECS[family]
         for stage, stage_config, trainings in (
             ("cross_validation", config, config.split.folds),
             ("refit", config, 1),
+            ("outer", config, splits * (2 if spec.optimiser(config).patience else 1)),
             ("sweep", swept, points * (2 if spec.optimiser(swept).patience else 1)),
         ):
             optimiser = spec.optimiser(stage_config)

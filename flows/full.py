@@ -1,4 +1,5 @@
-"""`glasses/full`: data → validation → CNN / ScatNet folds → registry → test → sweep → XAI.
+"""`glasses/full`: data → validation → CNN / ScatNet folds → registry → held-out check → outer
+splits (the study's test scores) → sweep → XAI.
 
 Wiring only: it calls tasks from `tasks/`, the stages in `flows/sweep.py` and `flows/xai.py`,
 and the stages it shares with the re-run (`flows/stages.py`). The study runs as a sub-flow on
@@ -14,12 +15,12 @@ from prefect import flow
 
 from flows.concurrency import cores_divided, on_task_runner
 from flows.stages import cache_dir, open_run, train_and_register
-from flows.sweep import sweep
+from flows.sweep import compare, sweep
 from flows.xai import xai
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
 from glasses.data.reference import image_set
 from glasses.families import FAMILIES
-from glasses.metrics import majority_baseline
+from glasses.outer import outer_baseline, outer_design
 from tasks.data import load_images, split_images, validate_images
 from tasks.features import scattering_coefficients
 from tasks.progress import failures_reported
@@ -66,20 +67,30 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
             config, images, split, tracking, experiment, run_id, 0.0, stage
         )
         versions = {f: tests[f].version for f in FAMILIES}
+        design = outer_design(image_set(images).manifest, config)
+        with stage("outer"), child_run(tracking, experiment, "outer", run_id) as outer_run:
+            family_runs = {f: tests[f].run_id for f in FAMILIES}
+            comparison = compare(config, images, design, family_runs, outer_run)
         verdict = None
         if config.sweep.enabled:
             with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
-                verdict = sweep(config, images, split, versions["cnn"], sweep_run)
+                verdict = sweep(config, images, design, split, versions["cnn"], sweep_run)
         if config.xai.enabled:
             with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
                 xai(config, images, split, versions, xai_run)
-        labels = image_set(images).labels
-        baseline = majority_baseline(labels[~split.test], labels[split.test])
-        summary = publish_summary(tables, tests, verdict, baseline, url, run_id)
+        summary = publish_summary(
+            tables, tests, comparison, verdict, outer_baseline(design), url, run_id
+        )
     print(summary)
+    scores = comparison.table.set_index("model")
     return {
         "mlflow_run_id": run_id,
         "mlflow_run_url": url,
-        **{f"{f}_test_accuracy": tests[f].accuracy for f in FAMILIES},
+        **{
+            f"{f}_test_{metric}": float(scores.loc[f, f"{metric}_mean"])
+            for f in FAMILIES
+            for metric in ("accuracy", "balanced_accuracy")
+        },
+        **{f"{f}_holdout_accuracy": tests[f].accuracy for f in FAMILIES},
         **{f"{f}_cv_accuracy": float(tables[f].loc["mean", "accuracy val"]) for f in FAMILIES},
     }

@@ -1,38 +1,62 @@
-"""The shrinking-dataset sweep stage: both families on shrinking training sets, same test split."""
+"""The study's outer stages: the main comparison and the shrinking-dataset sweep, both trained
+and scored on the outer splits (`glasses.outer`)."""
 
 from __future__ import annotations
 
 from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
-from glasses.data.reference import DataRef, image_set
+from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
-from glasses.metrics import majority_baseline
-from glasses.sweep import sweep_sizes
-from tasks.sweep import filter_figures, summarise_sweep, sweep_point
+from glasses.outer import PointPlan, comparison_plan, outer_baseline, sweep_plan
+from glasses.statistics import OuterDesign, SweepInference
+from tasks.outer import OuterPoint, outer_point, summarise_outer
+from tasks.sweep import filter_figures, summarise_sweep
 
 
-def sweep(config: GlassesConfig, data: DataRef, split: Split, cnn_version: str, run_id: str) -> str:
-    """Logs into `run_id` (the `sweep` child run); returns the one-line verdict. The filter
-    figures show the registered CNN `cnn_version`."""
+def _points(
+    plans: list[PointPlan], config: GlassesConfig, data: DataRef, design: OuterDesign
+) -> list[OuterPoint]:
+    """Both families at every plan, concurrently."""
     calls = [
         {
             "family": family,
-            "size": size,
-            "repeat": repeat,
+            "plan": plan,
             "config": config,
             "data": data,
-            "split": split,
+            "test": design.test_mask(plan.outer),
         }
-        for size in sweep_sizes(config, split.train_count)
-        for repeat in range(config.sweep.repeats)
+        for plan in plans
         for family in FAMILIES
     ]
-    points = run_concurrently(sweep_point, calls, config)
-    labels = image_set(data).labels
-    test_labels = labels[split.test]
-    baseline = majority_baseline(labels[~split.test], test_labels)
-    line = summarise_sweep(points, test_labels, baseline, config, run_id)
+    return run_concurrently(outer_point, calls, config)
+
+
+def compare(
+    config: GlassesConfig,
+    data: DataRef,
+    design: OuterDesign,
+    family_runs: dict[str, str],
+    run_id: str,
+) -> SweepInference:
+    """Each family trained on every outer split's training part and scored on its test part;
+    logs into the family runs and `run_id` (the `outer` child run)."""
+    points = _points(comparison_plan(design), config, data, design)
+    return summarise_outer(points, design, config, family_runs, run_id)
+
+
+def sweep(
+    config: GlassesConfig,
+    data: DataRef,
+    design: OuterDesign,
+    split: Split,
+    cnn_version: str,
+    run_id: str,
+) -> str:
+    """Logs into `run_id` (the `sweep` child run); returns the one-line verdict. The filter
+    figures show the registered CNN `cnn_version` on the held-out split of `split`."""
+    points = _points(sweep_plan(config, design), config, data, design)
+    line = summarise_sweep(points, design, outer_baseline(design), config, run_id)
     filter_figures(cnn_version, data, split, config, run_id)
     print(line)
     return line

@@ -218,6 +218,7 @@ def read_lineage(tracking, name: str, version: str) -> Lineage | None:
 
 @dataclass(frozen=True)
 class HeldOutResult:
+    run_id: str  # the family run it was logged into
     version: str
     scores: dict[str, float]
     champion_version: str
@@ -263,8 +264,8 @@ def evaluate_on_test(
     model = load_registered_model(f"{name}/{version}")
     result, matrix = _test_scores(model, pixels, labels)
     model_id = logged_model_id(tracking.get_model_version(name, version))
-    log_metrics(tracking, run_id, {f"test_{k}": v for k, v in result.items()}, model_id=model_id)
-    title = f"{name} v{version}: test accuracy {result['accuracy']:.3f}"
+    log_metrics(tracking, run_id, {f"holdout_{k}": v for k, v in result.items()}, model_id=model_id)
+    title = f"{name} v{version}: held-out accuracy {result['accuracy']:.3f}"
     log_figure(
         tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png"
     )
@@ -276,7 +277,7 @@ def evaluate_on_test(
         tracking.set_registered_model_alias(name, CHAMPION, version)
     tracking.set_model_version_tag(name, version, "champion_decision", decision)
     tracking.set_tag(run_id, "champion_decision", decision)
-    return HeldOutResult(version, result, champion, decision)
+    return HeldOutResult(run_id, version, result, champion, decision)
 
 
 def _decide_champion(

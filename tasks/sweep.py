@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 import pandas as pd
 import torch
@@ -12,10 +10,9 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import Fitted, fit, logits_for, pixels_to_input
+from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
-from glasses.families import Family
 from glasses.filters import (
     cnn_feature_maps_figure,
     cnn_kernels_figure,
@@ -23,90 +20,14 @@ from glasses.filters import (
     scattering_coefficients_figure,
     wavelet_filters_figure,
 )
-from glasses.metrics import confusion, scores
+from glasses.metrics import confusion
 from glasses.plots import confusion_figure
-from glasses.results import training_key
-from glasses.statistics import sweep_inference, verdict
-from glasses.sweep import confounds, subsample_training, sweep_config
+from glasses.statistics import OuterDesign, sweep_inference, verdict
+from glasses.sweep import confounds
 from glasses.tables import markdown_table
+from tasks.outer import OuterPoint, point_frame
 from tasks.registry import version_model
-from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_figure, log_metrics, log_table
-
-
-@dataclass(frozen=True)
-class SweepPoint:
-    size: int
-    repeat: int
-    model: Family
-    steps: int
-    early_stopped: bool
-    final_train_loss: float
-    final_train_accuracy: float
-    accuracy: float
-    balanced_accuracy: float
-    macro_f1: float
-    f1: float
-    predictions: np.ndarray  # on the fixed test split: the bootstrap's and the confusion's input
-
-
-@task(name="sweep-point", cache_policy=NO_CACHE)
-def sweep_point(
-    family: Family,
-    size: int,
-    repeat: int,
-    config: GlassesConfig,
-    data: DataRef,
-    split: Split,
-) -> SweepPoint:
-    """Both families draw the same subset at a (size, repeat), so their scores pair up; the
-    model is trained on all `size` images under the family's step budget. A point finished by
-    an earlier run (same settings, data, rows and code) is reused."""
-    images = image_set(data)
-    seed = config.seed + 7919 * repeat + size
-    rows = subsample_training(images.manifest, np.where(~split.test)[0], size, seed)
-    test_rows = np.where(split.test)[0]
-    trained_config = sweep_config(config)
-
-    def train() -> SweepPoint:
-        inputs = family_inputs(data, family)
-        labels = torch.from_numpy(images.labels)
-        fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
-        predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
-        return _point(size, repeat, family, fitted, predicted, images.labels[test_rows])
-
-    key = training_key(
-        "sweep-point",
-        trained_config,
-        data.images,
-        (rows, test_rows),
-        family,
-        size=size,
-        repeat=repeat,
-    )
-    return reuse_or_compute(data, config, key, train)[0]
-
-
-def _point(
-    size: int,
-    repeat: int,
-    family: Family,
-    fitted: Fitted,
-    predicted: np.ndarray,
-    truth: np.ndarray,
-) -> SweepPoint:
-    result = scores(truth, predicted)
-    return SweepPoint(
-        size=size,
-        repeat=repeat,
-        model=family,
-        steps=fitted.trained.steps,
-        early_stopped=fitted.trained.early_stopped,
-        final_train_loss=fitted.final["final_train_loss"],
-        final_train_accuracy=fitted.final["final_train_accuracy"],
-        predictions=predicted,
-        **result,
-    )
 
 
 def convergence(records: pd.DataFrame) -> pd.DataFrame:
@@ -124,8 +45,8 @@ def convergence(records: pd.DataFrame) -> pd.DataFrame:
 
 @task(name="summarise-sweep", cache_policy=NO_CACHE)
 def summarise_sweep(
-    points: list[SweepPoint],
-    test_labels: np.ndarray,
+    points: list[OuterPoint],
+    design: OuterDesign,
     baseline: dict[str, float],
     config: GlassesConfig,
     run_id: str,
@@ -133,9 +54,9 @@ def summarise_sweep(
     """Table with bootstrap intervals, paired tests per size (Holm), crossover with interval,
     learning curves against the majority baseline, convergence, confounds and a verdict."""
     tracking = client()
-    frame = pd.DataFrame([vars(p) for p in points])
+    frame = point_frame(points)
     records = frame.drop(columns="predictions")
-    inference = sweep_inference(frame, test_labels, config.sweep.resamples, seed=config.seed)
+    inference = sweep_inference(frame, design, config.sweep.resamples, seed=config.seed)
     table = inference.table.merge(convergence(records), on=["size", "model"])
     remaining = confounds(config)
     line = f"{verdict(inference, config.sweep.alpha)}; remaining confounds: {'; '.join(remaining)}"
@@ -151,7 +72,7 @@ def summarise_sweep(
                 f"{point.model}, {smallest} training images: "
                 f"balanced accuracy {point.balanced_accuracy:.3f}"
             )
-            matrix = confusion(test_labels, point.predictions)
+            matrix = confusion(design.labels[design.tests[point.outer]], point.predictions)
             path = f"figures/{point.model}_confusion_smallest.png"
             log_figure(tracking, run_id, confusion_figure(matrix, title), path)
     tracking.set_tag(run_id, "sweep_verdict", line[:5000])
@@ -165,12 +86,12 @@ def summarise_sweep(
     log_metrics(tracking, run_id, metrics)
     markdown = (
         f"# Shrinking-dataset sweep\n\n**{line}**\n\n"
-        f"Majority-class baseline on the test split: accuracy {baseline['accuracy']:.3f}, "
+        f"Majority-class baseline on the outer test parts: accuracy {baseline['accuracy']:.3f}, "
         f"balanced accuracy {baseline['balanced_accuracy']:.3f}, "
         f"macro-F1 {baseline['macro_f1']:.3f}\n\n"
         f"{markdown_table(table.set_index(['size', 'model']))}\n\n"
-        "Paired hierarchical bootstrap (repeats and test images) of ScatNet − CNN balanced "
-        "accuracy, Holm-adjusted across sizes:\n\n"
+        "Paired hierarchical bootstrap (outer splits, repeats, test people) of ScatNet − CNN "
+        "balanced accuracy, p never below the sign-flip floor, Holm-adjusted across sizes:\n\n"
         f"{markdown_table(inference.tests.set_index('size'))}\n"
     )
     tracking.log_text(run_id, markdown, "sweep/summary.md")

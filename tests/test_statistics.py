@@ -9,8 +9,10 @@ import numpy as np
 import pandas as pd
 import pytest
 from scipy import stats
+from sklearn.metrics import balanced_accuracy_score
 
 from glasses.statistics import (
+    OuterDesign,
     SweepInference,
     bootstrap_ci,
     crossover_size,
@@ -96,30 +98,41 @@ def test_holm_agrees_with_statsmodels_when_it_is_installed():
     assert holm(p) == pytest.approx(expected)
 
 
-def sweep_points(accuracy: dict[int, tuple[float, float]], repeats: int = 5, n: int = 200):
-    """Predictions on one fixed test split (60 % glasses) where each (size, model) is right on
-    about the given share of the images, independently per repeat."""
+def sweep_points(
+    accuracy: dict[int, tuple[float, float]], repeats: int = 9, people: int = 60, splits: int = 3
+):
+    """Predictions on outer splits of `people` people (4 photos each, 60 % wearing glasses), each
+    split's test part one third of them; each (size, model) is right on about the given share of
+    the images, independently per repeat; repeat r on split r mod `splits`."""
     rng = np.random.default_rng(1)
-    labels = (rng.random(n) < 0.6).astype(int)
+    person = np.repeat(np.arange(people), 4)
+    labels = (rng.random(people) < 0.6).astype(int)[person]
+    split_of = rng.permutation(np.arange(people) % splits)[person]
+    design = OuterDesign(
+        tuple(np.flatnonzero(split_of == s) for s in range(splits)), labels, person
+    )
     rows = []
     for size, shares in accuracy.items():
         for repeat in range(repeats):
+            tests = design.tests[repeat % splits]
             for model, share in zip(("cnn", "scatnet"), shares, strict=True):
-                right = rng.random(n) < share
-                predictions = np.where(right, labels, 1 - labels)
-                rows.append({"size": size, "repeat": repeat, "model": model,
-                             "predictions": predictions})  # fmt: skip
-    return pd.DataFrame(rows), labels
+                right = rng.random(len(tests)) < share
+                predictions = np.where(right, labels[tests], 1 - labels[tests])
+                rows.append({"size": size, "outer": repeat % splits, "repeat": repeat,
+                             "model": model, "predictions": predictions})  # fmt: skip
+    return pd.DataFrame(rows), design
 
 
 def test_sweep_inference_finds_a_known_crossing():
-    points, labels = sweep_points({1000: (0.92, 0.80), 300: (0.82, 0.82), 100: (0.62, 0.80)})
-    result = sweep_inference(points, labels, resamples=1000, seed=0)
+    points, design = sweep_points({1000: (0.92, 0.72), 300: (0.82, 0.82), 100: (0.62, 0.85)})
+    result = sweep_inference(points, design, resamples=1000, seed=0)
     tests = result.tests.set_index("size")
     assert tests.loc[100, "difference"] > 0.1 and tests.loc[100, "p_holm"] < 0.05
     assert tests.loc[1000, "difference"] < -0.05 and tests.loc[1000, "p_holm"] < 0.05
     assert tests.loc[300, "p_holm"] > 0.05
     assert (tests["p_holm"] >= tests["p_value"]).all()
+    assert (tests["p_value"] >= tests["p_floor"]).all() and (tests["p_floor"] == 2**-8).all()
+    assert (tests["n"] == 9).all() and (tests["outer"] == 3).all()
     assert (tests["low"] <= tests["difference"]).all() and (
         tests["difference"] <= tests["high"]
     ).all()
@@ -135,30 +148,62 @@ def test_sweep_inference_finds_a_known_crossing():
         assert (table[f"{metric}_mean"] <= table[f"{metric}_high"]).all()
 
 
+def test_estimate_is_the_mean_over_splits_of_the_mean_over_their_repeats():
+    points, design = sweep_points({100: (0.8, 0.7)}, repeats=4, splits=2)
+    table = sweep_inference(points, design, resamples=100).table.set_index("model")
+    per_point = points.assign(
+        score=[
+            balanced_accuracy_score(design.labels[design.tests[o]], p)
+            for o, p in zip(points["outer"], points["predictions"], strict=True)
+        ]
+    )
+    expected = per_point.groupby(["model", "outer"])["score"].mean().groupby("model").mean()
+    assert table["balanced_accuracy_mean"].to_dict() == pytest.approx(expected.to_dict())
+
+
+def test_too_few_trainings_cannot_reach_significance():
+    """Five paired trainings that all agree: an exact sign-flip test gives 2 / 2**5 = 0.0625,
+    and the bootstrap's p is not allowed below it."""
+    points, design = sweep_points({100: (0.95, 0.55)}, repeats=5)
+    tests = sweep_inference(points, design, resamples=500).tests
+    assert tests.loc[0, "difference"] < -0.3
+    assert tests.loc[0, "p_value"] == tests.loc[0, "p_floor"] == 0.0625
+
+
 def test_identical_models_differ_by_nothing():
-    points, labels = sweep_points({100: (0.7, 0.7)})
+    points, design = sweep_points({100: (0.7, 0.7)})
     points.loc[points["model"] == "scatnet", "predictions"] = points.loc[
         points["model"] == "cnn", "predictions"
     ].to_numpy()
-    result = sweep_inference(points, labels, resamples=300, seed=0)
+    result = sweep_inference(points, design, resamples=300, seed=0)
     assert result.tests.loc[0, "difference"] == 0 and result.tests.loc[0, "p_value"] == 1.0
     assert result.crossover is None
 
 
 def test_a_model_that_always_says_glasses_scores_chance_on_balanced_accuracy():
-    points, labels = sweep_points({50: (0.7, 0.7)}, repeats=3)
-    points.loc[points["model"] == "cnn", "predictions"] = pd.Series(
-        [np.ones_like(labels)] * 3, index=points.index[points["model"] == "cnn"]
+    points, design = sweep_points({50: (0.7, 0.7)}, repeats=3)
+    cnn = points["model"] == "cnn"
+    points.loc[cnn, "predictions"] = pd.Series(
+        [np.ones(len(design.tests[o]), dtype=int) for o in points.loc[cnn, "outer"]],
+        index=points.index[cnn],
     )
-    row = sweep_inference(points, labels, resamples=200).table.set_index("model").loc["cnn"]
+    row = sweep_inference(points, design, resamples=200).table.set_index("model").loc["cnn"]
     assert row["balanced_accuracy_mean"] == 0.5
-    assert row["accuracy_mean"] == pytest.approx(labels.mean())  # accuracy would flatter it
+    shares = [design.labels[t].mean() for t in design.tests]
+    assert row["accuracy_mean"] == pytest.approx(np.mean(shares))  # accuracy would flatter it
     assert row["balanced_accuracy_low"] == row["balanced_accuracy_high"] == 0.5
 
 
 def inference(differences: list[float], p_holm: list[float], crossover=None) -> SweepInference:
     tests = pd.DataFrame(
-        {"size": [1000, 300, 100], "difference": differences, "p_holm": p_holm, "n": 5}
+        {
+            "size": [1000, 300, 100],
+            "difference": differences,
+            "p_holm": p_holm,
+            "n": 9,
+            "outer": 3,
+            "p_floor": 2**-8,
+        }
     )
     low, high = (crossover * 0.8, crossover * 1.2) if crossover else (float("nan"),) * 2
     return SweepInference(pd.DataFrame(), tests, crossover, low, high, 0.9 if crossover else 0.1)
@@ -170,8 +215,22 @@ def test_verdict_names_scatnet_at_the_small_sizes():
         "ScatNet beats the CNN in balanced accuracy at 300 training images and below (Holm p < 0.05"
     )
     assert "largest 0.01" in line
-    assert line.endswith("the mean curves do not cross in the swept range "
-                         "(they cross in 10% of bootstrap resamples)")  # fmt: skip
+    assert ("; the mean curves do not cross in the swept range "
+            "(they cross in 10% of bootstrap resamples); from 3 outer splits, 9 paired trainings "
+            "per size, test people resampled (smallest reachable p = 0.0039)") in line  # fmt: skip
+    assert "out of reach" not in line
+
+
+def test_verdict_says_when_holm_cannot_reject_at_all():
+    few = inference([0.01, 0.05, 0.08], [0.4, 0.2, 0.19])
+    few = SweepInference(
+        few.table, few.tests.assign(n=5, p_floor=0.0625), None, float("nan"), float("nan"), 0.1
+    )
+    line = verdict(few)
+    assert line.endswith(
+        "smallest reachable p = 0.062); Holm at 0.05 over 3 sizes is out of reach with so few "
+        "trainings per size: raise sweep.repeats"
+    )
 
 
 def test_verdict_names_the_cnn_when_it_wins_small():

@@ -48,6 +48,14 @@ class DataConfig(_Strict):
 class SplitConfig(_Strict):
     test_size: float = Field(0.2, gt=0.0, lt=0.5, description="Share of images held out for test.")
     folds: int = Field(5, ge=2, le=20, description="Cross-validation folds of the training split.")
+    outer: int = Field(
+        1,
+        ge=1,
+        le=10,
+        description="Repetitions of the outer k-fold over all images (k = `folds`): the study's "
+        "test scores and sweep come from these splits, each image a test image once per "
+        "repetition.",
+    )
     inner_share: float = Field(
         0.2,
         gt=0.0,
@@ -180,7 +188,12 @@ class SweepConfig(_Strict):
         le=20,
         description="Default sizes: how many, from all training images down to `smallest`.",
     )
-    repeats: int = Field(10, ge=1, le=100, description="Seeded subsets drawn per size.")
+    repeats: int = Field(
+        10,
+        ge=1,
+        le=100,
+        description="Seeded subsets drawn per size, spread round-robin over the outer splits.",
+    )
     matched: bool = Field(
         False,
         description="Train the ScatNet with the CNN's head widths and optimiser in the sweep, so "
@@ -188,7 +201,7 @@ class SweepConfig(_Strict):
     )
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="Family-wise error rate (Holm).")
     resamples: int = Field(
-        2000, ge=100, description="Bootstrap resamples of repeats and test images."
+        2000, ge=100, description="Bootstrap resamples of outer splits, repeats and test people."
     )
 
 
@@ -322,7 +335,9 @@ PROFILES: dict[str, dict[str, Any]] = {
     # The demo default: the whole flow within 10 minutes on a 2-core machine.
     "quick": {
         "data": {"image_size": 64, "max_images": 1200},
-        "split": {"folds": 3},
+        # Two repetitions of the outer 3-fold: six outer splits, so the bootstrap's top level
+        # has more than three units (docs/decisions/0009-outer-splits.md).
+        "split": {"folds": 3, "outer": 2},
         "augment": {"vflip": 0.0},
         "cnn": {
             "channels": (16, 32, 32),
@@ -348,7 +363,9 @@ PROFILES: dict[str, dict[str, Any]] = {
                 "momentum": 0.9,
             },
         },
-        "sweep": {"sizes": (300, 150, 78), "repeats": 5},
+        # 7 paired trainings per size: the fewest whose sign-flip floor (2 / 2**7) lets Holm at
+        # 0.05 over 3 sizes reject at all (docs/decisions/0009-outer-splits.md).
+        "sweep": {"sizes": (300, 150, 78), "repeats": 7},
         "xai": {
             "samples": 10,
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),

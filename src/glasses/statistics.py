@@ -1,9 +1,10 @@
 """Uncertainty of repeated measurements: confidence intervals, paired tests, the sweep summary.
 
 The generic helpers take plain sequences of numbers so that other studies (e.g. attribution
-scores) can reuse them. The sweep's inference resamples both of its sources of chance at once,
-the drawn training subsets (repeats) and the test images, keeping the two models paired on
-every draw, then corrects across sizes with Holm (docs/decisions/0005-sweep-statistics.md).
+scores) can reuse them. The study's inference resamples every source of chance that changes
+with the seed at once: the outer splits, the drawn training subsets (repeats) within them and
+the test people, keeping the two models paired on every draw, then corrects across sizes with
+Holm (docs/decisions/0005-sweep-statistics.md, docs/decisions/0009-outer-splits.md).
 Undefined statistics (too few values) come back as NaN rather than raising, so one failed size
 does not sink a whole summary.
 """
@@ -131,15 +132,70 @@ def holm(p_values: Sequence[float]) -> np.ndarray:
     return adjusted
 
 
-def _stratified_weights(labels: np.ndarray, resamples: int, rng: np.random.Generator) -> np.ndarray:
-    """resamples x T counts: how often each test image is drawn, class by class, so every
-    resample keeps the test split's class sizes (balanced accuracy stays defined)."""
-    weights = np.zeros((resamples, len(labels)))
-    for label in np.unique(labels):
-        members = np.flatnonzero(labels == label)
-        weights[:, members] = rng.multinomial(
+@dataclass(frozen=True)
+class OuterDesign:
+    """How the study's test scores were drawn: the row indices of each outer split's test part,
+    and the label and person of every manifest row (`people`: the units of
+    `glasses.data.splits.split_units`, one per image where the data names nobody)."""
+
+    tests: tuple[np.ndarray, ...]
+    labels: np.ndarray
+    people: np.ndarray
+
+    def test_mask(self, outer: int) -> np.ndarray:
+        """Test flags of outer split `outer` over all manifest rows."""
+        mask = np.zeros(len(self.labels), dtype=bool)
+        mask[self.tests[outer]] = True
+        return mask
+
+
+def sign_flip_floor(units: int) -> float:
+    """The smallest two-sided p that `units` independent paired trainings can support: an exact
+    sign-flip test's, when all differences share one sign (2 / 2**units; 0.0625 for 5)."""
+    return min(1.0, 2.0 ** (1 - units))
+
+
+def _people_weights(
+    people: np.ndarray, labels: np.ndarray, resamples: int, rng: np.random.Generator
+) -> np.ndarray:
+    """resamples x N counts: how often each image counts when the *people* are drawn with
+    replacement, within strata of people of one class (glasses, none, both), so a resample keeps
+    about the class sizes. Photos of one person move together: they are correlated, and
+    resampling them one by one understates the spread. One draw serves every outer split, so a
+    person tested in several (repeated k-fold) carries one weight in all of them."""
+    _, person = np.unique(people, return_inverse=True)
+    share = np.bincount(person, weights=labels) / np.bincount(person)
+    stratum = np.where(share == 1, 1, np.where(share == 0, 0, 2))
+    drawn = np.zeros((resamples, len(share)))
+    for level in np.unique(stratum):
+        members = np.flatnonzero(stratum == level)
+        drawn[:, members] = rng.multinomial(
             len(members), np.full(len(members), 1 / len(members)), size=resamples
         )
+    return drawn[:, person]
+
+
+def _unit_weights(outer: np.ndarray, resamples: int | None, rng: np.random.Generator) -> np.ndarray:
+    """B x U weights of the trained units (rows of `outer`: each unit's outer split) that make a
+    weighted sum the mean over outer splits of the mean over the split's units: outer splits
+    drawn with replacement, then units within each drawn split. `resamples` None: the plain
+    weights (1 x U)."""
+    splits = np.unique(outer)
+    rows = 1 if resamples is None else resamples
+    if resamples is None:
+        split_share = np.full((1, len(splits)), 1 / len(splits))
+    else:
+        uniform = np.full(len(splits), 1 / len(splits))
+        split_share = rng.multinomial(len(splits), uniform, size=rows) / len(splits)
+    weights = np.zeros((rows, len(outer)))
+    for index, split in enumerate(splits):
+        members = np.flatnonzero(outer == split)
+        if resamples is None:
+            within = np.full((1, len(members)), 1 / len(members))
+        else:
+            uniform = np.full(len(members), 1 / len(members))
+            within = rng.multinomial(len(members), uniform, size=rows) / len(members)
+        weights[:, members] = split_share[:, [index]] * within
     return weights
 
 
@@ -166,10 +222,36 @@ def _weighted_metric(
     raise ValueError(f"unknown metric {metric!r}; choose one of {METRICS}")
 
 
+def _unit_metric(
+    metric: str,
+    predictions: list[np.ndarray],
+    outer: np.ndarray,
+    design: OuterDesign,
+    people: list[np.ndarray] | None,
+) -> np.ndarray:
+    """B x U: each unit's `metric` on its outer split's test part, under that split's people
+    weights (`people[split]`, B x T), or unweighted (1 x U) when `people` is None."""
+    rows = 1 if people is None else len(people[0])
+    values = np.zeros((rows, len(outer)))
+    for split in np.unique(outer):
+        members = np.flatnonzero(outer == split)
+        tests = design.tests[split]
+        weights = np.ones((1, len(tests))) if people is None else people[split]
+        stacked = np.stack([predictions[m] for m in members])
+        values[:, members] = _weighted_metric(metric, stacked, design.labels[tests], weights)
+    return values
+
+
+def _combine(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
+    """Weighted sums per resample; a NaN counts only where its unit was drawn."""
+    return np.where(weights > 0, weights * values, 0.0).sum(axis=1)
+
+
 @dataclass(frozen=True)
 class SweepInference:
-    """The sweep's tables: `table` per (size, model), `tests` per size (ScatNet − CNN on
-    `VERDICT_METRIC`), and the crossover with its bootstrap interval."""
+    """Paired inference of the two families over outer splits: `table` per (size, model),
+    `tests` per size (ScatNet − CNN on `VERDICT_METRIC`), and the crossover with its bootstrap
+    interval."""
 
     table: pd.DataFrame
     tests: pd.DataFrame
@@ -181,66 +263,76 @@ class SweepInference:
 
 def sweep_inference(
     points: pd.DataFrame,
-    test_labels: np.ndarray,
+    design: OuterDesign,
     resamples: int = 2000,
     confidence: float = 0.95,
     seed: int = 0,
 ) -> SweepInference:
-    """Paired hierarchical bootstrap of a sweep's test predictions.
+    """Paired hierarchical bootstrap of test predictions made on outer splits.
 
-    `points` has one row per trained model: size, repeat, model ("cnn" | "scatnet") and
-    `predictions` (an array over the fixed test split). Each resample draws repeats with
-    replacement (one draw per size, the same for both models, which trained on the same subsets)
-    and test images with replacement within each class (one draw for all sizes: they share the
-    test split). Intervals are percentiles of the resampled means, inside [0, 1] by
-    construction; p-values are two-sided, from the share of resampled differences on either
-    side of zero, then Holm-adjusted across sizes.
+    `points` has one row per trained model: size, outer (index into `design.tests`), repeat,
+    model ("cnn" | "scatnet") and `predictions` (an array over that outer split's test rows).
+    An estimate is the mean over outer splits of the mean over the split's repeats. Each
+    resample draws outer splits with replacement, then repeats within each drawn split (the same
+    draw for both models, which trained on the same subsets), then the test *people* (one draw
+    for all splits and sizes: a person weighs the same wherever they are tested). So an
+    interval covers what changes with the seed: the partition, the training subsets and who is
+    in the test set.
+    Intervals are percentiles, inside [0, 1] by construction. p-values are two-sided, from the
+    share of resampled differences on either side of zero, never below the sign-flip floor of
+    the size's paired trainings (`sign_flip_floor`), then Holm-adjusted across sizes.
     """
     rng = np.random.default_rng(seed)
-    weights = _stratified_weights(test_labels, resamples, rng)
+    everyone = _people_weights(design.people, design.labels, resamples, rng)
+    people = [everyone[:, tests] for tests in design.tests]
     sizes = sorted(points["size"].unique(), reverse=True)
     tail = 100 * (1 - confidence) / 2
     table_rows, test_rows, differences = [], [], []
     for size in sizes:
         wide = points[points["size"] == size].pivot(
-            index="repeat", columns="model", values="predictions"
+            index=["outer", "repeat"], columns="model", values="predictions"
         )
         wide = wide.dropna(subset=list(FAMILIES))
-        n = len(wide)
-        draws = rng.multinomial(n, np.full(n, 1 / n), size=resamples) / n  # B x R
+        outer = wide.index.get_level_values("outer").to_numpy()
+        draws = _unit_weights(outer, resamples, rng)
+        plain = _unit_weights(outer, None, rng)
         resampled: dict[str, dict[str, np.ndarray]] = {}
+        estimates: dict[str, dict[str, float]] = {}
         for model in FAMILIES:
-            predictions = np.stack(wide[model].to_list())
-            row: dict[str, object] = {"size": int(size), "model": model, "n": n}
-            resampled[model] = {}
+            predictions = wide[model].to_list()
+            row: dict[str, object] = {"size": int(size), "model": model, "n": len(wide)}
+            resampled[model], estimates[model] = {}, {}
             for metric in METRICS:
-                per_repeat = _weighted_metric(metric, predictions, test_labels, weights)
-                resampled[model][metric] = (draws * per_repeat).sum(axis=1)
-                plain = _weighted_metric(
-                    metric, predictions, test_labels, np.ones((1, len(test_labels)))
+                values = _unit_metric(metric, predictions, outer, design, people)
+                resampled[model][metric] = _combine(draws, values)
+                estimate = float(
+                    _combine(plain, _unit_metric(metric, predictions, outer, design, None))[0]
                 )
                 low, high = np.nanpercentile(resampled[model][metric], [tail, 100 - tail])
+                estimates[model][metric] = estimate
                 row |= {
-                    f"{metric}_mean": float(plain.mean()),
+                    f"{metric}_mean": estimate,
                     f"{metric}_low": float(np.clip(low, 0, 1)),
                     f"{metric}_high": float(np.clip(high, 0, 1)),
                 }
             table_rows.append(row)
         difference = resampled["scatnet"][VERDICT_METRIC] - resampled["cnn"][VERDICT_METRIC]
-        estimate = (
-            table_rows[-1][f"{VERDICT_METRIC}_mean"] - table_rows[-2][f"{VERDICT_METRIC}_mean"]
-        )
-        low, high = np.percentile(difference, [tail, 100 - tail])
-        below = (np.count_nonzero(difference <= 0) + 1) / (resamples + 1)
-        above = (np.count_nonzero(difference >= 0) + 1) / (resamples + 1)
+        finite = difference[np.isfinite(difference)]
+        low, high = np.percentile(finite, [tail, 100 - tail])
+        below = (np.count_nonzero(finite <= 0) + 1) / (finite.size + 1)
+        above = (np.count_nonzero(finite >= 0) + 1) / (finite.size + 1)
+        floor = sign_flip_floor(len(wide))
         test_rows.append(
             {
                 "size": int(size),
-                "n": n,
-                "difference": float(estimate),
+                "n": len(wide),
+                "outer": len(np.unique(outer)),
+                "difference": estimates["scatnet"][VERDICT_METRIC]
+                - estimates["cnn"][VERDICT_METRIC],
                 "low": float(low),
                 "high": float(high),
-                "p_value": float(min(1.0, 2 * min(below, above))),
+                "p_floor": floor,
+                "p_value": float(max(floor, min(1.0, 2 * min(below, above)))),
             }
         )
         differences.append(difference)
@@ -251,10 +343,12 @@ def sweep_inference(
     )
     crossover = crossover_size(tests["size"], tests["difference"])
     replicated = np.stack(differences, axis=1)  # B x sizes
+    replicated = replicated[np.isfinite(replicated).all(axis=1)]
     crossings = [crossover_size(tests["size"], row) for row in replicated]
     found = np.array([c for c in crossings if c is not None])
     low, high = np.percentile(found, [tail, 100 - tail]) if found.size else (NAN, NAN)
-    return SweepInference(table, tests, crossover, float(low), float(high), found.size / resamples)
+    share = found.size / max(1, len(replicated))
+    return SweepInference(table, tests, crossover, float(low), float(high), share)
 
 
 def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
@@ -293,7 +387,24 @@ def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
             "no size shows a significant difference in balanced accuracy between ScatNet and CNN "
             f"(smallest Holm p = {ordered['p_holm'].min():.2g})"
         )
-    return f"{line}; {_crossover_clause(inference)}"
+    return f"{line}; {_crossover_clause(inference)}; {_design_clause(inference.tests, alpha)}"
+
+
+def _design_clause(tests: pd.DataFrame, alpha: float) -> str:
+    """What the verdict rests on, and whether Holm could have rejected at all: with too few
+    paired trainings per size even a unanimous sign cannot reach alpha / sizes."""
+    floor = float(tests["p_floor"].max())
+    trainings = "-".join(str(n) for n in sorted(tests["n"].unique()))
+    line = (
+        f"from {int(tests['outer'].max())} outer splits, {trainings} paired trainings per size, "
+        f"test people resampled (smallest reachable p = {floor:.2g})"
+    )
+    if floor * len(tests) >= alpha:
+        line += (
+            f"; Holm at {alpha:g} over {len(tests)} sizes is out of reach with so few trainings "
+            "per size: raise sweep.repeats"
+        )
+    return line
 
 
 def _crossover_clause(inference: SweepInference) -> str:

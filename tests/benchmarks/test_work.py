@@ -16,7 +16,8 @@ def by_stage(work, family: str) -> dict[str, tuple[int, int]]:
 
 
 def test_tiny_counts_folds_one_refit_and_every_sweep_point() -> None:
-    """tiny: 2 folds, sizes (36, 20) x 2 repeats, 12 steps of 8 images; no early stopping."""
+    """tiny: 2 folds, 2 outer splits, sizes (36, 20) x 2 repeats, 12 steps of 8 images; no early
+    stopping."""
     config = resolve_config("tiny", NO_EARLY_STOPPING)
     work = training_work(config, n_train=48, gflop_per_image=GFLOP)
     per_training = 12 * 8
@@ -24,6 +25,7 @@ def test_tiny_counts_folds_one_refit_and_every_sweep_point() -> None:
         assert by_stage(work, family) == {
             "cross_validation": (2, 2 * per_training),
             "refit": (1, per_training),
+            "outer": (2, 2 * per_training),
             "sweep": (4, 4 * per_training),
         }
     cnn_sweep = next(w for w in work if w.family == "cnn" and w.stage == "sweep")
@@ -54,8 +56,8 @@ def test_work_table_adds_the_families_per_stage_and_sets_the_floor_beside_the_me
     config = resolve_config("tiny", NO_EARLY_STOPPING)
     work = training_work(config, n_train=48, gflop_per_image={"cnn": 1e3, "scatnet": 1e3})
     table = work_table(work, {"cross_validation": 2 * 0.384, "sweep": 1.0}, gflops=1e3)
-    assert table.index.tolist() == ["cross_validation", "refit", "sweep"]
-    assert table["trainings"].tolist() == [4, 2, 8]
+    assert table.index.tolist() == ["cross_validation", "refit", "outer", "sweep"]
+    assert table["trainings"].tolist() == [4, 2, 4, 8]
     # cross-validation: 4 trainings x 96 images x 1 TFLOP = 384 TFLOP, 384 s at 1 TFLOP/s
     assert table.loc["cross_validation", "floor s"] == pytest.approx(384.0)
     assert table.loc["cross_validation", "measured / floor"] == pytest.approx(2 * 0.384 / 384)

@@ -70,6 +70,23 @@ def held_out_mask(manifest: pd.DataFrame, test_size: float, seed: int) -> np.nda
     return mask
 
 
+def outer_test_masks(
+    manifest: pd.DataFrame, folds: int, repeats: int, seed: int
+) -> list[np.ndarray]:
+    """Test flags of the study's outer splits: `repeats` grouped, stratified `folds`-fold
+    partitions of all rows (repetition r seeded `seed + r`), so every row is a test row once per
+    repetition and no person or duplicated image is on both sides of any split."""
+    labels = manifest["label"].to_numpy()
+    units = split_units(manifest)
+    masks = []
+    for repeat in range(repeats):
+        for _, test in _grouped_folds(labels, units, folds, seed + repeat, "outer split"):
+            mask = np.zeros(len(manifest), dtype=bool)
+            mask[test] = True
+            masks.append(mask)
+    return masks
+
+
 def fold_of(manifest: pd.DataFrame, folds: int, seed: int) -> np.ndarray:
     """The validation fold index (0..folds-1) of every row of a training manifest."""
     labels = manifest["label"].to_numpy()

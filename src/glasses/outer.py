@@ -1,0 +1,91 @@
+"""The study's outer splits: what is trained where, and what its test scores rest on.
+
+The registered model is one refit on the run's training split, checked once on its held-out
+split. The study's *numbers* do not come from that one split: a single partition, one training
+and about a fifth of the images gave headlines that moved with the seed. They come from outer
+splits, repeated grouped k-fold partitions of all images (`glasses.data.splits`), in which each
+family is trained on the training part and scored on the test part, and the sweep's subsets are
+drawn from each split's training part. `glasses.statistics.sweep_inference` then resamples the
+splits, the training draws and the test people (docs/decisions/0009-outer-splits.md).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+from glasses.config import GlassesConfig
+from glasses.data.splits import outer_test_masks, split_units
+from glasses.metrics import majority_baseline
+from glasses.statistics import OuterDesign
+from glasses.sweep import subsample_training, sweep_config, sweep_sizes
+
+
+def outer_design(manifest: pd.DataFrame, config: GlassesConfig) -> OuterDesign:
+    """The outer splits of `config.split` (`folds` folds, `outer` repetitions) with every
+    row's label and person."""
+    masks = outer_test_masks(manifest, config.split.folds, config.split.outer, config.seed)
+    return OuterDesign(
+        tuple(np.flatnonzero(mask) for mask in masks),
+        manifest["label"].to_numpy(),
+        split_units(manifest),
+    )
+
+
+@dataclass(frozen=True)
+class PointPlan:
+    """One training of each family: on outer split `outer`, `size` images (None: the split's
+    whole training part) of draw `repeat`."""
+
+    outer: int
+    size: int | None
+    repeat: int
+
+
+def comparison_plan(design: OuterDesign) -> list[PointPlan]:
+    """The main comparison: each family trained once on each outer split's training part."""
+    return [PointPlan(outer, None, 0) for outer in range(len(design.tests))]
+
+
+def sweep_plan(config: GlassesConfig, design: OuterDesign) -> list[PointPlan]:
+    """The sweep: `sweep.repeats` draws per size, draw r on outer split r mod the number of
+    splits, so the repeats are spread over the splits rather than multiplied by them. Sizes
+    come from the smallest split's training part, so every size fits every split."""
+    n_train = min(len(design.labels) - len(tests) for tests in design.tests)
+    splits = len(design.tests)
+    return [
+        PointPlan(repeat % splits, size, repeat)
+        for size in sweep_sizes(config, n_train)
+        for repeat in range(config.sweep.repeats)
+    ]
+
+
+def point_seed(seed: int, plan: PointPlan) -> int:
+    """The seed of a point's subset draw and training: distinct per split, size and draw."""
+    return seed + 104_729 * plan.outer + 7919 * plan.repeat + (plan.size or 0)
+
+
+def point_rows(manifest: pd.DataFrame, test: np.ndarray, plan: PointPlan, seed: int) -> np.ndarray:
+    """Training rows of a point: the outer split's whole training part, or a seeded subset of
+    `plan.size` of them (`glasses.sweep.subsample_training`: stratified, whole people)."""
+    train = np.flatnonzero(~test)
+    return train if plan.size is None else subsample_training(manifest, train, plan.size, seed)
+
+
+def point_config(config: GlassesConfig, plan: PointPlan) -> GlassesConfig:
+    """The settings a point trains with: the study's for the main comparison, the sweep's
+    (`sweep.matched`) for a sweep point."""
+    return config if plan.size is None else sweep_config(config)
+
+
+def outer_baseline(design: OuterDesign) -> dict[str, float]:
+    """The majority-class baseline averaged over the outer splits: what always answering each
+    split's training majority would score on its test part."""
+    every = np.arange(len(design.labels))
+    per_split = [
+        majority_baseline(design.labels[np.setdiff1d(every, tests)], design.labels[tests])
+        for tests in design.tests
+    ]
+    return {metric: float(np.mean([s[metric] for s in per_split])) for metric in per_split[0]}

@@ -1,0 +1,132 @@
+"""Trainings on the study's outer splits (main comparison and sweep points) and the main
+comparison's summary, logged into the family runs and the `outer` child run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from prefect import task
+from prefect.cache_policies import NO_CACHE
+
+from glasses.config import GlassesConfig
+from glasses.crossval import fit, logits_for
+from glasses.data.reference import DataRef, family_inputs, image_set
+from glasses.families import FAMILIES, Family
+from glasses.metrics import scores
+from glasses.outer import PointPlan, point_config, point_rows, point_seed
+from glasses.results import training_key
+from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
+from glasses.tables import markdown_table
+from tasks.resume import reuse_or_compute
+from tasks.tracking import client, log_metrics, log_table
+
+
+@dataclass(frozen=True)
+class OuterPoint:
+    outer: int
+    size: int  # training images
+    repeat: int
+    model: Family
+    steps: int
+    early_stopped: bool
+    final_train_loss: float
+    final_train_accuracy: float
+    accuracy: float
+    balanced_accuracy: float
+    macro_f1: float
+    f1: float
+    predictions: np.ndarray  # on the outer split's test rows: the bootstrap's input
+
+
+@task(name="outer-point", cache_policy=NO_CACHE)
+def outer_point(
+    family: Family, plan: PointPlan, config: GlassesConfig, data: DataRef, test: np.ndarray
+) -> OuterPoint:
+    """One family trained on a point's rows of outer split `plan.outer` (`test`: its test flags)
+    and scored on the split's test rows. Both families of a plan draw the same rows, so their
+    scores pair up. A point finished by an earlier run (same settings, data, rows, code) is
+    reused."""
+    images = image_set(data)
+    seed = point_seed(config.seed, plan)
+    rows = point_rows(images.manifest, test, plan, seed)
+    test_rows = np.flatnonzero(test)
+    trained_config = point_config(config, plan)
+
+    def train() -> OuterPoint:
+        inputs = family_inputs(data, family)
+        labels = torch.from_numpy(images.labels)
+        fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
+        predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
+        return OuterPoint(
+            outer=plan.outer,
+            size=len(rows),
+            repeat=plan.repeat,
+            model=family,
+            steps=fitted.trained.steps,
+            early_stopped=fitted.trained.early_stopped,
+            final_train_loss=fitted.final["final_train_loss"],
+            final_train_accuracy=fitted.final["final_train_accuracy"],
+            predictions=predicted,
+            **scores(images.labels[test_rows], predicted),
+        )
+
+    key = training_key(
+        "outer-point",
+        trained_config,
+        data.images,
+        (rows, test_rows),
+        family,
+        outer=plan.outer,
+        repeat=plan.repeat,
+    )
+    return reuse_or_compute(data, config, key, train)[0]
+
+
+def point_frame(points: list[OuterPoint]) -> pd.DataFrame:
+    return pd.DataFrame([vars(point) for point in points])
+
+
+@task(name="summarise-outer", cache_policy=NO_CACHE)
+def summarise_outer(
+    points: list[OuterPoint],
+    design: OuterDesign,
+    config: GlassesConfig,
+    family_runs: dict[str, str],
+    run_id: str,
+) -> SweepInference:
+    """The study's test scores: per family the mean over outer splits with a 95 % interval
+    (outer splits and test people resampled) as `test_*` on its family run, the per-split
+    scores, and ScatNet − CNN with its interval in the `outer` run."""
+    tracking = client()
+    frame = point_frame(points)
+    # One comparison: every split's whole training part, labelled by their mean size.
+    frame["size"] = int(round(frame["size"].mean()))
+    inference = sweep_inference(frame, design, config.sweep.resamples, seed=config.seed)
+    table = inference.table.set_index("model")
+    for family in FAMILIES:
+        row = table.loc[family]
+        log_metrics(
+            tracking,
+            family_runs[family],
+            {
+                f"test_{metric}{suffix}": float(row[f"{metric}_{part}"])
+                for metric in METRICS
+                for suffix, part in (("", "mean"), ("_low", "low"), ("_high", "high"))
+            }
+            | {"outer_splits": len(design.tests)},
+        )
+    per_split = frame.drop(columns="predictions").set_index(["outer", "model"]).sort_index()
+    log_table(tracking, run_id, per_split, "outer/splits.csv")
+    log_table(tracking, run_id, inference.table.set_index("model"), "outer/table.csv")
+    log_table(tracking, run_id, inference.tests.set_index("size"), "outer/tests.csv")
+    tracking.log_text(
+        run_id,
+        f"# Outer splits\n\n{markdown_table(inference.table.set_index('model'))}\n\n"
+        f"ScatNet − CNN balanced accuracy:\n\n{markdown_table(inference.tests.set_index('size'))}\n"
+        f"\nPer split:\n\n{markdown_table(per_split)}\n",
+        "outer/summary.md",
+    )
+    return inference
