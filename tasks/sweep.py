@@ -22,7 +22,7 @@ from glasses.filters import (
 )
 from glasses.metrics import confusion
 from glasses.plots import confusion_figure
-from glasses.statistics import OuterDesign, sweep_inference, verdict
+from glasses.statistics import OuterDesign, sweep_inference, verdict, verdict_class
 from glasses.sweep import confounds
 from glasses.tables import markdown_table
 from tasks.outer import OuterPoint, point_frame
@@ -76,6 +76,9 @@ def summarise_sweep(
             path = f"figures/{point.model}_confusion_smallest.png"
             log_figure(tracking, run_id, confusion_figure(matrix, title), path)
     tracking.set_tag(run_id, "sweep_verdict", line[:5000])
+    tracking.set_tag(
+        run_id, "sweep_verdict_class", verdict_class(inference.tests, config.sweep.alpha)
+    )
     metrics = {f"baseline_{k}": v for k, v in baseline.items()}
     if inference.crossover is not None:
         metrics |= {

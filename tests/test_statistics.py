@@ -20,6 +20,7 @@ from glasses.statistics import (
     paired_test,
     sweep_inference,
     verdict,
+    verdict_class,
 )
 
 
@@ -261,3 +262,10 @@ def test_verdict_without_any_significant_size():
 def test_verdict_on_an_isolated_difference():
     line = verdict(inference([0.0, 0.04, 0.01], [0.9, 0.01, 0.5]))
     assert line.startswith("no consistent trend") and "300 images" in line
+
+
+def test_verdict_class_names_who_wins_anywhere():
+    assert verdict_class(inference([0.01, 0.05, 0.08], [0.4, 0.01, 0.001]).tests) == "scatnet"
+    assert verdict_class(inference([0.0, -0.01, -0.08], [0.9, 0.6, 0.002]).tests) == "cnn"
+    assert verdict_class(inference([-0.05, 0.01, 0.06], [0.001, 0.5, 0.01]).tests) == "both"
+    assert verdict_class(inference([0.01, 0.02, 0.03], [0.4, 0.2, 0.09]).tests) == "none"

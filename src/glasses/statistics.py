@@ -351,6 +351,14 @@ def sweep_inference(
     return SweepInference(table, tests, crossover, float(low), float(high), share)
 
 
+def verdict_class(tests: pd.DataFrame, alpha: float = 0.05) -> str:
+    """Who wins anywhere in a sweep, as `verdict` decides it: "scatnet", "cnn", "both" (each at
+    some size) or "none" (no size with Holm p < alpha). What two seeds must agree on."""
+    significant = tests[tests["p_holm"] < alpha]
+    winners = {"scatnet" if d > 0 else "cnn" for d in significant["difference"]}
+    return "both" if len(winners) == 2 else winners.pop() if winners else "none"
+
+
 def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
     """One line on who wins where, from `sweep_inference`.
 

@@ -45,6 +45,23 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
     assert (train.groupby("group")["fold"].nunique() == 1).all()
     assert 0.5 <= result["cnn_test_accuracy"] <= 1.0
 
+    outer = local_tracking.search_runs(
+        [run.info.experiment_id], filter_string="tags.stage = 'outer'"
+    )[0]
+    splits = pd.read_csv(
+        local_tracking.download_artifacts(outer.info.run_id, "outer/splits.csv", str(tmp_path))
+    )
+    assert sorted(splits["outer"].unique()) == [0, 1]  # tiny: the 2 folds as outer splits
+    assert len(splits) == 2 * 2
+    family = local_tracking.search_runs(
+        [run.info.experiment_id], filter_string="attributes.run_name = 'cnn'"
+    )
+    metrics = family[0].data.metrics
+    mean = splits[splits["model"] == "cnn"]["balanced_accuracy"].mean()
+    assert metrics["test_balanced_accuracy"] == pytest.approx(mean)
+    assert metrics["test_balanced_accuracy_low"] <= mean <= metrics["test_balanced_accuracy_high"]
+    assert "holdout_balanced_accuracy" in metrics
+
     sweep = local_tracking.search_runs(
         [run.info.experiment_id], filter_string="tags.stage = 'sweep'"
     )[0]
