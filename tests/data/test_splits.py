@@ -11,6 +11,7 @@ from glasses.data.splits import (
     fold_of,
     held_out_mask,
     make_split,
+    outer_test_masks,
     retrain_test_mask,
     split_around,
     split_batch,
@@ -233,3 +234,18 @@ def test_without_trained_drops_seen_images_and_their_people_from_the_test_side()
     # h1 was trained on: its person "a" leaves the test side entirely; "c" was not on it.
     assert kept.tolist() == [False, False, True, True, False, False]
     assert without_trained(manifest, test, set()).tolist() == test.tolist()
+
+
+def test_outer_splits_test_every_image_once_per_repetition_and_keep_people_whole() -> None:
+    table = manifest()
+    masks = outer_test_masks(table, folds=3, repeats=2, seed=5)
+    assert len(masks) == 6
+    for repetition in (masks[:3], masks[3:]):
+        np.testing.assert_array_equal(np.sum(repetition, axis=0), np.ones(len(table)))
+    for mask in masks:
+        assert not sides_of(table, "group", mask)
+        share = table.loc[mask, "label"].mean()
+        assert abs(share - table["label"].mean()) < 0.15  # stratified
+    assert not np.array_equal(masks[0], masks[3])  # the repetitions differ
+    again = outer_test_masks(table, folds=3, repeats=2, seed=5)
+    assert all(np.array_equal(a, b) for a, b in zip(masks, again, strict=True))

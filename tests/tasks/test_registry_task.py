@@ -213,9 +213,9 @@ def test_registry_holds_the_models_that_were_registered(story) -> None:
     assert info.run_id == story.run_id
 
 
-def test_test_metrics_and_confusion_figure_are_logged(story) -> None:
+def test_held_out_metrics_and_confusion_figure_are_logged(story) -> None:
     registry = MlflowClient()
-    history = registry.get_metric_history(story.run_id, "test_accuracy")
+    history = registry.get_metric_history(story.run_id, "holdout_accuracy")
     assert [m.value for m in history] == pytest.approx([r.accuracy for r in story.results])
     artifacts = {a.path for a in registry.list_artifacts(story.run_id, "figures")}
     assert "figures/cnn_confusion_test.png" in artifacts
@@ -231,10 +231,10 @@ def test_re_testing_the_champion_says_already_champion(story) -> None:
     assert again.champion_version == "3"
 
 
-def test_test_metrics_are_linked_to_the_logged_model(story) -> None:
-    """The model's page in MLflow shows the test scores it was promoted (or not) on."""
+def test_held_out_metrics_are_linked_to_the_logged_model(story) -> None:
+    """The model's page in MLflow shows the held-out scores it was promoted (or not) on."""
     registry = MlflowClient()
     for result in story.results:
         model_id = logged_model_id(registry.get_model_version(NAME, result.version))
         metrics = {m.key: m.value for m in registry.get_logged_model(model_id).metrics}
-        assert metrics["test_accuracy"] == pytest.approx(result.accuracy)
+        assert metrics["holdout_accuracy"] == pytest.approx(result.accuracy)
