@@ -8,7 +8,13 @@ from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
-from glasses.outer import PointPlan, comparison_plan, outer_baseline, sweep_plan
+from glasses.outer import (
+    PointPlan,
+    comparison_plan,
+    outer_baseline,
+    sweep_plan,
+    sweep_sizes_kept,
+)
 from glasses.statistics import OuterDesign, SweepInference
 from tasks.outer import OuterPoint, outer_point, summarise_outer
 from tasks.sweep import filter_figures, summarise_sweep
@@ -56,7 +62,8 @@ def sweep(
     """Logs into `run_id` (the `sweep` child run); returns the one-line verdict. The filter
     figures show the registered CNN `cnn_version` on the held-out split of `split`."""
     points = _points(sweep_plan(config, design), config, data, design)
-    line = summarise_sweep(points, design, outer_baseline(design), config, run_id)
+    dropped = sweep_sizes_kept(config, design)[1]
+    line = summarise_sweep(points, design, outer_baseline(design), dropped, config, run_id)
     filter_figures(cnn_version, data, split, config, run_id)
     print(line)
     return line

@@ -20,6 +20,7 @@ from glasses.outer import PointPlan, point_config, point_rows, point_seed
 from glasses.results import training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
+from glasses.training import plateaued
 from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_metrics, log_table
 
@@ -29,9 +30,11 @@ class OuterPoint:
     outer: int
     size: int  # training images
     repeat: int
+    budget: float  # multiplier of the step budget (1 but in the sweep's budget check)
     model: Family
     steps: int
     early_stopped: bool
+    converged: bool  # ended on a loss plateau (`glasses.training.plateaued`)
     final_train_loss: float
     final_train_accuracy: float
     accuracy: float
@@ -64,9 +67,11 @@ def outer_point(
             outer=plan.outer,
             size=len(rows),
             repeat=plan.repeat,
+            budget=plan.budget,
             model=family,
             steps=fitted.trained.steps,
             early_stopped=fitted.trained.early_stopped,
+            converged=plateaued(fitted.trained.history),
             final_train_loss=fitted.final["final_train_loss"],
             final_train_accuracy=fitted.final["final_train_accuracy"],
             predictions=predicted,

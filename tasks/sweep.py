@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import numpy as np
-import pandas as pd
 import torch
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
@@ -22,25 +21,12 @@ from glasses.filters import (
 )
 from glasses.metrics import confusion
 from glasses.plots import confusion_figure
-from glasses.statistics import OuterDesign, sweep_inference, verdict, verdict_class
-from glasses.sweep import confounds
+from glasses.statistics import OuterDesign, sweep_inference, verdict_class
+from glasses.sweep import budget_caveats, budget_check, convergence, sweep_fits, sweep_verdict
 from glasses.tables import markdown_table
 from tasks.outer import OuterPoint, point_frame
 from tasks.registry import version_model
 from tasks.tracking import client, log_figure, log_metrics, log_table
-
-
-def convergence(records: pd.DataFrame) -> pd.DataFrame:
-    """Per (size, model): mean steps, the lowest final training accuracy, and the share of
-    points that stopped early — the evidence that every point was trained to convergence."""
-    grouped = records.groupby(["size", "model"])
-    return pd.DataFrame(
-        {
-            "steps_mean": grouped["steps"].mean(),
-            "final_train_accuracy_min": grouped["final_train_accuracy"].min(),
-            "early_stopped_share": grouped["early_stopped"].mean(),
-        }
-    ).reset_index()
 
 
 @task(name="summarise-sweep", cache_policy=NO_CACHE)
@@ -48,22 +34,28 @@ def summarise_sweep(
     points: list[OuterPoint],
     design: OuterDesign,
     baseline: dict[str, float],
+    dropped: list[str],
     config: GlassesConfig,
     run_id: str,
 ) -> str:
     """Table with bootstrap intervals, paired tests per size (Holm), crossover with interval,
-    learning curves against the majority baseline, convergence, confounds and a verdict."""
+    learning curves with fitted power laws against the majority baseline, convergence,
+    dropped sizes, confounds and a verdict."""
     tracking = client()
     frame = point_frame(points)
     records = frame.drop(columns="predictions")
-    inference = sweep_inference(frame, design, config.sweep.resamples, seed=config.seed)
-    table = inference.table.merge(convergence(records), on=["size", "model"])
-    remaining = confounds(config)
-    line = f"{verdict(inference, config.sweep.alpha)}; remaining confounds: {'; '.join(remaining)}"
+    at_budget = frame["budget"] == 1.0
+    inference = sweep_inference(frame[at_budget], design, config.sweep.resamples, seed=config.seed)
+    table = inference.table.merge(convergence(records[at_budget]), on=["size", "model"])
+    budgets = budget_check(records)
+    fits = sweep_fits(inference)
+    line = sweep_verdict(inference, fits, config, dropped + budget_caveats(budgets))
     log_table(tracking, run_id, records.set_index(["size", "repeat", "model"]), "sweep/points.csv")
     log_table(tracking, run_id, table.set_index(["size", "model"]), "sweep/table.csv")
     log_table(tracking, run_id, inference.tests.set_index("size"), "sweep/tests.csv")
-    figure = learning_curve_figure(inference.table, baseline, inference.crossover)
+    if not budgets.empty:
+        log_table(tracking, run_id, budgets.set_index(["size", "budget"]), "sweep/budget.csv")
+    figure = learning_curve_figure(inference.table, baseline, inference.crossover, fits)
     log_figure(tracking, run_id, figure, "figures/learning_curves.png")
     smallest = min(p.size for p in points)
     for point in points:

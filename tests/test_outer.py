@@ -15,6 +15,7 @@ from glasses.outer import (
     point_config,
     point_seed,
     sweep_plan,
+    sweep_sizes_kept,
 )
 
 
@@ -63,3 +64,42 @@ def test_baseline_is_the_majority_answer_averaged_over_splits() -> None:
     assert baseline["balanced_accuracy"] == pytest.approx(0.5)
     shares = [1 - design.labels[t].mean() for t in design.tests]  # "no glasses" is the majority
     assert baseline["accuracy"] == pytest.approx(np.mean(shares))
+
+
+def test_sizes_too_small_for_the_rarer_class_are_dropped_with_the_reason() -> None:
+    config = resolve_config(
+        "quick", {"sweep": {"sizes": (50, 20, 12), "min_per_class": 5}, "split": {"outer": 1}}
+    )
+    design = outer_design(people(), config)  # one in three wears glasses; 30 % in one part
+    kept, dropped = sweep_sizes_kept(config, design)
+    assert kept == [50, 20]
+    assert dropped == [
+        "size 12 dropped: about 3.6 images of the rarer class, fewer than sweep.min_per_class = 5"
+    ]
+
+
+def test_budget_check_repeats_the_first_draws_of_the_end_sizes_at_each_factor() -> None:
+    config = resolve_config(
+        "quick",
+        {"sweep": {"sizes": (50, 30, 20), "repeats": 7, "budget_factors": (0.5, 2.0),
+                   "budget_repeats": 2}},
+    )  # fmt: skip
+    plan = sweep_plan(config, outer_design(people(), config))
+    checks = [p for p in plan if p.budget != 1.0]
+    assert len(plan) == 3 * 7 + len(checks)
+    assert [(p.budget, p.size, p.repeat) for p in checks] == [
+        (b, s, r) for b in (0.5, 2.0) for s in (20, 50) for r in (0, 1)
+    ]
+    same = {(p.outer, p.size, p.repeat): p for p in plan if p.budget == 1.0}
+    assert all(same[(p.outer, p.size, p.repeat)] for p in checks)  # pairs with a 1x draw
+    base = next(p for p in checks if p.budget == 2.0)
+    assert point_seed(42, base) == point_seed(42, same[(base.outer, base.size, base.repeat)])
+
+
+def test_a_budget_factor_scales_both_families_steps() -> None:
+    config = resolve_config("quick")
+    doubled = point_config(config, PointPlan(0, 20, 0, 2.0))
+    assert doubled.cnn.optimiser.steps == 2 * config.cnn.optimiser.steps
+    assert doubled.scatnet.optimiser.steps == 2 * config.scatnet.optimiser.steps
+    halved = point_config(config, PointPlan(0, None, 0, 0.5))
+    assert halved.cnn.optimiser.steps == config.cnn.optimiser.steps // 2

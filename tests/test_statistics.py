@@ -18,6 +18,7 @@ from glasses.statistics import (
     crossover_size,
     holm,
     paired_test,
+    sign_changes,
     sweep_inference,
     verdict,
     verdict_class,
@@ -195,49 +196,53 @@ def test_a_model_that_always_says_glasses_scores_chance_on_balanced_accuracy():
     assert row["balanced_accuracy_low"] == row["balanced_accuracy_high"] == 0.5
 
 
-def inference(differences: list[float], p_holm: list[float], crossover=None) -> SweepInference:
+def inference(
+    differences: list[float],
+    p_holm: list[float],
+    crossover=None,
+    sizes=(1000, 300, 100),
+    n: int = 9,
+) -> SweepInference:
     tests = pd.DataFrame(
         {
-            "size": [1000, 300, 100],
+            "size": list(sizes),
             "difference": differences,
             "p_holm": p_holm,
-            "n": 9,
+            "n": n,
             "outer": 3,
-            "p_floor": 2**-8,
+            "p_floor": 2.0 ** (1 - n),
         }
     )
     low, high = (crossover * 0.8, crossover * 1.2) if crossover else (float("nan"),) * 2
-    return SweepInference(pd.DataFrame(), tests, crossover, low, high, 0.9 if crossover else 0.1)
+    share = 0.9 if crossover else 0.1
+    return SweepInference(pd.DataFrame(), tests, crossover, low, high, share, {})
 
 
-def test_verdict_names_scatnet_at_the_small_sizes():
+def test_verdict_names_scatnet_at_the_small_sizes_without_reaching_past_them():
     line = verdict(inference([0.01, 0.05, 0.08], [0.4, 0.01, 0.001]))
     assert line.startswith(
-        "ScatNet beats the CNN in balanced accuracy at 300 training images and below (Holm p < 0.05"
+        "ScatNet beats the CNN in balanced accuracy at every size tried from 100 to 300 training "
+        "images (Holm p < 0.05 at each of the 2 sizes, largest 0.01)"
     )
-    assert "largest 0.01" in line
-    assert ("; the mean curves do not cross in the swept range "
-            "(they cross in 10% of bootstrap resamples); from 3 outer splits, 9 paired trainings "
-            "per size, test people resampled (smallest reachable p = 0.0039)") in line  # fmt: skip
+    assert "and below" not in line
+    assert ("; the ScatNet is ahead at every size tried (100–1000): a crossover to the CNN, if "
+            "any, lies above 1000 images; from 3 outer splits, 9 paired trainings per size, test "
+            "people resampled (smallest reachable p = 0.0039)") in line  # fmt: skip
     assert "out of reach" not in line
 
 
 def test_verdict_says_when_holm_cannot_reject_at_all():
-    few = inference([0.01, 0.05, 0.08], [0.4, 0.2, 0.19])
-    few = SweepInference(
-        few.table, few.tests.assign(n=5, p_floor=0.0625), None, float("nan"), float("nan"), 0.1
-    )
-    line = verdict(few)
+    line = verdict(inference([0.01, 0.05, 0.08], [0.4, 0.2, 0.19], n=5))
     assert line.endswith(
         "smallest reachable p = 0.062); Holm at 0.05 over 3 sizes is out of reach with so few "
         "trainings per size: raise sweep.repeats"
     )
 
 
-def test_verdict_names_the_cnn_when_it_wins_small():
+def test_verdict_names_the_cnn_when_it_wins_at_one_size():
     line = verdict(inference([0.0, -0.01, -0.08], [0.9, 0.6, 0.002]))
     assert line.startswith(
-        "the CNN beats the ScatNet in balanced accuracy at 100 training images and below "
+        "the CNN beats the ScatNet in balanced accuracy at 100 training images "
         "(Holm p = 0.002 < 0.05)"
     )
 
@@ -245,10 +250,49 @@ def test_verdict_names_the_cnn_when_it_wins_small():
 def test_verdict_reports_the_large_end_and_the_crossover_interval():
     line = verdict(inference([-0.05, 0.01, 0.06], [0.001, 0.5, 0.01], crossover=250.0))
     assert line.startswith("ScatNet beats the CNN in balanced accuracy at 100 training images")
+    assert "; the CNN beats the ScatNet in balanced accuracy at 1000 training images (" in line
     assert (
-        "; the CNN beats the ScatNet in balanced accuracy at 1000 training images and above" in line
+        "crossover ≈ 367 images (ScatNet ahead below, CNN above), 95 % bootstrap interval "
+        "[200, 300]"
+    ) in line
+
+
+def crossing(differences: list[float], sizes=(800, 300, 78, 40, 20)) -> str:
+    """The verdict's clause on where the mean curves change order."""
+    line = verdict(inference(differences, [0.5] * len(sizes), 100.0, sizes))
+    return line.split("; ")[1]
+
+
+def test_crossover_from_scatnet_ahead_to_cnn_ahead_as_size_grows():
+    clause = crossing([-0.06, -0.03, 0.01, 0.03, 0.05])
+    assert clause.startswith("crossover ≈ ") and "(ScatNet ahead below, CNN above)" in clause
+    assert 78 < float(clause.split("≈ ")[1].split(" ")[0]) < 300
+
+
+def test_a_change_the_other_way_is_named_a_reverse_crossing():
+    clause = crossing([0.06, 0.03, -0.01, -0.03, -0.05])
+    assert clause.startswith("reverse crossing ≈ ")
+    assert "the CNN ahead below it, the ScatNet above" in clause
+
+
+def test_no_change_is_censored_at_the_tried_range():
+    assert crossing([-0.06, -0.03, -0.01, -0.02, -0.05]) == (
+        "the CNN is ahead at every size tried (20–800): a crossover, if any, lies below 20 images"
     )
-    assert "crossover ≈ 250 images, 95 % bootstrap interval [200, 300]" in line
+    assert crossing([0.06, 0.03, 0.01, 0.02, 0.05]).endswith("lies above 800 images")
+
+
+def test_a_non_monotone_difference_is_reported_as_such():
+    clause = crossing([-0.06, 0.03, -0.01, 0.02, 0.05])
+    assert clause.startswith("non-monotone: ScatNet − CNN changes sign 3 times")
+    assert "no single crossover" in clause
+
+
+def test_sign_changes_interpolate_on_log_size_and_name_directions():
+    changes = sign_changes([10, 100, 1000], [0.1, -0.1, 0.1])
+    assert changes == [(pytest.approx(math.sqrt(10 * 100)), 1), (pytest.approx(math.sqrt(1e5)), -1)]
+    assert crossover_size([10, 100, 1000], [0.1, -0.1, 0.1]) == pytest.approx(math.sqrt(1000))
+    assert crossover_size([10, 100], [-0.1, 0.1]) is None  # only the reverse direction
 
 
 def test_verdict_without_any_significant_size():

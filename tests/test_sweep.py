@@ -9,7 +9,10 @@ import pytest
 from glasses.config import resolve_config
 from glasses.data.splits import inner_validation_mask, make_split, split_units
 from glasses.sweep import (
+    budget_caveats,
+    budget_check,
     confounds,
+    convergence,
     default_sizes,
     subsample_training,
     sweep_config,
@@ -161,3 +164,42 @@ def test_sweep_config_matches_the_scatnet_to_the_cnn_only_when_asked():
     )
     assert matched.scatnet.optimiser == config.cnn.optimiser
     assert matched.scatnet.head == config.cnn.head
+
+
+def records(differences: dict[float, float], size: int = 20, draws: int = 3) -> pd.DataFrame:
+    """Sweep points at one size: per budget, the CNN at 0.7 and the ScatNet at 0.7 + difference
+    on every draw; the 1x budget has two more draws than the others."""
+    rows = []
+    for budget, difference in differences.items():
+        for repeat in range(draws + (2 if budget == 1.0 else 0)):
+            for model, score in (("cnn", 0.7), ("scatnet", 0.7 + difference)):
+                extra = 0.5 if repeat >= draws else 0.0  # draws only 1x has: must not count
+                rows.append({"size": size, "repeat": repeat, "budget": budget, "model": model,
+                             "balanced_accuracy": score + extra, "converged": budget >= 1.0,
+                             "steps": 10, "final_train_accuracy": 1.0,
+                             "early_stopped": False})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+def test_budget_check_compares_the_same_draws_at_every_budget():
+    table = budget_check(records({0.5: 0.02, 1.0: -0.01, 2.0: -0.03})).set_index("budget")
+    assert table["difference"].to_dict() == pytest.approx({0.5: 0.02, 1.0: -0.01, 2.0: -0.03})
+    assert table.loc[1.0, "cnn"] == pytest.approx(0.7)  # the 1x-only draws left out
+    assert table["converged_share"].to_dict() == {0.5: 0.0, 1.0: 1.0, 2.0: 1.0}
+    assert (table["draws"] == 3).all()
+
+
+def test_a_sign_that_changes_with_the_budget_gives_a_caveat():
+    changing = budget_check(records({0.5: 0.02, 1.0: -0.01, 2.0: -0.03}))
+    (caveat,) = budget_caveats(changing)
+    assert caveat.startswith("caveat: at 20 images the sign of ScatNet − CNN changes with the step")
+    assert "0.5x +0.020, 1x -0.010, 2x -0.030" in caveat
+    assert budget_caveats(budget_check(records({0.5: -0.02, 1.0: -0.01, 2.0: -0.03}))) == []
+    no_check = records({1.0: 0.01})
+    assert budget_check(no_check).empty and budget_caveats(budget_check(no_check)) == []
+
+
+def test_convergence_counts_plateaus_per_size_and_model():
+    table = convergence(records({0.5: 0.0})).set_index("model")
+    assert table["converged_share"].to_dict() == {"cnn": 0.0, "scatnet": 0.0}
+    assert table["steps_mean"].to_dict() == {"cnn": 10, "scatnet": 10}

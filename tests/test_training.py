@@ -7,6 +7,7 @@ import dataclasses
 import math
 import os
 
+import pandas as pd
 import pytest
 import torch
 from torch import nn
@@ -15,7 +16,14 @@ from glasses import training
 from glasses.config import OptimiserConfig, resolve_config
 from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
-from glasses.training import Check, Rows, predict, threads_per_worker, train_steps
+from glasses.training import (
+    Check,
+    Rows,
+    plateaued,
+    predict,
+    threads_per_worker,
+    train_steps,
+)
 
 COLUMNS = [field.name for field in dataclasses.fields(Check)]
 CPU = torch.device("cpu")
@@ -211,3 +219,25 @@ def test_rows_are_read_without_copying_the_inputs() -> None:
     assert rows.targets().tolist() == [1, 0, 1]
     logits = predict(lambda b: b, rows, lambda b, t: b, batch_size=2, device=CPU)
     torch.testing.assert_close(logits, inputs[[7, 2, 5]])
+
+
+def history(losses: list[float], validation: bool = False) -> pd.DataFrame:
+    nan = float("nan")
+    return pd.DataFrame(
+        {
+            "step": range(len(losses)),
+            "train_loss": losses if not validation else [9.0] * len(losses),
+            "val_loss": losses if validation else [nan] * len(losses),
+        }
+    )
+
+
+def test_a_training_on_a_loss_plateau_has_converged() -> None:
+    falling = [1.0, 0.8, 0.6, 0.45, 0.3, 0.2, 0.12, 0.08, 0.05, 0.03]
+    assert not plateaued(history(falling[:8]))  # still falling fast
+    flat = [1.0, 0.6, 0.4, 0.32, 0.3, 0.3, 0.29, 0.3, 0.29, 0.29]
+    assert plateaued(history(flat))
+    memorised = [1.0, 0.5, 0.2, 0.1, 0.05, 0.03, 0.02, 0.015, 0.012, 0.01]
+    assert plateaued(history(memorised))  # near zero: less than 0.01 left to fall
+    assert plateaued(history(flat, validation=True))  # the inner validation loss decides
+    assert not plateaued(history([1.0]))  # too few checks to tell

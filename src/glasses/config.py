@@ -181,7 +181,15 @@ class SweepConfig(_Strict):
     sizes: tuple[int, ...] | None = Field(
         None, description="Training-set sizes, descending; None: geometric from all to `smallest`."
     )
-    smallest: int = Field(78, ge=4, description="The seed study's 46 + 32 images.")
+    smallest: int = Field(
+        20,
+        ge=4,
+        description="Default sizes end here: below the seed study's 78, where it claimed the "
+        "ScatNet's advantage.",
+    )
+    min_per_class: int = Field(
+        5, ge=2, description="Sizes whose draws would give a class fewer images are dropped."
+    )
     steps: int = Field(
         6,
         ge=2,
@@ -198,6 +206,17 @@ class SweepConfig(_Strict):
         False,
         description="Train the ScatNet with the CNN's head widths and optimiser in the sweep, so "
         "the families differ only in their features (and the CNN's augmentation).",
+    )
+    budget_factors: tuple[float, ...] = Field(
+        (),
+        description="Step-budget multipliers (e.g. 0.5, 2) re-run at `budget_sizes`: whether the "
+        "sign of ScatNet − CNN depends on how long they train.",
+    )
+    budget_sizes: tuple[int, ...] | None = Field(
+        None, description="Sizes of the budget check; None: the smallest and the largest size."
+    )
+    budget_repeats: int = Field(
+        3, ge=1, le=100, description="Draws per size of the budget check (the sweep's first)."
     )
     alpha: float = Field(0.05, gt=0.0, lt=0.5, description="Family-wise error rate (Holm).")
     resamples: int = Field(

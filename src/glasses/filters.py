@@ -22,6 +22,7 @@ from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
 from torch import nn  # noqa: E402
 
 from glasses.families import SPECS  # noqa: E402
+from glasses.learning_curve import CurveFits  # noqa: E402
 from glasses.models.cnn import CNN  # noqa: E402
 from glasses.models.scatnet import coefficient_count, scattering_transform  # noqa: E402
 
@@ -288,14 +289,19 @@ CURVE_METRICS = {
 
 
 def learning_curve_figure(
-    table: pd.DataFrame, baseline: dict[str, float], crossover: float | None = None
+    table: pd.DataFrame,
+    baseline: dict[str, float],
+    crossover: float | None = None,
+    fits: CurveFits | None = None,
 ) -> Figure:
     """Test accuracy, balanced accuracy and macro-F1 against training-set size, both models
     with their 95 % bootstrap intervals, and the majority-class baseline as a dashed line: a
     curve near that line is a model that learned nothing.
 
     `table` as `glasses.statistics.sweep_inference` makes it. Log size axis: the sweep's sizes
-    are spaced geometrically. `crossover` is marked on the balanced-accuracy panel when given.
+    are spaced geometrically. `crossover` is marked on the balanced-accuracy panel when given;
+    `fits` (`glasses.learning_curve.fit_curves`) draws each family's inverse power law there
+    with its band, dotted where it extrapolates beyond the tried sizes.
     """
     sizes = sorted(table["size"].unique())
     figure, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(15, 4.2))
@@ -318,6 +324,8 @@ def learning_curve_figure(
         axis.xaxis.set_minor_formatter(NullFormatter())
         axis.set(xlabel="training images", ylabel=f"test {name}", title=f"test {name}")
         axis.grid(alpha=0.3)
+    if fits is not None:
+        _draw_fits(axes[1], fits)
     if crossover is not None:
         axes[1].axvline(
             crossover, color="grey", linestyle="--", label=f"crossover ≈ {crossover:.0f}"
@@ -327,3 +335,15 @@ def learning_curve_figure(
     figure.suptitle("Learning curves: mean over repeats, 95 % bootstrap intervals")
     figure.tight_layout()
     return figure
+
+
+def _draw_fits(axis: Axes, fits: CurveFits) -> None:
+    inside = (fits.grid >= fits.tried[0]) & (fits.grid <= fits.tried[1])
+    colours = {line.get_label(): line.get_color() for line in axis.get_lines()}
+    for family, fit in fits.fits.items():
+        colour = colours.get(SPECS[family].title, "grey")
+        curve = fit(fits.grid)
+        axis.plot(fits.grid[inside], curve[inside], color=colour, linewidth=1, label=None)
+        axis.plot(fits.grid, np.where(inside, np.nan, curve), color=colour, linestyle=":")
+        axis.fill_between(fits.grid, fits.low[family], fits.high[family], color=colour, alpha=0.08)
+    axis.plot([], [], color="grey", linewidth=1, label="power-law fit (dotted: extrapolated)")

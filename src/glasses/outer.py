@@ -18,6 +18,7 @@ import pandas as pd
 
 from glasses.config import GlassesConfig
 from glasses.data.splits import outer_test_masks, split_units
+from glasses.families import FAMILIES, SPECS
 from glasses.metrics import majority_baseline
 from glasses.statistics import OuterDesign
 from glasses.sweep import subsample_training, sweep_config, sweep_sizes
@@ -42,6 +43,7 @@ class PointPlan:
     outer: int
     size: int | None
     repeat: int
+    budget: float = 1.0  # multiplier of both families' step budgets (the budget check)
 
 
 def comparison_plan(design: OuterDesign) -> list[PointPlan]:
@@ -49,16 +51,47 @@ def comparison_plan(design: OuterDesign) -> list[PointPlan]:
     return [PointPlan(outer, None, 0) for outer in range(len(design.tests))]
 
 
+def sweep_sizes_kept(config: GlassesConfig, design: OuterDesign) -> tuple[list[int], list[str]]:
+    """The sweep's sizes, and why any was dropped. Sizes come from the smallest split's training
+    part, so every size fits every split; a size whose draw would give a class fewer than
+    `sweep.min_per_class` images (at the training part's class ratio) is dropped: its scores
+    would measure the draw more than the family."""
+    parts = [np.setdiff1d(np.arange(len(design.labels)), tests) for tests in design.tests]
+    n_train = min(len(part) for part in parts)
+    rarest = min(min(np.bincount(design.labels[part], minlength=2)) / len(part) for part in parts)
+    kept, dropped = [], []
+    for size in sweep_sizes(config, n_train):
+        if size * rarest < config.sweep.min_per_class:
+            dropped.append(
+                f"size {size} dropped: about {size * rarest:.1f} images of the rarer class, fewer "
+                f"than sweep.min_per_class = {config.sweep.min_per_class}"
+            )
+        else:
+            kept.append(size)
+    return kept, dropped
+
+
 def sweep_plan(config: GlassesConfig, design: OuterDesign) -> list[PointPlan]:
-    """The sweep: `sweep.repeats` draws per size, draw r on outer split r mod the number of
-    splits, so the repeats are spread over the splits rather than multiplied by them. Sizes
-    come from the smallest split's training part, so every size fits every split."""
-    n_train = min(len(design.labels) - len(tests) for tests in design.tests)
+    """The sweep: `sweep.repeats` draws per kept size (`sweep_sizes_kept`), draw r on outer
+    split r mod the number of splits, so the repeats are spread over the splits rather than
+    multiplied by them. Then the budget check: the first `sweep.budget_repeats` draws of
+    `sweep.budget_sizes` (default: the smallest and largest kept size) again at each of
+    `sweep.budget_factors` times the step budget, on the same rows as their 1x draw."""
     splits = len(design.tests)
-    return [
+    sizes = sweep_sizes_kept(config, design)[0]
+    plan = [
         PointPlan(repeat % splits, size, repeat)
-        for size in sweep_sizes(config, n_train)
+        for size in sizes
         for repeat in range(config.sweep.repeats)
+    ]
+    checked = config.sweep.budget_sizes or sorted({min(sizes), max(sizes)} if sizes else ())
+    repeats = min(config.sweep.budget_repeats, config.sweep.repeats)
+    return plan + [
+        PointPlan(repeat % splits, size, repeat, factor)
+        for factor in config.sweep.budget_factors
+        for size in checked
+        if size in sizes
+        for repeat in range(repeats)
     ]
 
 
@@ -76,8 +109,17 @@ def point_rows(manifest: pd.DataFrame, test: np.ndarray, plan: PointPlan, seed: 
 
 def point_config(config: GlassesConfig, plan: PointPlan) -> GlassesConfig:
     """The settings a point trains with: the study's for the main comparison, the sweep's
-    (`sweep.matched`) for a sweep point."""
-    return config if plan.size is None else sweep_config(config)
+    (`sweep.matched`) for a sweep point, both families' step budgets times `plan.budget`."""
+    trained = config if plan.size is None else sweep_config(config)
+    if plan.budget == 1.0:
+        return trained
+    update = {}
+    for family in FAMILIES:
+        section = SPECS[family].settings(trained)
+        steps = max(1, round(section.optimiser.steps * plan.budget))
+        optimiser = section.optimiser.model_copy(update={"steps": steps})
+        update[family] = section.model_copy(update={"optimiser": optimiser})
+    return trained.model_copy(update=update)
 
 
 def outer_baseline(design: OuterDesign) -> dict[str, float]:

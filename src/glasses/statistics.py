@@ -91,31 +91,34 @@ def paired_test(a: Sequence[float], b: Sequence[float]) -> PairedTest:
     return PairedTest(mean, p_t, p_wilcoxon, n)
 
 
-def crossover_size(sizes: Sequence[float], differences: Sequence[float]) -> float | None:
-    """The size where the mean difference first changes sign, going up from the smallest size.
-
-    Starting from the small end because the question is how far the small-data regime reaches.
-    Linear interpolation on log(size), since sizes are spaced geometrically; a run of exact
-    zeros between the two signs is the crossing itself (its geometric centre). None when the
-    sign never changes.
-    """
+def sign_changes(sizes: Sequence[float], differences: Sequence[float]) -> list[tuple[float, int]]:
+    """Where the ScatNet − CNN difference changes sign as the size grows: (size, direction), with
+    direction +1 for ScatNet ahead → CNN ahead (the crossover the study asks about) and -1 for the
+    reverse. Linear interpolation on log(size), since sizes are spaced geometrically; a run of
+    exact zeros between two signs is the change itself (its geometric centre)."""
     order = np.argsort(np.asarray(sizes, dtype=float))
     logs = np.log(np.asarray(sizes, dtype=float)[order])
     values = np.asarray(differences, dtype=float)[order]
-    signs = np.sign(values)
-    nonzero = np.flatnonzero(signs)
-    if nonzero.size == 0:
-        return None
-    first = signs[nonzero[0]]
-    changed = nonzero[signs[nonzero] != first]
-    if changed.size == 0:
-        return None
-    after = changed[0]
-    before = nonzero[nonzero < after][-1]
-    if after - before > 1:
-        return float(np.exp(logs[before + 1 : after].mean()))
-    share = values[before] / (values[before] - values[after])
-    return float(np.exp(logs[before] + share * (logs[after] - logs[before])))
+    nonzero = np.flatnonzero(np.sign(values))
+    changes = []
+    for before, after in zip(nonzero[:-1], nonzero[1:], strict=True):
+        if np.sign(values[before]) == np.sign(values[after]):
+            continue
+        if after - before > 1:
+            at = logs[before + 1 : after].mean()
+        else:
+            share = values[before] / (values[before] - values[after])
+            at = logs[before] + share * (logs[after] - logs[before])
+        changes.append((float(np.exp(at)), 1 if values[before] > 0 else -1))
+    return changes
+
+
+def crossover_size(sizes: Sequence[float], differences: Sequence[float]) -> float | None:
+    """The size where the ScatNet stops being ahead and the CNN takes over, as the size grows:
+    the first ScatNet → CNN sign change from the small end, or None. A change the other way is
+    not a crossover in the study's sense (`sign_changes` names it)."""
+    forward = [size for size, direction in sign_changes(sizes, differences) if direction > 0]
+    return forward[0] if forward else None
 
 
 def holm(p_values: Sequence[float]) -> np.ndarray:
@@ -259,6 +262,9 @@ class SweepInference:
     crossover_low: float
     crossover_high: float
     crossover_share: float  # share of resamples in which the curves cross at all
+    # per model, resamples x sizes (in `tests` order) of the mean `VERDICT_METRIC`: what the
+    # learning-curve fits are bootstrapped from
+    resampled: dict[str, np.ndarray]
 
 
 def sweep_inference(
@@ -288,6 +294,7 @@ def sweep_inference(
     sizes = sorted(points["size"].unique(), reverse=True)
     tail = 100 * (1 - confidence) / 2
     table_rows, test_rows, differences = [], [], []
+    curves: dict[str, list[np.ndarray]] = {model: [] for model in FAMILIES}
     for size in sizes:
         wide = points[points["size"] == size].pivot(
             index=["outer", "repeat"], columns="model", values="predictions"
@@ -316,6 +323,8 @@ def sweep_inference(
                     f"{metric}_high": float(np.clip(high, 0, 1)),
                 }
             table_rows.append(row)
+        for model in FAMILIES:
+            curves[model].append(resampled[model][VERDICT_METRIC])
         difference = resampled["scatnet"][VERDICT_METRIC] - resampled["cnn"][VERDICT_METRIC]
         finite = difference[np.isfinite(difference)]
         low, high = np.percentile(finite, [tail, 100 - tail])
@@ -348,7 +357,8 @@ def sweep_inference(
     found = np.array([c for c in crossings if c is not None])
     low, high = np.percentile(found, [tail, 100 - tail]) if found.size else (NAN, NAN)
     share = found.size / max(1, len(replicated))
-    return SweepInference(table, tests, crossover, float(low), float(high), share)
+    stacked = {model: np.stack(values, axis=1) for model, values in curves.items()}
+    return SweepInference(table, tests, crossover, float(low), float(high), share, stacked)
 
 
 def verdict_class(tests: pd.DataFrame, alpha: float = 0.05) -> str:
@@ -364,11 +374,11 @@ def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
 
     Rule: a size is significant when its Holm-adjusted p < alpha. Going up from the smallest
     size, the longest run of significant sizes whose differences share one sign gives "… beats
-    … at N images and below", N its largest size; going down from the largest size, likewise
-    "… at M images and above" (when that run does not overlap the first). Significant sizes
-    outside both runs make "no consistent trend"; none at all makes "no size shows a
-    significant difference". The crossover and its interval follow.
-    """
+    … at every size tried from S to N", S the smallest size and N the run's largest; going down
+    from the largest size, likewise (when that run does not overlap the first). A claim never
+    reaches past a tried size. Significant sizes outside both runs make "no consistent trend";
+    none at all makes "no size shows a significant difference". Where the curves change order
+    follows (`_crossover_clause`), then what the verdict rests on."""
     ordered = inference.tests.sort_values("size", ignore_index=True)
     significant = (ordered["p_holm"] < alpha).to_numpy()
     signs = np.where(significant, np.sign(ordered["difference"]), 0)
@@ -376,9 +386,9 @@ def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
     large = _run_length(signs[::-1]) if small < len(signs) else 0
     clauses = []
     if small:
-        clauses.append(_clause(ordered.iloc[:small], alpha, "and below"))
+        clauses.append(_clause(ordered.iloc[:small], alpha))
     if large:
-        clauses.append(_clause(ordered.iloc[len(ordered) - large :], alpha, "and above"))
+        clauses.append(_clause(ordered.iloc[len(ordered) - large :], alpha))
     if clauses:
         line = "; ".join(clauses)
     elif significant.any():
@@ -416,15 +426,40 @@ def _design_clause(tests: pd.DataFrame, alpha: float) -> str:
 
 
 def _crossover_clause(inference: SweepInference) -> str:
-    if inference.crossover is None:
+    """Where the mean curves change order, censored at the tried range: a change is only claimed
+    between two tried sizes, and its absence says on which side of the range one could lie."""
+    tests = inference.tests.sort_values("size")
+    sizes, differences = tests["size"].to_numpy(), tests["difference"].to_numpy()
+    changes = sign_changes(sizes, differences)
+    tried = f"{sizes.min():.0f}–{sizes.max():.0f}"
+    if len(changes) > 1:
+        near = ", ".join(f"≈ {size:.0f}" for size, _ in changes)
         return (
-            "the mean curves do not cross in the swept range "
-            f"(they cross in {inference.crossover_share:.0%} of bootstrap resamples)"
+            f"non-monotone: ScatNet − CNN changes sign {len(changes)} times ({near} images), so "
+            "there is no single crossover"
+        )
+    if not changes:
+        if (differences > 0).any():
+            return (
+                f"the ScatNet is ahead at every size tried ({tried}): a crossover to the CNN, if "
+                f"any, lies above {sizes.max():.0f} images"
+            )
+        if (differences < 0).any():
+            return (
+                f"the CNN is ahead at every size tried ({tried}): a crossover, if any, lies "
+                f"below {sizes.min():.0f} images"
+            )
+        return f"the mean curves coincide at every size tried ({tried})"
+    size, direction = changes[0]
+    if direction < 0:
+        return (
+            f"reverse crossing ≈ {size:.0f} images: the CNN ahead below it, the ScatNet above "
+            "(not the small-data advantage the seed study claimed)"
         )
     return (
-        f"crossover ≈ {inference.crossover:.0f} images, 95 % bootstrap interval "
-        f"[{inference.crossover_low:.0f}, {inference.crossover_high:.0f}] "
-        f"(curves cross in {inference.crossover_share:.0%} of resamples)"
+        f"crossover ≈ {size:.0f} images (ScatNet ahead below, CNN above), 95 % bootstrap "
+        f"interval [{inference.crossover_low:.0f}, {inference.crossover_high:.0f}] "
+        f"(curves cross this way in {inference.crossover_share:.0%} of resamples)"
     )
 
 
@@ -436,17 +471,16 @@ def _run_length(signs: np.ndarray) -> int:
     return int(different[0]) if different.size else len(signs)
 
 
-def _clause(run: pd.DataFrame, alpha: float, direction: str) -> str:
+def _clause(run: pd.DataFrame, alpha: float) -> str:
+    """Who wins over a run of tried sizes, never extended past them."""
     scatnet_wins = run["difference"].iloc[0] > 0
     winner = "ScatNet beats the CNN" if scatnet_wins else "the CNN beats the ScatNet"
-    edge = run["size"].max() if direction == "and below" else run["size"].min()
+    low, high = run["size"].min(), run["size"].max()
     largest_p = run["p_holm"].max()
     if len(run) == 1:
+        where = f"at {low} training images"
         evidence = f"Holm p = {largest_p:.2g} < {alpha:g}"
     else:
-        bound = "≤" if direction == "and below" else "≥"
-        evidence = (
-            f"Holm p < {alpha:g} at each of the {len(run)} sizes {bound} {edge}, "
-            f"largest {largest_p:.2g}"
-        )
-    return f"{winner} in balanced accuracy at {edge} training images {direction} ({evidence})"
+        where = f"at every size tried from {low} to {high} training images"
+        evidence = f"Holm p < {alpha:g} at each of the {len(run)} sizes, largest {largest_p:.2g}"
+    return f"{winner} in balanced accuracy {where} ({evidence})"

@@ -14,6 +14,9 @@ import pandas as pd
 
 from glasses.config import GlassesConfig, OptimiserConfig
 from glasses.data.splits import split_units
+from glasses.families import SPECS
+from glasses.learning_curve import CurveFits, fit_curves
+from glasses.statistics import VERDICT_METRIC, SweepInference, verdict
 
 SMALLEST_SIZE = 4  # two images per class: the least an inner validation split can stratify
 
@@ -177,3 +180,77 @@ def _describe(optimiser: OptimiserConfig) -> str:
         f"(lr {optimiser.lr:g}, momentum {optimiser.momentum:g}, batch {optimiser.batch_size}, "
         f"{optimiser.steps} steps, patience {optimiser.patience})"
     )
+
+
+def sweep_fits(inference: SweepInference) -> CurveFits | None:
+    """Each family's inverse power law through its mean `VERDICT_METRIC` per size, with bands
+    and the fitted crossing bootstrapped from the sweep's own resamples."""
+    sizes = inference.tests["size"].to_numpy()
+    table = inference.table.set_index(["model", "size"])[f"{VERDICT_METRIC}_mean"]
+    scores = {model: table.loc[model].loc[sizes].to_numpy() for model in inference.resampled}
+    return fit_curves(sizes, scores, inference.resampled)
+
+
+def sweep_verdict(
+    inference: SweepInference, fits: CurveFits | None, config: GlassesConfig, dropped: list[str]
+) -> str:
+    """The sweep's one line: who wins at which tried sizes, where the mean curves change order
+    (censored at the tried range), what that rests on, then the fitted curves (extrapolation
+    labelled as such), dropped sizes and the confounds that remain."""
+    parts = [verdict(inference, config.sweep.alpha)]
+    if fits is not None:
+        parts.append(fits.describe({name: spec.title for name, spec in SPECS.items()}))
+    parts += dropped
+    parts.append(f"remaining confounds: {'; '.join(confounds(config))}")
+    return "; ".join(parts)
+
+
+def convergence(records: pd.DataFrame) -> pd.DataFrame:
+    """Per (size, model): mean steps, the lowest final training accuracy, the share of points
+    that stopped early and the share that ended on a loss plateau — the evidence that every
+    point was trained to convergence."""
+    grouped = records.groupby(["size", "model"])
+    return pd.DataFrame(
+        {
+            "steps_mean": grouped["steps"].mean(),
+            "final_train_accuracy_min": grouped["final_train_accuracy"].min(),
+            "early_stopped_share": grouped["early_stopped"].mean(),
+            "converged_share": grouped["converged"].mean(),
+        }
+    ).reset_index()
+
+
+def budget_check(records: pd.DataFrame) -> pd.DataFrame:
+    """Per checked size and step budget (`budget`, a multiplier): each family's mean
+    `VERDICT_METRIC` over the draws run at every budget (the 1x ones restricted to them, so all
+    budgets average the same rows), ScatNet − CNN and the share of converged trainings. Empty
+    without a budget check."""
+    checked = records.loc[records["budget"] != 1.0, ["size", "repeat"]].drop_duplicates()
+    if checked.empty:
+        return pd.DataFrame()
+    same = records.merge(checked, on=["size", "repeat"])
+    table = same.pivot_table(
+        index=["size", "budget"], columns="model", values=VERDICT_METRIC, aggfunc="mean"
+    )
+    table["difference"] = table["scatnet"] - table["cnn"]
+    table["converged_share"] = same.groupby(["size", "budget"])["converged"].mean()
+    table["draws"] = same.groupby(["size", "budget"])["repeat"].nunique()
+    table.columns.name = None
+    return table.reset_index()
+
+
+def budget_caveats(table: pd.DataFrame) -> list[str]:
+    """A caveat for every checked size at which the sign of ScatNet − CNN changes with the step
+    budget: there the comparison measures training length as much as the families."""
+    caveats = []
+    for size, rows in table.groupby("size") if not table.empty else ():
+        signs = set(np.sign(rows["difference"]))
+        if len(signs - {0.0}) > 1:
+            values = ", ".join(
+                f"{row.budget:g}x {row.difference:+.3f}" for row in rows.itertuples()
+            )
+            caveats.append(
+                f"caveat: at {size} images the sign of ScatNet − CNN changes with the step budget "
+                f"({values}), so there the comparison depends on how long they train"
+            )
+    return caveats
