@@ -24,7 +24,7 @@ from glasses.filters import (
 )
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet, coefficient_count, scattering_transform
-from glasses.statistics import sweep_inference
+from glasses.statistics import OuterDesign, sweep_inference
 
 CONFIG = resolve_config("tiny")
 SIZE = CONFIG.data.image_size
@@ -136,13 +136,14 @@ def test_learning_curve_has_both_models_and_the_baseline_on_log_axes(close_figur
     rng = np.random.default_rng(0)
     labels = (rng.random(60) < 0.6).astype(int)
     rows = [
-        {"size": size, "repeat": r, "model": m,
+        {"size": size, "outer": 0, "repeat": r, "model": m,
          "predictions": np.where(rng.random(60) < 0.8, labels, 1 - labels)}
         for size in (400, 100, 25)
         for r in range(3)
         for m in ("cnn", "scatnet")
     ]  # fmt: skip
-    table = sweep_inference(pd.DataFrame(rows), labels, resamples=100).table
+    design = OuterDesign((np.arange(60),), labels, np.arange(60))
+    table = sweep_inference(pd.DataFrame(rows), design, resamples=100).table
     baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
     figure = learning_curve_figure(table, baseline, crossover=60.0)
     axes = figure.get_axes()
