@@ -10,23 +10,26 @@ from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
-from glasses.scattering import cached_coefficients
+from glasses.scattering import cached_augmented_coefficients, cached_coefficients
 from glasses.training import default_device
 from tasks.tracking import client, log_metrics
 
 
 @task(name="scattering-coefficients", cache_policy=NO_CACHE)
 def scattering_coefficients(data: DataRef, config: GlassesConfig, run_id: str) -> DataRef:
-    """`data` with its scattering coefficients, computed into the cache on a miss."""
+    """`data` with its scattering coefficients, computed into the cache on a miss, and with
+    their augmented copies when the ScatNet trains on some (`scatnet.augmented_copies`)."""
     started = time.perf_counter()
-    cached = cached_coefficients(
-        image_set(data).pixels,
-        config.scatnet.J,
-        config.scatnet.L,
-        Path(data.cache_dir),
-        device=str(default_device()),
-    )
+    pixels, cache_dir, device = image_set(data).pixels, Path(data.cache_dir), str(default_device())
+    cached = cached_coefficients(pixels, config.scatnet.J, config.scatnet.L, cache_dir, device)
     tracking = client()
     tracking.set_tag(run_id, "scattering_cache", "hit" if cached.hit else "miss")
+    data = data.with_coefficients(cached)
+    if config.scatnet.augmented_copies:
+        augmented = cached_augmented_coefficients(
+            pixels, cached.coefficients, config, cache_dir, device
+        )
+        tracking.set_tag(run_id, "augmented_scattering_cache", "hit" if augmented.hit else "miss")
+        data = data.with_augmented(augmented)
     log_metrics(tracking, run_id, {"scattering_seconds": time.perf_counter() - started})
-    return data.with_coefficients(cached)
+    return data

@@ -22,7 +22,7 @@ from glasses.crossval import (
 from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
-from glasses.scattering import compute_coefficients
+from glasses.scattering import cached_augmented_coefficients, compute_coefficients
 from glasses.tables import markdown_table
 
 TINY = resolve_config("tiny")
@@ -174,3 +174,98 @@ def test_matched_config_gives_the_scatnet_the_cnns_head_and_optimiser() -> None:
     assert matched.scatnet.optimiser == TINY.cnn.optimiser
     assert (matched.scatnet.J, matched.scatnet.L) == (TINY.scatnet.J, TINY.scatnet.L)
     assert matched.cnn == TINY.cnn
+
+
+class ReadRows(torch.Tensor):
+    """Coefficients that remember which rows were read (by integer index tensors)."""
+
+    read: set[int]
+
+    def __getitem__(self, index):
+        if isinstance(index, torch.Tensor):
+            ReadRows.read.update(index.flatten().tolist())
+        return super().__getitem__(index).as_subclass(torch.Tensor)
+
+
+@pytest.fixture
+def copies_set(tiny_set, tmp_path):
+    """The tiny set's coefficients with 2 augmented copies (40 x 3 rows), reads recorded."""
+    pixels, labels, manifest = tiny_set
+    config = resolve_config("tiny", {"scatnet": {"augmented_copies": 2}})
+    plain = compute_coefficients(pixels, config.scatnet.J, config.scatnet.L)
+    entry = cached_augmented_coefficients(pixels, plain, config, tmp_path).coefficients
+    ReadRows.read = set()
+    return config, entry.as_subclass(ReadRows), labels, manifest
+
+
+def test_training_with_copies_samples_the_training_rows_copies_and_scores_originals(
+    copies_set, monkeypatch
+) -> None:
+    import glasses.crossval as crossval
+
+    config, inputs, labels, manifest = copies_set
+    n, train, val = 20, np.arange(12), np.arange(14, 20)  # rows 12, 13: in neither
+    seen = {}
+    real_steps, real_final = crossval.train_steps, crossval.final_scores
+
+    def steps_spy(model, classify, rows, prepare, optimiser, seed, **kwargs):
+        seen["train"], seen["validation"] = rows, kwargs["validation"]
+        return real_steps(model, classify, rows, prepare, optimiser, seed, **kwargs)
+
+    def final_spy(classify, rows, prepare):
+        seen["final"] = rows
+        return real_final(classify, rows, prepare)
+
+    monkeypatch.setattr(crossval, "train_steps", steps_spy)
+    monkeypatch.setattr(crossval, "final_scores", final_spy)
+    run_fold("scatnet", config, inputs, labels, manifest, train, val, seed=3)
+
+    validation, final = seen["validation"].index, seen["final"].index
+    inner_train = final.numpy()  # the probe's training rows: the fold's less its inner split
+    assert set(validation.tolist()) | set(inner_train) == set(train) and validation.max() < n
+    expanded = {c * n + r for c in range(3) for r in inner_train}
+    assert set(seen["train"].index.tolist()) == expanded
+    assert len(seen["train"]) == 3 * len(inner_train)
+    torch.testing.assert_close(seen["train"].targets(), labels[seen["train"].index % n])
+    # Every copy of a training row was read (standardisation, batches); no copy of any other.
+    assert {r for r in ReadRows.read if r >= n} == expanded - set(range(n))
+    assert {r for r in ReadRows.read if r < n} == set(train) | set(val)
+
+
+def test_standardisation_sees_the_copies_and_test_scores_the_originals(copies_set) -> None:
+    """The standardisation is fitted on every copy of the training rows; test logits from the
+    (K+1)·N inputs are those of their first N rows, whatever the copies hold."""
+    config, inputs, labels, manifest = copies_set
+    fitted = fit("scatnet", config, inputs, labels, manifest, np.arange(16), seed=1, steps=4)
+    plain = inputs[torch.arange(20)]
+    test = np.arange(16, 20)
+    torch.testing.assert_close(
+        logits_for("scatnet", fitted.model, inputs, test),
+        logits_for("scatnet", fitted.model, plain, test),
+        rtol=0,
+        atol=0,
+    )
+    copies = inputs[torch.arange(20, 60)]
+    assert not torch.allclose(fitted.model.coefficient_mean, plain[:16].mean(0))
+    expected_mean = torch.cat([plain[:16], copies[:16], copies[20:36]]).mean(0)
+    torch.testing.assert_close(fitted.model.coefficient_mean, expected_mean)
+
+
+def test_without_copies_training_reads_exactly_its_rows(tiny_set, monkeypatch) -> None:
+    """K = 0: the rows a training is given go to the loop as they are, today's protocol."""
+    import glasses.crossval as crossval
+
+    pixels, labels, manifest = tiny_set
+    coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
+    rows = np.array([5, 0, 9, 3, 12, 7, 1, 15])
+    seen = []
+    real = crossval.train_steps
+
+    def spy(model, classify, train, *args, **kwargs):
+        seen.append(train)
+        return real(model, classify, train, *args, **kwargs)
+
+    monkeypatch.setattr(crossval, "train_steps", spy)
+    for family, inputs in (("scatnet", coefficients), ("cnn", torch.from_numpy(pixels))):
+        fit(family, TINY, inputs, labels, manifest, rows, seed=1, steps=4)
+        assert seen[-1].index.tolist() == rows.tolist() and seen[-1].labels is labels

@@ -13,6 +13,7 @@ from matplotlib.figure import Figure
 
 from glasses.config import resolve_config
 from glasses.filters import (
+    CURVE_METRICS,
     cnn_feature_maps_figure,
     cnn_kernels_figure,
     coefficient_orders,
@@ -22,6 +23,7 @@ from glasses.filters import (
     scattering_coefficients_figure,
     wavelet_filters_figure,
 )
+from glasses.learning_curve import PowerLaw, fit_curves
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet, coefficient_count, scattering_transform
 from glasses.statistics import OuterDesign, sweep_inference
@@ -159,3 +161,31 @@ def test_learning_curve_has_both_models_and_the_baseline_on_log_axes(close_figur
         assert axis.get_lines()[2].get_ydata()[0] == floor
         assert len(axis.collections) == 2  # one interval band per model
     assert "crossover ≈ 60" in [line.get_label() for line in axes[1].get_lines()]
+
+
+def test_learning_curve_draws_the_fits_dotted_beyond_the_tried_sizes(close_figures):
+    sizes = np.array([400.0, 100.0, 25.0])
+    table = pd.DataFrame(
+        [
+            {"size": size, "model": model, **{f"{m}_{p}": 0.7 for m in CURVE_METRICS for p in
+                                               ("mean", "low", "high")}}
+            for size in sizes
+            for model in ("cnn", "scatnet")
+        ]
+    )  # fmt: skip
+    curves = {"cnn": PowerLaw(0.9, 1.0, 0.5), "scatnet": PowerLaw(0.85, 0.5, 0.5)}
+    fits = fit_curves(
+        sizes,
+        {f: c(sizes) for f, c in curves.items()},
+        {f: np.tile(c(sizes), (20, 1)) for f, c in curves.items()},
+    )
+    baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
+    panel = learning_curve_figure(table, baseline, fits=fits).get_axes()[1]
+    dotted = [line for line in panel.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 3  # each family's extrapolation, and the baseline
+    solid_x = [line.get_xdata() for line in panel.get_lines() if line.get_linewidth() == 1]
+    assert all(x.min() >= 25 and x.max() <= 400 for x in solid_x if len(x))
+    assert "power-law fit (dotted: extrapolated)" in [
+        line.get_label() for line in panel.get_lines()
+    ]
+    assert len(panel.collections) == 4  # two interval bands, two fit bands

@@ -8,12 +8,17 @@ import numpy as np
 import pytest
 import torch
 
+from glasses.augment import augment
 from glasses.cache_files import CacheWarning
+from glasses.config import GlassesConfig, resolve_config
 from glasses.models.scatnet import coefficient_count, scattering_transform
 from glasses.scattering import (
+    augmented_key,
     cache_key,
+    cached_augmented_coefficients,
     cached_coefficients,
     compute_coefficients,
+    copy_generator,
 )
 
 J, L = 2, 4
@@ -145,3 +150,78 @@ def test_an_entry_of_the_wrong_shape_is_not_used(pixels, tmp_path) -> None:
     with pytest.warns(CacheWarning, match="expected float32"):
         again = cached_coefficients(pixels, J, L, tmp_path)
     assert again.coefficients.shape[0] == 5
+
+
+def augmented(copies: int = 2, orientations: int = L, **overrides) -> GlassesConfig:
+    scatnet = {"J": J, "L": orientations, "augmented_copies": copies}
+    return resolve_config("tiny", {"scatnet": scatnet, **overrides})
+
+
+def test_augmented_copies_are_cached_reused_and_follow_the_originals(pixels, tmp_path) -> None:
+    plain = cached_coefficients(pixels, J, L, tmp_path).coefficients
+    first = cached_augmented_coefficients(pixels, plain, augmented(2), tmp_path)
+    assert first.hit is False
+    assert first.coefficients.shape == (3 * 5, *plain.shape[1:])
+    torch.testing.assert_close(first.coefficients[:5], plain, rtol=0, atol=0)  # copy 0
+    second = cached_augmented_coefficients(pixels, plain, augmented(2), tmp_path)
+    assert second.hit is True and second.path == first.path
+    torch.testing.assert_close(second.coefficients, first.coefficients, rtol=0, atol=0)
+    maps = Path("/proc/self/maps")
+    assert not maps.exists() or str(second.path) in maps.read_text()  # memory-mapped
+
+
+def test_copy_c_is_the_cnns_augmentation_from_its_own_generator(pixels, tmp_path) -> None:
+    config = augmented(2)
+    plain = compute_coefficients(pixels, J, L)
+    entry = cached_augmented_coefficients(pixels, plain, config, tmp_path).coefficients
+    transform = scattering_transform(J, L, 16)
+    for copy in (1, 2):
+        images = augment(
+            torch.from_numpy(pixels).float() / 255,
+            config.augment,
+            copy_generator(config.seed, copy),
+        )
+        torch.testing.assert_close(entry[copy * 5 : (copy + 1) * 5], transform(images))
+        assert not torch.allclose(entry[copy * 5 : (copy + 1) * 5], plain)
+    assert not torch.allclose(entry[5:10], entry[10:15])  # copies differ from each other
+
+
+def test_augmented_key_changes_with_anything_that_decides_the_copies(pixels) -> None:
+    key = augmented_key(pixels, augmented(2))
+    assert key == augmented_key(pixels.copy(), augmented(2))
+    changed = pixels.copy()
+    changed[0, 0, 0, 0] ^= 1
+    others = [
+        augmented_key(changed, augmented(2)),
+        augmented_key(pixels, augmented(3)),
+        augmented_key(pixels, augmented(2, augment={"hflip": 0.0})),
+        augmented_key(pixels, augmented(2, seed=7)),
+        augmented_key(pixels, augmented(2, orientations=L + 1)),
+        cache_key(pixels, J, L),
+    ]
+    assert len({key, *others}) == len(others) + 1
+
+
+def test_another_augment_setting_or_copy_count_is_another_entry(pixels, tmp_path) -> None:
+    plain = compute_coefficients(pixels, J, L)
+    first = cached_augmented_coefficients(pixels, plain, augmented(1), tmp_path)
+    more = cached_augmented_coefficients(pixels, plain, augmented(2), tmp_path)
+    assert more.hit is False and more.path != first.path and len(more.coefficients) == 15
+    # Copy c depends on the seed and c alone: K = 2 extends K = 1.
+    torch.testing.assert_close(more.coefficients[:10], first.coefficients, rtol=0, atol=0)
+    rotated = augmented(1, augment={"rotation_degrees": 30.0})
+    other = cached_augmented_coefficients(pixels, plain, rotated, tmp_path)
+    assert other.hit is False and other.path not in (first.path, more.path)
+    assert not torch.allclose(other.coefficients[5:], first.coefficients[5:])
+
+
+def test_a_damaged_augmented_entry_is_recomputed_with_a_warning(pixels, tmp_path) -> None:
+    plain = compute_coefficients(pixels, J, L)
+    entry = cached_augmented_coefficients(pixels, plain, augmented(1), tmp_path)
+    expected = entry.coefficients.clone()
+    del entry.coefficients
+    flip_last_coefficient_byte(entry.path)
+    with pytest.warns(CacheWarning, match=rf"augmented scattering .*{entry.path}.*checksum"):
+        again = cached_augmented_coefficients(pixels, plain, augmented(1), tmp_path)
+    assert again.hit is False
+    torch.testing.assert_close(again.coefficients, expected, rtol=0, atol=0)

@@ -148,6 +148,16 @@ def test_matched_sweep_leaves_only_augmentation():
     assert confounds(config) == confounds(config)[:1]
 
 
+def test_with_augmented_copies_the_confound_is_fixed_versus_fresh_augmentation():
+    copies = resolve_config(
+        "quick", {"sweep": {"matched": True}, "scatnet": {"augmented_copies": 4}}
+    )
+    (item,) = confounds(copies)
+    assert "for the CNN only" not in item
+    assert item.startswith("augmentation drawn afresh every step for the CNN")
+    assert "fixed for the ScatNet (4 augmented copies per image" in item
+
+
 def test_sweep_sizes_keep_the_configured_ones_that_fit_else_the_default_ladder():
     configured = resolve_config("tiny", {"sweep": {"sizes": (36, 20)}})
     assert sweep_sizes(configured, 48) == [36, 20]

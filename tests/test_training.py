@@ -241,3 +241,15 @@ def test_a_training_on_a_loss_plateau_has_converged() -> None:
     assert plateaued(history(memorised))  # near zero: less than 0.01 left to fall
     assert plateaued(history(flat, validation=True))  # the inner validation loss decides
     assert not plateaued(history([1.0]))  # too few checks to tell
+
+
+def test_rows_with_copies_are_every_copy_of_each_row_under_its_label() -> None:
+    labels = torch.tensor([0, 1, 1, 0])
+    inputs = torch.arange(12, dtype=torch.float32)  # 3 copies of 4 images: copy c at 4c + r
+    rows = Rows.of(inputs, labels, [2, 0]).with_copies()
+    assert rows.index.tolist() == [2, 0, 6, 4, 10, 8] and rows.inputs is inputs
+    assert rows.targets().tolist() == [1, 0, 1, 0, 1, 0]
+    plain = Rows.of(inputs[:4], labels, [2, 0])
+    assert plain.with_copies() is plain  # no copies: the rows as they are
+    with pytest.raises(ValueError, match="10 input rows are no whole number of 4 images"):
+        Rows.of(inputs[:10], labels, [2]).with_copies()

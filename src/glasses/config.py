@@ -134,6 +134,13 @@ class ScatNetConfig(_Strict):
         description="Scales of the wavelet filter bank (the image shrinks by 2**J).",
     )
     L: int = Field(8, ge=1, le=16, description="Orientations per scale.")
+    augmented_copies: int = Field(
+        0,
+        ge=0,
+        le=16,
+        description="Augmented copies of every image (the CNN's augmentation) whose coefficients "
+        "are cached for ScatNet training; 0: the un-augmented images only.",
+    )
     head: HeadConfig = HeadConfig(hidden=(1024, 1024), dropout=0.1)
     optimiser: OptimiserConfig = OptimiserConfig(
         lr=0.005, momentum=0.0, batch_size=128, steps=2_500, check_every=50

@@ -97,11 +97,14 @@ def train_on(
     """One training on `rows`; `inputs` are uint8 pixels (CNN) or coefficients (ScatNet).
 
     With `validation_rows` it stops early and keeps its best check (see `train_steps`). The
-    ScatNet gets no image augmentation: its coefficients are computed once from the
-    un-augmented images, and its standardisation is fitted on the training rows only.
+    ScatNet's coefficients are computed once, from the un-augmented images or, where `inputs`
+    holds augmented copies after them, from those too: training then samples among each
+    training row's copies, while validation and the final scores read the originals only.
+    Its standardisation is fitted on the training rows (and their copies) only.
     """
     model = build_model(family, config, seed)
-    train = Rows.of(inputs, labels, rows)
+    originals = Rows.of(inputs, labels, rows)
+    train = originals.with_copies()
     if isinstance(model, ScatNet):
         model.fit_standardisation(inputs, train.index)
     classify, prepare = _adapters(family, model, config, seed + 1)
@@ -117,7 +120,7 @@ def train_on(
         validation=validation,
         on_check=on_check,
     )
-    final = final_scores(classify, train, _adapters(family, model, None, seed)[1])
+    final = final_scores(classify, originals, _adapters(family, model, None, seed)[1])
     return Fitted(model.cpu().eval(), trained, final, len(rows))
 
 

@@ -159,10 +159,7 @@ def confounds(config: GlassesConfig) -> list[str]:
     """What, besides where their features come from, still differs between the two families in
     the sweep: the verdict is only as clean as this list is short."""
     scatnet = sweep_config(config).scatnet
-    items = [
-        "image augmentation for the CNN only (the ScatNet's coefficients are cached from "
-        "un-augmented images)"
-    ]
+    items = [_augmentation(scatnet.augmented_copies)]
     if scatnet.head != config.cnn.head:
         items.append(
             f"head widths {config.cnn.head.hidden} (CNN) vs {scatnet.head.hidden} (ScatNet)"
@@ -173,6 +170,18 @@ def confounds(config: GlassesConfig) -> list[str]:
             f"ScatNet {_describe(scatnet.optimiser)}"
         )
     return items
+
+
+def _augmentation(copies: int) -> str:
+    if not copies:
+        return (
+            "image augmentation for the CNN only (the ScatNet's coefficients are cached from "
+            "un-augmented images)"
+        )
+    return (
+        f"augmentation drawn afresh every step for the CNN, but fixed for the ScatNet ({copies} "
+        "augmented copies per image, cached once, sampled with the original)"
+    )
 
 
 def _describe(optimiser: OptimiserConfig) -> str:

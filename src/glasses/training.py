@@ -49,6 +49,22 @@ class Rows:
     def __len__(self) -> int:
         return len(self.index)
 
+    def with_copies(self) -> Rows:
+        """These rows and their augmented copies, when `inputs` holds them: (K+1)·N input rows
+        for N labels are K+1 copies of every image, copy c of row r at c·N + r (copy 0 the
+        original; see `glasses.scattering`). Uniform batches then draw a row and a copy
+        uniformly. Without copies, these rows as they are."""
+        if self.labels is None:
+            raise ValueError("copies are told apart by the labels: these rows have none")
+        n = len(self.labels)
+        copies, extra = divmod(len(self.inputs), n)
+        if extra:
+            raise ValueError(f"{len(self.inputs)} input rows are no whole number of {n} images")
+        if copies == 1:
+            return self
+        index = (self.index + n * torch.arange(copies).unsqueeze(1)).flatten()
+        return Rows(self.inputs, self.labels.repeat(copies), index)
+
     def targets(self) -> torch.Tensor:
         if self.labels is None:
             raise ValueError("these rows were given without labels")

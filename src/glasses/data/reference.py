@@ -37,12 +37,19 @@ class DataRef:
     shape: tuple[int, ...]  # of the pixels, N x 3 x side x side
     coefficients: str | None = None  # key of the scattering cache entry
     coefficient_shape: tuple[int, ...] | None = None
+    augmented: str | None = None  # key of the entry with augmented copies (ScatNet training)
+    augmented_shape: tuple[int, ...] | None = None
 
     def with_coefficients(self, cached: CachedCoefficients) -> DataRef:
         return replace(
             self,
             coefficients=cached.path.stem,
             coefficient_shape=tuple(cached.coefficients.shape),
+        )
+
+    def with_augmented(self, cached: CachedCoefficients) -> DataRef:
+        return replace(
+            self, augmented=cached.path.stem, augmented_shape=tuple(cached.coefficients.shape)
         )
 
 
@@ -93,18 +100,32 @@ def coefficients(ref: DataRef) -> torch.Tensor:
     """The referenced scattering coefficients, opened once per process."""
     if ref.coefficients is None or ref.coefficient_shape is None:
         raise DataUnavailable("this data reference has no scattering coefficients yet")
-    path = entry_path(Path(ref.cache_dir), ref.coefficients)
-    stored, problem = load_array(path, ref.coefficient_shape, np.float32)
+    return _scattering_entry(ref.cache_dir, ref.coefficients, ref.coefficient_shape)
+
+
+@lru_cache(maxsize=4)
+def augmented_coefficients(ref: DataRef) -> torch.Tensor:
+    """The referenced coefficients with augmented copies, (K+1)·N rows in the layout of
+    `glasses.training.Rows.with_copies` (the first N the originals), opened once per process."""
+    if ref.augmented is None or ref.augmented_shape is None:
+        raise DataUnavailable("this data reference has no augmented copies (augmented_copies: 0)")
+    return _scattering_entry(ref.cache_dir, ref.augmented, ref.augmented_shape)
+
+
+def _scattering_entry(cache_dir: str, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    path = entry_path(Path(cache_dir), key)
+    stored, problem = load_array(path, shape, np.float32)
     if stored is None:
         raise DataUnavailable(_unavailable(path, problem))
     return torch.from_numpy(stored)
 
 
 def family_inputs(ref: DataRef, family: Family) -> torch.Tensor:
-    """What `family` trains on: uint8 pixels, or scattering coefficients."""
-    if SPECS[family].inputs == "coefficients":
-        return coefficients(ref)
-    return torch.from_numpy(image_set(ref).pixels)
+    """What `family` trains on: uint8 pixels, or scattering coefficients, with augmented copies
+    after them where the run made some (`scatnet.augmented_copies`)."""
+    if SPECS[family].inputs == "pixels":
+        return torch.from_numpy(image_set(ref).pixels)
+    return augmented_coefficients(ref) if ref.augmented is not None else coefficients(ref)
 
 
 def _unavailable(path: Path, problem: str) -> str:
