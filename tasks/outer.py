@@ -29,6 +29,7 @@ from tasks.tracking import client, log_metrics, log_table
 class OuterPoint:
     outer: int
     size: int  # training images
+    whole: bool  # trained on the split's whole training part
     repeat: int
     budget: float  # multiplier of the step budget (1 but in the sweep's budget check)
     model: Family
@@ -66,6 +67,7 @@ def outer_point(
         return OuterPoint(
             outer=plan.outer,
             size=len(rows),
+            whole=plan.size is None,
             repeat=plan.repeat,
             budget=plan.budget,
             model=family,
@@ -91,7 +93,13 @@ def outer_point(
 
 
 def point_frame(points: list[OuterPoint]) -> pd.DataFrame:
-    return pd.DataFrame([vars(point) for point in points])
+    """One row per point; points trained on their split's whole training part (whose sizes
+    differ by a few images between splits) share one size, the mean of theirs."""
+    frame = pd.DataFrame([vars(point) for point in points])
+    whole = frame["whole"]
+    if whole.any():
+        frame.loc[whole, "size"] = int(round(frame.loc[whole, "size"].mean()))
+    return frame
 
 
 @task(name="summarise-outer", cache_policy=NO_CACHE)
@@ -106,9 +114,7 @@ def summarise_outer(
     (outer splits and test people resampled) as `test_*` on its family run, the per-split
     scores, and ScatNet − CNN with its interval in the `outer` run."""
     tracking = client()
-    frame = point_frame(points)
-    # One comparison: every split's whole training part, labelled by their mean size.
-    frame["size"] = int(round(frame["size"].mean()))
+    frame = point_frame(points)  # every split's whole training part: one size
     inference = sweep_inference(frame, design, config.sweep.resamples, seed=config.seed)
     table = inference.table.set_index("model")
     for family in FAMILIES:

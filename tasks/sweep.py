@@ -50,7 +50,8 @@ def summarise_sweep(
     budgets = budget_check(records)
     fits = sweep_fits(inference)
     line = sweep_verdict(inference, fits, config, dropped + budget_caveats(budgets))
-    log_table(tracking, run_id, records.set_index(["size", "repeat", "model"]), "sweep/points.csv")
+    points_index = ["size", "budget", "outer", "repeat", "model"]
+    log_table(tracking, run_id, records.set_index(points_index), "sweep/points.csv")
     log_table(tracking, run_id, table.set_index(["size", "model"]), "sweep/table.csv")
     log_table(tracking, run_id, inference.tests.set_index("size"), "sweep/tests.csv")
     if not budgets.empty:
@@ -59,7 +60,7 @@ def summarise_sweep(
     log_figure(tracking, run_id, figure, "figures/learning_curves.png")
     smallest = min(p.size for p in points)
     for point in points:
-        if point.size == smallest and point.repeat == 0:
+        if point.size == smallest and (point.outer, point.repeat, point.budget) == (0, 0, 1.0):
             title = (
                 f"{point.model}, {smallest} training images: "
                 f"balanced accuracy {point.balanced_accuracy:.3f}"

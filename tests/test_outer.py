@@ -46,8 +46,18 @@ def test_sweep_spreads_repeats_over_splits_and_sizes_fit_the_smallest_part() -> 
     plan = sweep_plan(config, design)
     assert [p.size for p in plan] == [50] * 7 + [20] * 7  # 300 > any training part of 60
     assert [p.outer for p in plan[:7]] == [0, 1, 2, 3, 4, 5, 0]
-    assert [p.repeat for p in plan[:7]] == list(range(7))
+    assert [p.repeat for p in plan[:7]] == [0, 0, 0, 0, 0, 0, 1]  # the draw's count on its split
     assert comparison_plan(design) == [PointPlan(o, None, 0) for o in range(6)]
+
+
+def test_the_largest_default_size_is_each_splits_whole_part_shared_with_the_comparison() -> None:
+    config = resolve_config("quick", {"sweep": {"sizes": None, "steps": 3, "smallest": 20}})
+    design = outer_design(people(), config)
+    plan = sweep_plan(config, design)
+    whole = [p for p in plan if p.size is None]
+    assert len(whole) == config.sweep.repeats
+    assert set(comparison_plan(design)) <= set(whole)  # the same trainings: stored once
+    assert {p.size for p in plan} == {None, 35, 20}  # geometric from 60 down to 20
 
 
 def test_points_have_distinct_seeds_and_the_sweep_its_own_settings() -> None:
@@ -87,8 +97,8 @@ def test_budget_check_repeats_the_first_draws_of_the_end_sizes_at_each_factor() 
     plan = sweep_plan(config, outer_design(people(), config))
     checks = [p for p in plan if p.budget != 1.0]
     assert len(plan) == 3 * 7 + len(checks)
-    assert [(p.budget, p.size, p.repeat) for p in checks] == [
-        (b, s, r) for b in (0.5, 2.0) for s in (20, 50) for r in (0, 1)
+    assert [(p.budget, p.size, p.outer, p.repeat) for p in checks] == [
+        (b, s, o, 0) for b in (0.5, 2.0) for s in (20, 50) for o in (0, 1)
     ]
     same = {(p.outer, p.size, p.repeat): p for p in plan if p.budget == 1.0}
     assert all(same[(p.outer, p.size, p.repeat)] for p in checks)  # pairs with a 1x draw

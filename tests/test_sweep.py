@@ -184,7 +184,8 @@ def records(differences: dict[float, float], size: int = 20, draws: int = 3) -> 
         for repeat in range(draws + (2 if budget == 1.0 else 0)):
             for model, score in (("cnn", 0.7), ("scatnet", 0.7 + difference)):
                 extra = 0.5 if repeat >= draws else 0.0  # draws only 1x has: must not count
-                rows.append({"size": size, "repeat": repeat, "budget": budget, "model": model,
+                rows.append({"size": size, "outer": 0, "repeat": repeat, "budget": budget,
+                             "model": model,
                              "balanced_accuracy": score + extra, "converged": budget >= 1.0,
                              "steps": 10, "final_train_accuracy": 1.0,
                              "early_stopped": False})  # fmt: skip

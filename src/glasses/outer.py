@@ -73,25 +73,30 @@ def sweep_sizes_kept(config: GlassesConfig, design: OuterDesign) -> tuple[list[i
 
 def sweep_plan(config: GlassesConfig, design: OuterDesign) -> list[PointPlan]:
     """The sweep: `sweep.repeats` draws per kept size (`sweep_sizes_kept`), draw r on outer
-    split r mod the number of splits, so the repeats are spread over the splits rather than
-    multiplied by them. Then the budget check: the first `sweep.budget_repeats` draws of
-    `sweep.budget_sizes` (default: the smallest and largest kept size) again at each of
-    `sweep.budget_factors` times the step budget, on the same rows as their 1x draw."""
+    split r mod the number of splits (its `repeat` the draw's count on that split), so the
+    repeats are spread over the splits rather than multiplied by them. A size equal to the
+    smallest training part means each split's whole part: those draws are the main
+    comparison's trainings (`comparison_plan`), which the result store then lends the sweep.
+    Then the budget check: the first `sweep.budget_repeats` draws of `sweep.budget_sizes`
+    (default: the smallest and largest kept size) again at each of `sweep.budget_factors` times
+    the step budget, on the same rows as their 1x draw."""
     splits = len(design.tests)
     sizes = sweep_sizes_kept(config, design)[0]
-    plan = [
-        PointPlan(repeat % splits, size, repeat)
-        for size in sizes
-        for repeat in range(config.sweep.repeats)
-    ]
+    whole = min(len(design.labels) - len(tests) for tests in design.tests)
+
+    def draw(size: int, index: int, budget: float = 1.0) -> PointPlan:
+        nominal = None if size == whole else size
+        return PointPlan(index % splits, nominal, index // splits, budget)
+
+    plan = [draw(size, index) for size in sizes for index in range(config.sweep.repeats)]
     checked = config.sweep.budget_sizes or sorted({min(sizes), max(sizes)} if sizes else ())
     repeats = min(config.sweep.budget_repeats, config.sweep.repeats)
     return plan + [
-        PointPlan(repeat % splits, size, repeat, factor)
+        draw(size, index, factor)
         for factor in config.sweep.budget_factors
         for size in checked
         if size in sizes
-        for repeat in range(repeats)
+        for index in range(repeats)
     ]
 
 

@@ -14,7 +14,7 @@ import pandas as pd
 
 from glasses.config import GlassesConfig, OptimiserConfig
 from glasses.data.splits import split_units
-from glasses.families import SPECS
+from glasses.families import FAMILIES, SPECS
 from glasses.learning_curve import CurveFits, fit_curves
 from glasses.statistics import VERDICT_METRIC, SweepInference, verdict
 
@@ -234,16 +234,17 @@ def budget_check(records: pd.DataFrame) -> pd.DataFrame:
     `VERDICT_METRIC` over the draws run at every budget (the 1x ones restricted to them, so all
     budgets average the same rows), ScatNet − CNN and the share of converged trainings. Empty
     without a budget check."""
-    checked = records.loc[records["budget"] != 1.0, ["size", "repeat"]].drop_duplicates()
+    draw = ["size", "outer", "repeat"]
+    checked = records.loc[records["budget"] != 1.0, draw].drop_duplicates()
     if checked.empty:
         return pd.DataFrame()
-    same = records.merge(checked, on=["size", "repeat"])
+    same = records.merge(checked, on=draw)
     table = same.pivot_table(
         index=["size", "budget"], columns="model", values=VERDICT_METRIC, aggfunc="mean"
     )
     table["difference"] = table["scatnet"] - table["cnn"]
     table["converged_share"] = same.groupby(["size", "budget"])["converged"].mean()
-    table["draws"] = same.groupby(["size", "budget"])["repeat"].nunique()
+    table["draws"] = same.groupby(["size", "budget"]).size() // len(FAMILIES)
     table.columns.name = None
     return table.reset_index()
 
