@@ -35,23 +35,38 @@ def training_work(
     config: GlassesConfig, n_train: int, gflop_per_image: dict[Family, float]
 ) -> list[StageWork]:
     """Cross-validation (one training per fold), refit (one), the outer splits (one per split)
-    and sweep (one per size and repeat) of each family, on training parts of about `n_train`
-    images; with early stopping the outer splits and sweep points train twice (the probe that
-    picks the steps, then the refit on all rows)."""
+    and sweep (one per size and repeat, plus the budget check's trainings at their multiples of
+    the step budget) of each family, on training parts of about `n_train` images; with early
+    stopping the outer splits and sweep points train twice (the probe that picks the steps,
+    then the refit on all rows). Every training is counted, as in a run without resume (with
+    it, the sweep's whole-part draws are the outer splits' trainings, reused)."""
     swept = sweep_config(config)
-    points = len(sweep_sizes(config, n_train)) * config.sweep.repeats if config.sweep.enabled else 0
+    sizes = sweep_sizes(config, n_train) if config.sweep.enabled else []
+    checked = [
+        s
+        for s in config.sweep.budget_sizes or {min(sizes, default=0), max(sizes, default=0)}
+        if s in sizes
+    ]
+    budget_draws = min(config.sweep.budget_repeats, config.sweep.repeats) * len(checked)
+    sweep_trainings = len(sizes) * config.sweep.repeats
+    budgets = [1.0] * sweep_trainings + [
+        factor for factor in config.sweep.budget_factors for _ in range(budget_draws)
+    ]
     splits = config.split.folds * config.split.outer
     work = []
     for family in FAMILIES:
         spec = SPECS[family]
-        for stage, stage_config, trainings in (
-            ("cross_validation", config, config.split.folds),
-            ("refit", config, 1),
-            ("outer", config, splits * (2 if spec.optimiser(config).patience else 1)),
-            ("sweep", swept, points * (2 if spec.optimiser(swept).patience else 1)),
+        for stage, stage_config, multiples in (
+            ("cross_validation", config, [1.0] * config.split.folds),
+            ("refit", config, [1.0]),
+            ("outer", config, [1.0] * splits),
+            ("sweep", swept, budgets),
         ):
             optimiser = spec.optimiser(stage_config)
-            images = trainings * optimiser.steps * optimiser.batch_size
+            twice = 2 if optimiser.patience and stage in ("outer", "sweep") else 1
+            steps = sum(round(optimiser.steps * m) for m in multiples) * twice
+            images = steps * optimiser.batch_size
+            trainings = len(multiples) * twice
             work.append(
                 StageWork(stage, family, trainings, images, images * gflop_per_image[family])
             )

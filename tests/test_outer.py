@@ -41,7 +41,9 @@ def test_design_follows_the_split_settings_and_names_people() -> None:
 
 
 def test_sweep_spreads_repeats_over_splits_and_sizes_fit_the_smallest_part() -> None:
-    config = resolve_config("quick", {"sweep": {"sizes": (300, 50, 20), "repeats": 7}})
+    config = resolve_config(
+        "quick", {"sweep": {"sizes": (300, 50, 20), "repeats": 7, "budget_factors": ()}}
+    )
     design = outer_design(people(), config)
     plan = sweep_plan(config, design)
     assert [p.size for p in plan] == [50] * 7 + [20] * 7  # 300 > any training part of 60
@@ -51,7 +53,9 @@ def test_sweep_spreads_repeats_over_splits_and_sizes_fit_the_smallest_part() -> 
 
 
 def test_the_largest_default_size_is_each_splits_whole_part_shared_with_the_comparison() -> None:
-    config = resolve_config("quick", {"sweep": {"sizes": None, "steps": 3, "smallest": 20}})
+    config = resolve_config(
+        "quick", {"sweep": {"sizes": None, "steps": 3, "smallest": 20, "budget_factors": ()}}
+    )
     design = outer_design(people(), config)
     plan = sweep_plan(config, design)
     whole = [p for p in plan if p.size is None]
@@ -92,7 +96,7 @@ def test_budget_check_repeats_the_first_draws_of_the_end_sizes_at_each_factor() 
     config = resolve_config(
         "quick",
         {"sweep": {"sizes": (50, 30, 20), "repeats": 7, "budget_factors": (0.5, 2.0),
-                   "budget_repeats": 2}},
+                   "budget_sizes": None, "budget_repeats": 2}},
     )  # fmt: skip
     plan = sweep_plan(config, outer_design(people(), config))
     checks = [p for p in plan if p.budget != 1.0]

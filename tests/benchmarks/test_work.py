@@ -62,3 +62,15 @@ def test_work_table_adds_the_families_per_stage_and_sets_the_floor_beside_the_me
     assert table.loc["cross_validation", "floor s"] == pytest.approx(384.0)
     assert table.loc["cross_validation", "measured / floor"] == pytest.approx(2 * 0.384 / 384)
     assert table.loc["refit", "measured s"] != table.loc["refit", "measured s"]  # not measured
+
+
+def test_the_budget_check_adds_its_trainings_at_their_multiples_of_the_budget() -> None:
+    """tiny with a budget check at 20 images: 2 draws at 0.5x and 2x of 12 steps each."""
+    config = resolve_config(
+        "tiny",
+        {**NO_EARLY_STOPPING,
+         "sweep": {"budget_factors": (0.5, 2.0), "budget_sizes": (20,), "budget_repeats": 2}},
+    )  # fmt: skip
+    trainings, images = by_stage(training_work(config, 48, GFLOP), "cnn")["sweep"]
+    assert trainings == 4 + 2 * 2
+    assert images == (4 * 12 + 2 * 6 + 2 * 24) * 8
