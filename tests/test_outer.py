@@ -69,7 +69,9 @@ def test_points_have_distinct_seeds_and_the_sweep_its_own_settings() -> None:
     plans = [PointPlan(o, s, r) for o in range(3) for s in (None, 20, 50) for r in range(3)]
     assert len({point_seed(42, p) for p in plans}) == len(plans)
     assert point_config(config, PointPlan(0, None, 0)) is config
-    assert point_config(config, PointPlan(0, 20, 0)).scatnet.head == config.cnn.head
+    matched = point_config(config, PointPlan(0, None, 0, matched=True))
+    assert matched.scatnet.head == config.cnn.head != config.scatnet.head
+    assert all(p.matched for p in sweep_plan(config, outer_design(people(), config)))
 
 
 def test_baseline_is_the_majority_answer_averaged_over_splits() -> None:

@@ -21,7 +21,7 @@ from glasses.data.splits import outer_test_masks, split_units
 from glasses.families import FAMILIES, SPECS
 from glasses.metrics import majority_baseline
 from glasses.statistics import OuterDesign
-from glasses.sweep import subsample_training, sweep_config, sweep_sizes
+from glasses.sweep import subsample_training, sweep_sizes
 
 
 def outer_design(manifest: pd.DataFrame, config: GlassesConfig) -> OuterDesign:
@@ -44,6 +44,7 @@ class PointPlan:
     size: int | None
     repeat: int
     budget: float = 1.0  # multiplier of both families' step budgets (the budget check)
+    matched: bool = False  # the ScatNet with the CNN's head and optimiser (`sweep.matched`)
 
 
 def comparison_plan(design: OuterDesign) -> list[PointPlan]:
@@ -86,7 +87,7 @@ def sweep_plan(config: GlassesConfig, design: OuterDesign) -> list[PointPlan]:
 
     def draw(size: int, index: int, budget: float = 1.0) -> PointPlan:
         nominal = None if size == whole else size
-        return PointPlan(index % splits, nominal, index // splits, budget)
+        return PointPlan(index % splits, nominal, index // splits, budget, config.sweep.matched)
 
     plan = [draw(size, index) for size in sizes for index in range(config.sweep.repeats)]
     checked = config.sweep.budget_sizes or sorted({min(sizes), max(sizes)} if sizes else ())
@@ -113,9 +114,9 @@ def point_rows(manifest: pd.DataFrame, test: np.ndarray, plan: PointPlan, seed: 
 
 
 def point_config(config: GlassesConfig, plan: PointPlan) -> GlassesConfig:
-    """The settings a point trains with: the study's for the main comparison, the sweep's
-    (`sweep.matched`) for a sweep point, both families' step budgets times `plan.budget`."""
-    trained = config if plan.size is None else sweep_config(config)
+    """The settings a point trains with: the study's, with the ScatNet matched to the CNN for
+    a matched sweep's point, both families' step budgets times `plan.budget`."""
+    trained = config.matched() if plan.matched else config
     if plan.budget == 1.0:
         return trained
     update = {}
