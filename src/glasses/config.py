@@ -390,15 +390,15 @@ PROFILES: dict[str, dict[str, Any]] = {
                 "momentum": 0.9,
             },
         },
-        # All training images down to 20 in 4 sizes; 8 paired trainings per size: the fewest
-        # whose sign-flip floor (2 / 2**8) lets Holm at 0.05 over 4 sizes reject at all
+        # All training images down to 20 in 3 sizes; 7 paired trainings per size: the fewest
+        # whose sign-flip floor (2 / 2**7) lets Holm at 0.05 over 3 sizes reject at all
         # (docs/decisions/0009-outer-splits.md); the budget checked at the smallest size.
         "sweep": {
-            "steps": 4,
-            "repeats": 8,
+            "steps": 3,
+            "repeats": 7,
             "budget_factors": (0.5, 2.0),
             "budget_sizes": (20,),
-            "budget_repeats": 3,
+            "budget_repeats": 2,
         },
         "xai": {
             "samples": 10,
