@@ -45,7 +45,7 @@ def test_curves_that_cross_inside_the_tried_range_say_so() -> None:
     assert fits.crossing_low <= fits.crossing <= fits.crossing_high
     line = fits.describe(NAMES)
     assert "asymptotes CNN 0.950, ScatNet 0.880" in line
-    assert f"cross at ≈ {fits.crossing:.0f} images, inside the tried range" in line
+    assert f"cross at ≈ {fits.crossing:.0f} images (ScatNet ahead below it), inside" in line
     grid_cnn = cnn(fits.grid)
     assert np.mean((fits.low["cnn"] <= grid_cnn) & (grid_cnn <= fits.high["cnn"])) > 0.9
 

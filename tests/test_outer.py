@@ -19,6 +19,11 @@ from glasses.outer import (
 )
 
 
+def quick(overrides: dict | None = None):
+    """`quick` with two repetitions of the outer 3-fold: six splits."""
+    return resolve_config("quick", {"split": {"outer": 2}, **(overrides or {})})
+
+
 def people(n: int = 90) -> pd.DataFrame:
     """n images of n / 3 people, 3 photos each; people alternate glasses / none (1 in 3 wear)."""
     person = np.repeat(np.arange(n // 3), 3)
@@ -33,7 +38,7 @@ def people(n: int = 90) -> pd.DataFrame:
 
 
 def test_design_follows_the_split_settings_and_names_people() -> None:
-    config = resolve_config("quick")  # 3 folds, 2 repetitions
+    config = quick()  # 3 folds, 2 repetitions
     design = outer_design(people(), config)
     assert len(design.tests) == 6
     assert design.people.tolist() == np.repeat(np.arange(30), 3).tolist()
@@ -41,9 +46,7 @@ def test_design_follows_the_split_settings_and_names_people() -> None:
 
 
 def test_sweep_spreads_repeats_over_splits_and_sizes_fit_the_smallest_part() -> None:
-    config = resolve_config(
-        "quick", {"sweep": {"sizes": (300, 50, 20), "repeats": 7, "budget_factors": ()}}
-    )
+    config = quick({"sweep": {"sizes": (300, 50, 20), "repeats": 7, "budget_factors": ()}})
     design = outer_design(people(), config)
     plan = sweep_plan(config, design)
     assert [p.size for p in plan] == [50] * 7 + [20] * 7  # 300 > any training part of 60
@@ -53,9 +56,7 @@ def test_sweep_spreads_repeats_over_splits_and_sizes_fit_the_smallest_part() -> 
 
 
 def test_the_largest_default_size_is_each_splits_whole_part_shared_with_the_comparison() -> None:
-    config = resolve_config(
-        "quick", {"sweep": {"sizes": None, "steps": 3, "smallest": 20, "budget_factors": ()}}
-    )
+    config = quick({"sweep": {"sizes": None, "steps": 3, "smallest": 20, "budget_factors": ()}})
     design = outer_design(people(), config)
     plan = sweep_plan(config, design)
     whole = [p for p in plan if p.size is None]
@@ -65,7 +66,7 @@ def test_the_largest_default_size_is_each_splits_whole_part_shared_with_the_comp
 
 
 def test_points_have_distinct_seeds_and_the_sweep_its_own_settings() -> None:
-    config = resolve_config("quick", {"sweep": {"matched": True}})
+    config = quick({"sweep": {"matched": True}})
     plans = [PointPlan(o, s, r) for o in range(3) for s in (None, 20, 50) for r in range(3)]
     assert len({point_seed(42, p) for p in plans}) == len(plans)
     assert point_config(config, PointPlan(0, None, 0)) is config
@@ -75,7 +76,7 @@ def test_points_have_distinct_seeds_and_the_sweep_its_own_settings() -> None:
 
 
 def test_baseline_is_the_majority_answer_averaged_over_splits() -> None:
-    design = outer_design(people(), resolve_config("quick"))
+    design = outer_design(people(), quick())
     baseline = outer_baseline(design)
     assert baseline["balanced_accuracy"] == pytest.approx(0.5)
     shares = [1 - design.labels[t].mean() for t in design.tests]  # "no glasses" is the majority
@@ -83,9 +84,7 @@ def test_baseline_is_the_majority_answer_averaged_over_splits() -> None:
 
 
 def test_sizes_too_small_for_the_rarer_class_are_dropped_with_the_reason() -> None:
-    config = resolve_config(
-        "quick", {"sweep": {"sizes": (50, 20, 12), "min_per_class": 5}, "split": {"outer": 1}}
-    )
+    config = quick({"sweep": {"sizes": (50, 20, 12), "min_per_class": 5}, "split": {"outer": 1}})
     design = outer_design(people(), config)  # one in three wears glasses; 30 % in one part
     kept, dropped = sweep_sizes_kept(config, design)
     assert kept == [50, 20]
@@ -95,8 +94,7 @@ def test_sizes_too_small_for_the_rarer_class_are_dropped_with_the_reason() -> No
 
 
 def test_budget_check_repeats_the_first_draws_of_the_end_sizes_at_each_factor() -> None:
-    config = resolve_config(
-        "quick",
+    config = quick(
         {"sweep": {"sizes": (50, 30, 20), "repeats": 7, "budget_factors": (0.5, 2.0),
                    "budget_sizes": None, "budget_repeats": 2}},
     )  # fmt: skip
@@ -113,7 +111,7 @@ def test_budget_check_repeats_the_first_draws_of_the_end_sizes_at_each_factor() 
 
 
 def test_a_budget_factor_scales_both_families_steps() -> None:
-    config = resolve_config("quick")
+    config = quick()
     doubled = point_config(config, PointPlan(0, 20, 0, 2.0))
     assert doubled.cnn.optimiser.steps == 2 * config.cnn.optimiser.steps
     assert doubled.scatnet.optimiser.steps == 2 * config.scatnet.optimiser.steps

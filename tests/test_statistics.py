@@ -101,11 +101,11 @@ def test_holm_agrees_with_statsmodels_when_it_is_installed():
 
 
 def sweep_points(
-    accuracy: dict[int, tuple[float, float]], repeats: int = 9, people: int = 60, splits: int = 3
+    accuracy: dict[int, tuple[float, float]], repeats: int = 9, people: int = 90, splits: int = 9
 ):
     """Predictions on outer splits of `people` people (4 photos each, 60 % wearing glasses), each
-    split's test part one third of them; each (size, model) is right on about the given share of
-    the images, independently per repeat; repeat r on split r mod `splits`."""
+    split's test part a `splits`-th of them; each (size, model) is right on about the given share
+    of the images, independently per repeat; repeat r on split r mod `splits`."""
     rng = np.random.default_rng(1)
     person = np.repeat(np.arange(people), 4)
     labels = (rng.random(people) < 0.6).astype(int)[person]
@@ -134,7 +134,7 @@ def test_sweep_inference_finds_a_known_crossing():
     assert tests.loc[300, "p_holm"] > 0.05
     assert (tests["p_holm"] >= tests["p_value"]).all()
     assert (tests["p_value"] >= tests["p_floor"]).all() and (tests["p_floor"] == 2**-8).all()
-    assert (tests["n"] == 9).all() and (tests["outer"] == 3).all()
+    assert (tests["n"] == 9).all() and (tests["outer"] == 9).all()
     assert (tests["low"] <= tests["difference"]).all() and (
         tests["difference"] <= tests["high"]
     ).all()
@@ -164,8 +164,8 @@ def test_estimate_is_the_mean_over_splits_of_the_mean_over_their_repeats():
 
 
 def test_too_few_trainings_cannot_reach_significance():
-    """Five paired trainings that all agree: an exact sign-flip test gives 2 / 2**5 = 0.0625,
-    and the bootstrap's p is not allowed below it."""
+    """Five paired trainings on five outer splits that all agree: an exact sign-flip test gives
+    2 / 2**5 = 0.0625, and the bootstrap's p is not allowed below it."""
     points, design = sweep_points({100: (0.95, 0.55)}, repeats=5)
     tests = sweep_inference(points, design, resamples=500).tests
     assert tests.loc[0, "difference"] < -0.3
@@ -191,7 +191,7 @@ def test_a_model_that_always_says_glasses_scores_chance_on_balanced_accuracy():
     )
     row = sweep_inference(points, design, resamples=200).table.set_index("model").loc["cnn"]
     assert row["balanced_accuracy_mean"] == 0.5
-    shares = [design.labels[t].mean() for t in design.tests]
+    shares = [design.labels[t].mean() for t in design.tests[:3]]  # the splits the 3 repeats use
     assert row["accuracy_mean"] == pytest.approx(np.mean(shares))  # accuracy would flatter it
     assert row["balanced_accuracy_low"] == row["balanced_accuracy_high"] == 0.5
 
@@ -235,7 +235,7 @@ def test_verdict_says_when_holm_cannot_reject_at_all():
     line = verdict(inference([0.01, 0.05, 0.08], [0.4, 0.2, 0.19], n=5))
     assert line.endswith(
         "smallest reachable p = 0.062); Holm at 0.05 over 3 sizes is out of reach with so few "
-        "trainings per size: raise sweep.repeats"
+        "trainings per size: spread more draws over more outer splits (sweep.repeats, split.outer)"
     )
 
 
@@ -300,6 +300,20 @@ def test_verdict_without_any_significant_size():
     assert line.startswith(
         "no size shows a significant difference in balanced accuracy between ScatNet and CNN "
         "(smallest Holm p = 0.09)"
+    )
+
+
+def test_verdict_names_significant_sizes_between_its_two_runs():
+    sizes = (1000, 300, 100, 40, 20)
+    line = verdict(
+        inference([0.05, 0.0, -0.06, 0.0, 0.07], [0.01, 0.9, 0.01, 0.9, 0.01], None, sizes)
+    )
+    assert "ScatNet beats the CNN in balanced accuracy at 20 training images" in line
+    assert "ScatNet beats the CNN in balanced accuracy at 1000 training images" in line
+    assert "; elsewhere ScatNet − CNN differs significantly at 100 images (-0.060" in line
+    assert (
+        verdict_class(inference([0.05, 0.0, -0.06, 0.0, 0.07], [0.01] * 5, None, sizes).tests)
+        == "both"
     )
 
 

@@ -204,7 +204,7 @@ def test_a_sign_that_changes_with_the_budget_gives_a_caveat():
     changing = budget_check(records({0.5: 0.02, 1.0: -0.01, 2.0: -0.03}))
     (caveat,) = budget_caveats(changing)
     assert caveat.startswith("caveat: at 20 images the sign of ScatNet − CNN changes with the step")
-    assert "0.5x +0.020, 1x -0.010, 2x -0.030" in caveat
+    assert "(0.5x +0.020, 1x -0.010, 2x -0.030; means of 3 draws each, not tested)" in caveat
     assert budget_caveats(budget_check(records({0.5: -0.02, 1.0: -0.01, 2.0: -0.03}))) == []
     no_check = records({1.0: 0.01})
     assert budget_check(no_check).empty and budget_caveats(budget_check(no_check)) == []

@@ -241,6 +241,7 @@ def test_a_training_on_a_loss_plateau_has_converged() -> None:
     assert plateaued(history(memorised))  # near zero: less than 0.01 left to fall
     assert plateaued(history(flat, validation=True))  # the inner validation loss decides
     assert not plateaued(history([1.0]))  # too few checks to tell
+    assert not plateaued(history(flat[:6] + [0.4, 0.5, 0.6, 0.7]))  # rising: diverging
 
 
 def test_rows_with_copies_are_every_copy_of_each_row_under_its_label() -> None:

@@ -99,12 +99,16 @@ class CurveFits:
                 f"{SEARCH[1]:.0e} images (they do in {self.crossing_share:.0%} of resamples)"
             )
         interval = f"95 % interval [{self.crossing_low:.0f}, {self.crossing_high:.0f}]"
+        first, second = self.fits.values()
+        below = self.crossing / 2
+        ahead = list(self.fits)[1 if second(below) > first(below) else 0]
+        order = f"{names[ahead]} ahead below it"
         if low <= self.crossing <= high:
-            where = f"cross at ≈ {self.crossing:.0f} images, inside the tried range"
+            where = f"cross at ≈ {self.crossing:.0f} images ({order}), inside the tried range"
         else:
             where = (
-                f"would cross at ≈ {self.crossing:.0f} images — an extrapolation beyond the "
-                f"tried {low:.0f}–{high:.0f}"
+                f"would cross at ≈ {self.crossing:.0f} images ({order}) — an extrapolation "
+                f"beyond the tried {low:.0f}–{high:.0f}"
             )
         share = f"{self.crossing_share:.0%} of resamples"
         return f"{line}; the fitted curves {where} ({interval}, {share})"

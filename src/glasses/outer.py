@@ -69,6 +69,9 @@ def sweep_sizes_kept(config: GlassesConfig, design: OuterDesign) -> tuple[list[i
             )
         else:
             kept.append(size)
+    for size in config.sweep.budget_sizes or ():
+        if size not in kept and config.sweep.budget_factors:
+            dropped.append(f"budget check at {size} images skipped: not a swept size")
     return kept, dropped
 
 
@@ -76,8 +79,9 @@ def sweep_plan(config: GlassesConfig, design: OuterDesign) -> list[PointPlan]:
     """The sweep: `sweep.repeats` draws per kept size (`sweep_sizes_kept`), draw r on outer
     split r mod the number of splits (its `repeat` the draw's count on that split), so the
     repeats are spread over the splits rather than multiplied by them. A size equal to the
-    smallest training part means each split's whole part: those draws are the main
-    comparison's trainings (`comparison_plan`), which the result store then lends the sweep.
+    smallest training part means each split's whole part: unless the sweep is matched (other
+    settings), those draws are the main comparison's trainings (`comparison_plan`), which the
+    result store then lends the sweep.
     Then the budget check: the first `sweep.budget_repeats` draws of `sweep.budget_sizes`
     (default: the smallest and largest kept size) again at each of `sweep.budget_factors` times
     the step budget, on the same rows as their 1x draw."""

@@ -178,27 +178,32 @@ def _people_weights(
     return drawn[:, person]
 
 
-def _unit_weights(outer: np.ndarray, resamples: int | None, rng: np.random.Generator) -> np.ndarray:
+def _unit_weights(
+    outer: np.ndarray, split_counts: np.ndarray | None, rng: np.random.Generator
+) -> np.ndarray:
     """B x U weights of the trained units (rows of `outer`: each unit's outer split) that make a
-    weighted sum the mean over outer splits of the mean over the split's units: outer splits
-    drawn with replacement, then units within each drawn split. `resamples` None: the plain
-    weights (1 x U)."""
+    weighted sum the mean over outer splits of the mean over the split's units. `split_counts`
+    (B x all splits: how often each split was drawn, one draw shared by every size, since a
+    split's training pool and test people are the same at every size) weighs the splits these
+    units use; units within each split are drawn with replacement per size. None: the plain
+    weights (1 x U). A resample that drew none of these units' splits has zero weights."""
     splits = np.unique(outer)
-    rows = 1 if resamples is None else resamples
-    if resamples is None:
-        split_share = np.full((1, len(splits)), 1 / len(splits))
+    if split_counts is None:
+        share = np.full((1, len(splits)), 1 / len(splits))
     else:
-        uniform = np.full(len(splits), 1 / len(splits))
-        split_share = rng.multinomial(len(splits), uniform, size=rows) / len(splits)
+        counts = split_counts[:, splits].astype(float)
+        total = counts.sum(axis=1, keepdims=True)
+        share = np.divide(counts, total, out=np.zeros_like(counts), where=total > 0)
+    rows = len(share)
     weights = np.zeros((rows, len(outer)))
     for index, split in enumerate(splits):
         members = np.flatnonzero(outer == split)
-        if resamples is None:
+        if split_counts is None:
             within = np.full((1, len(members)), 1 / len(members))
         else:
             uniform = np.full(len(members), 1 / len(members))
             within = rng.multinomial(len(members), uniform, size=rows) / len(members)
-        weights[:, members] = split_share[:, [index]] * within
+        weights[:, members] = share[:, [index]] * within
     return weights
 
 
@@ -246,8 +251,10 @@ def _unit_metric(
 
 
 def _combine(weights: np.ndarray, values: np.ndarray) -> np.ndarray:
-    """Weighted sums per resample; a NaN counts only where its unit was drawn."""
-    return np.where(weights > 0, weights * values, 0.0).sum(axis=1)
+    """Weighted sums per resample; a NaN counts only where its unit was drawn, and a resample
+    that drew no unit at all is NaN."""
+    combined = np.where(weights > 0, weights * values, 0.0).sum(axis=1)
+    return np.where(weights.sum(axis=1) > 0, combined, NAN)
 
 
 @dataclass(frozen=True)
@@ -279,18 +286,22 @@ def sweep_inference(
     `points` has one row per trained model: size, outer (index into `design.tests`), repeat,
     model ("cnn" | "scatnet") and `predictions` (an array over that outer split's test rows).
     An estimate is the mean over outer splits of the mean over the split's repeats. Each
-    resample draws outer splits with replacement, then repeats within each drawn split (the same
-    draw for both models, which trained on the same subsets), then the test *people* (one draw
-    for all splits and sizes: a person weighs the same wherever they are tested). So an
+    resample draws outer splits with replacement (one draw for all sizes: a split's pool is the
+    same at every size), then repeats within each drawn split (the same draw for both models,
+    which trained on the same subsets), then the test *people* (one draw for all splits and
+    sizes: a person weighs the same wherever they are tested). So an
     interval covers what changes with the seed: the partition, the training subsets and who is
     in the test set.
     Intervals are percentiles, inside [0, 1] by construction. p-values are two-sided, from the
     share of resampled differences on either side of zero, never below the sign-flip floor of
-    the size's paired trainings (`sign_flip_floor`), then Holm-adjusted across sizes.
+    the outer splits the size's trainings used (`sign_flip_floor`: draws on one split share its
+    pool and test people, so they are not independent units), then Holm-adjusted across sizes.
     """
     rng = np.random.default_rng(seed)
     everyone = _people_weights(design.people, design.labels, resamples, rng)
     people = [everyone[:, tests] for tests in design.tests]
+    splits = len(design.tests)
+    split_counts = rng.multinomial(splits, np.full(splits, 1 / splits), size=resamples)
     sizes = sorted(points["size"].unique(), reverse=True)
     tail = 100 * (1 - confidence) / 2
     table_rows, test_rows, differences = [], [], []
@@ -301,7 +312,7 @@ def sweep_inference(
         )
         wide = wide.dropna(subset=list(FAMILIES))
         outer = wide.index.get_level_values("outer").to_numpy()
-        draws = _unit_weights(outer, resamples, rng)
+        draws = _unit_weights(outer, split_counts, rng)
         plain = _unit_weights(outer, None, rng)
         resampled: dict[str, dict[str, np.ndarray]] = {}
         estimates: dict[str, dict[str, float]] = {}
@@ -330,7 +341,7 @@ def sweep_inference(
         low, high = np.percentile(finite, [tail, 100 - tail])
         below = (np.count_nonzero(finite <= 0) + 1) / (finite.size + 1)
         above = (np.count_nonzero(finite >= 0) + 1) / (finite.size + 1)
-        floor = sign_flip_floor(len(wide))
+        floor = sign_flip_floor(len(np.unique(outer)))
         test_rows.append(
             {
                 "size": int(size),
@@ -350,7 +361,9 @@ def sweep_inference(
     table = pd.DataFrame(table_rows).sort_values(
         ["size", "model"], ascending=[False, True], ignore_index=True
     )
-    crossover = crossover_size(tests["size"], tests["difference"])
+    changes = sign_changes(tests["size"], tests["difference"])
+    # A crossover only where the mean curves change order once, the study's way round.
+    crossover = changes[0][0] if len(changes) == 1 and changes[0][1] > 0 else None
     replicated = np.stack(differences, axis=1)  # B x sizes
     replicated = replicated[np.isfinite(replicated).all(axis=1)]
     crossings = [crossover_size(tests["size"], row) for row in replicated]
@@ -389,13 +402,18 @@ def verdict(inference: SweepInference, alpha: float = 0.05) -> str:
         clauses.append(_clause(ordered.iloc[:small], alpha))
     if large:
         clauses.append(_clause(ordered.iloc[len(ordered) - large :], alpha))
+    between = significant.copy()
+    between[:small] = False
+    between[len(between) - large :] = False
+    isolated = ", ".join(
+        f"{row.size} images ({row.difference:+.3f}, Holm p = {row.p_holm:.2g})"
+        for row in ordered[between].itertuples()
+    )
     if clauses:
         line = "; ".join(clauses)
+        if isolated:
+            line += f"; elsewhere ScatNet − CNN differs significantly at {isolated}"
     elif significant.any():
-        isolated = ", ".join(
-            f"{row.size} images ({row.difference:+.3f}, Holm p = {row.p_holm:.2g})"
-            for row in ordered[significant].itertuples()
-        )
         line = (
             "no consistent trend: ScatNet − CNN balanced accuracy differs significantly only at "
             + isolated
@@ -420,7 +438,7 @@ def _design_clause(tests: pd.DataFrame, alpha: float) -> str:
     if floor * len(tests) >= alpha:
         line += (
             f"; Holm at {alpha:g} over {len(tests)} sizes is out of reach with so few trainings "
-            "per size: raise sweep.repeats"
+            "per size: spread more draws over more outer splits (sweep.repeats, split.outer)"
         )
     return line
 

@@ -261,6 +261,7 @@ def budget_caveats(table: pd.DataFrame) -> list[str]:
             )
             caveats.append(
                 f"caveat: at {size} images the sign of ScatNet − CNN changes with the step budget "
-                f"({values}), so there the comparison depends on how long they train"
+                f"({values}; means of {int(rows['draws'].min())} draws each, not tested), so "
+                "there the comparison may depend on how long they train"
             )
     return caveats

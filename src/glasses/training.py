@@ -94,15 +94,15 @@ class Trained:
 def plateaued(history: pd.DataFrame, share: float = 0.2, tolerance: float = 0.05) -> bool:
     """Whether a training ended on a plateau, i.e. converged for its budget: its loss over the
     last `share` of checks — the inner validation loss when it had one, else the running
-    training loss — fell by less than `tolerance` of the loss over the `share` before (or by
-    less than 0.01, for losses already near zero). Too few checks to tell: False."""
+    training loss — moved (fell, or rose) by less than `tolerance` of the loss over the `share`
+    before (or by less than 0.01, for losses already near zero). Too few checks to tell: False."""
     column = "val_loss" if history["val_loss"].notna().any() else "train_loss"
     values = history[column].dropna().to_numpy()
     window = max(1, round(len(values) * share))
     if len(values) < 2 * window:
         return False
     before, last = values[-2 * window : -window].mean(), values[-window:].mean()
-    return bool(before - last < max(tolerance * abs(before), 0.01))
+    return bool(abs(before - last) < max(tolerance * abs(before), 0.01))
 
 
 def predict(

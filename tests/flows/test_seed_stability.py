@@ -3,8 +3,10 @@
 What must agree: the sweep's verdict class (who wins anywhere, or nobody), and every interval the
 run reports (each family's test balanced accuracy, ScatNet − CNN per sweep size) must contain the
 other seed's point estimate: the intervals claim to cover what changes with the seed. The runs
-use two repetitions of the outer 2-fold and four sweep repeats: with tiny's own two of each the
-bootstrap's top level has two units, too few for an interval to mean much. Even exact 95 %
+use four repetitions of the outer 2-fold and eight sweep draws, one per split: with tiny's own
+two of each the bootstrap's top level has two units, too few for an interval to mean much, and
+no verdict but "none" could be reached (the sign-flip floor of two splits is 0.5); with eight,
+Holm over the two sizes can reject, so the verdict classes could differ. Even exact 95 %
 intervals contain an independent second estimate only about 83 % of the time (1.96 / √2 standard
 errors), so this is a check on two fixed seeds, not a coverage study: the null simulation
 (tests/test_null_simulation.py) is that.
@@ -30,8 +32,8 @@ def study(tracking: MlflowClient, seed: int, folder: Path) -> dict:
         overrides={
             "seed": seed,
             "data": {"max_images": 200},
-            "split": {"outer": 2},
-            "sweep": {"repeats": 4},
+            "split": {"outer": 4},
+            "sweep": {"repeats": 8},
             "xai": {"enabled": False},
         },
     )

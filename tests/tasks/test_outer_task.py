@@ -46,7 +46,13 @@ def test_outer_point_scores_its_splits_test_part_and_is_reused(outer_inputs, mon
     again = outer_point.fn("cnn", plan, TINY, data, test)
     np.testing.assert_array_equal(again.predictions, points["cnn"].predictions)
     assert again.balanced_accuracy == points["cnn"].balanced_accuracy
-    for other in (PointPlan(1, 8, 1), PointPlan(1, 6, 0), PointPlan(0, 8, 0)):  # other rows
+    others = (
+        PointPlan(1, 8, 1),  # other rows
+        PointPlan(1, 6, 0),
+        PointPlan(0, 8, 0),
+        PointPlan(1, 8, 0, budget=2.0),  # same rows, twice the steps
+    )
+    for other in others:
         with pytest.raises(AssertionError, match="trained again"):
             outer_point.fn("cnn", other, TINY, data, design.test_mask(other.outer))
 
