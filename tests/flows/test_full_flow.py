@@ -72,7 +72,7 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
     )
     assert sorted(points["size"].unique()) == [20, 36]
     assert len(points) == 2 * 2 * 2  # sizes x repeats x families
-    pairs = points.groupby(["size", "repeat"])["model"].apply(sorted)
+    pairs = points.groupby(["size", "outer", "repeat"])["model"].apply(sorted)
     assert all(models == ["cnn", "scatnet"] for models in pairs)
     figures = {a.path for a in local_tracking.list_artifacts(sweep.info.run_id, "figures")}
     assert {
