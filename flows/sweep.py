@@ -64,6 +64,9 @@ def sweep(
     points = _points(sweep_plan(config, design), config, data, design)
     dropped = sweep_sizes_kept(config, design)[1]
     line = summarise_sweep(points, design, outer_baseline(design), dropped, config, run_id)
+    if not points:
+        print(line)
+        return line
     filter_figures(cnn_version, data, split, config, run_id)
     print(line)
     return line

@@ -42,6 +42,11 @@ def summarise_sweep(
     learning curves with fitted power laws against the majority baseline, convergence,
     dropped sizes, confounds and a verdict."""
     tracking = client()
+    if not points:  # every size dropped: say why instead of a verdict
+        line = f"no sweep: {'; '.join(dropped)}"
+        tracking.set_tag(run_id, "sweep_verdict", line[:5000])
+        tracking.set_tag(run_id, "sweep_verdict_class", "none")
+        return line
     frame = point_frame(points)
     records = frame.drop(columns="predictions")
     at_budget = frame["budget"] == 1.0

@@ -117,3 +117,10 @@ def test_a_budget_factor_scales_both_families_steps() -> None:
     assert doubled.scatnet.optimiser.steps == 2 * config.scatnet.optimiser.steps
     halved = point_config(config, PointPlan(0, None, 0, 0.5))
     assert halved.cnn.optimiser.steps == config.cnn.optimiser.steps // 2
+
+
+def test_sizes_larger_than_the_smallest_training_part_are_named() -> None:
+    config = quick({"sweep": {"sizes": (300, 50), "budget_factors": ()}})
+    kept, dropped = sweep_sizes_kept(config, outer_design(people(), config))
+    assert kept == [50]
+    assert dropped == ["size 300 dropped: larger than the smallest outer training part (60 images)"]

@@ -61,6 +61,12 @@ def sweep_sizes_kept(config: GlassesConfig, design: OuterDesign) -> tuple[list[i
     n_train = min(len(part) for part in parts)
     rarest = min(min(np.bincount(design.labels[part], minlength=2)) / len(part) for part in parts)
     kept, dropped = [], []
+    for size in config.sweep.sizes or ():
+        if size > n_train:
+            dropped.append(
+                f"size {size} dropped: larger than the smallest outer training part "
+                f"({n_train} images)"
+            )
     for size in sweep_sizes(config, n_train):
         if size * rarest < config.sweep.min_per_class:
             dropped.append(
