@@ -332,7 +332,7 @@ def learning_curve_figure(
         )
     for axis in axes:
         axis.legend(fontsize="small")
-    figure.suptitle("Learning curves: mean over repeats, 95 % bootstrap intervals")
+    figure.suptitle("Learning curves: mean over outer splits and draws, 95 % bootstrap intervals")
     figure.tight_layout()
     return figure
 
