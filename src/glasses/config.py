@@ -49,7 +49,7 @@ class SplitConfig(_Strict):
     test_size: float = Field(0.2, gt=0.0, lt=0.5, description="Share of images held out for test.")
     folds: int = Field(5, ge=2, le=20, description="Cross-validation folds of the training split.")
     outer: int = Field(
-        1,
+        2,
         ge=1,
         le=10,
         description="Repetitions of the outer k-fold over all images (k = `folds`): the study's "
@@ -418,7 +418,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "synthetic_count": 60,
             "synthetic_glasses": 34,
         },
-        "split": {"folds": 2},
+        "split": {"folds": 2, "outer": 1},
         "validation": {"min_per_class": 5},
         "cnn": {
             "channels": (4, 8, 8),
