@@ -359,7 +359,8 @@ PROFILES: dict[str, dict[str, Any]] = {
     # 100 ScatNet epochs (10 000 / 2 500 steps), with early stopping; the budget checked at half
     # and twice that at the sweep's smallest and largest size.
     "paper": {},
-    # The demo default: the whole flow within 10 minutes on a 2-core machine.
+    # The demo default: the whole flow in about 12 minutes on a slow 2-core host (README,
+    # "Measured quick run"); issue 24 is to bring it back under 10.
     "quick": {
         "data": {"image_size": 64, "max_images": 1200},
         # Three repetitions of the outer 3-fold: nine outer splits, so the sweep's 7 draws per
