@@ -16,6 +16,7 @@ import pandas as pd
 
 from glasses.config import GlassesConfig
 from glasses.families import FAMILIES, SPECS, Family
+from glasses.outer import budget_sizes
 from glasses.sweep import sweep_config, sweep_sizes
 
 
@@ -42,11 +43,7 @@ def training_work(
     it, the sweep's whole-part draws are the outer splits' trainings, reused)."""
     swept = sweep_config(config)
     sizes = sweep_sizes(config, n_train) if config.sweep.enabled else []
-    checked = [
-        s
-        for s in config.sweep.budget_sizes or {min(sizes, default=0), max(sizes, default=0)}
-        if s in sizes
-    ]
+    checked = budget_sizes(config, sizes)
     budget_draws = min(config.sweep.budget_repeats, config.sweep.repeats) * len(checked)
     sweep_trainings = len(sizes) * config.sweep.repeats
     budgets = [1.0] * sweep_trainings + [

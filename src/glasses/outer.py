@@ -57,7 +57,7 @@ def sweep_sizes_kept(config: GlassesConfig, design: OuterDesign) -> tuple[list[i
     part, so every size fits every split; a size whose draw would give a class fewer than
     `sweep.min_per_class` images (at the training part's class ratio) is dropped: its scores
     would measure the draw more than the family."""
-    parts = [np.setdiff1d(np.arange(len(design.labels)), tests) for tests in design.tests]
+    parts = [design.training(outer) for outer in range(len(design.tests))]
     n_train = min(len(part) for part in parts)
     rarest = min(min(np.bincount(design.labels[part], minlength=2)) / len(part) for part in parts)
     kept, dropped = [], []
@@ -100,15 +100,20 @@ def sweep_plan(config: GlassesConfig, design: OuterDesign) -> list[PointPlan]:
         return PointPlan(index % splits, nominal, index // splits, budget, config.sweep.matched)
 
     plan = [draw(size, index) for size in sizes for index in range(config.sweep.repeats)]
-    checked = config.sweep.budget_sizes or sorted({min(sizes), max(sizes)} if sizes else ())
     repeats = min(config.sweep.budget_repeats, config.sweep.repeats)
     return plan + [
         draw(size, index, factor)
         for factor in config.sweep.budget_factors
-        for size in checked
-        if size in sizes
+        for size in budget_sizes(config, sizes)
         for index in range(repeats)
     ]
+
+
+def budget_sizes(config: GlassesConfig, sizes: list[int]) -> list[int]:
+    """The swept `sizes` the budget check re-trains: `sweep.budget_sizes`, or the smallest and
+    the largest."""
+    checked = config.sweep.budget_sizes or sorted({min(sizes), max(sizes)} if sizes else ())
+    return [size for size in checked if size in sizes]
 
 
 def point_seed(seed: int, plan: PointPlan) -> int:
@@ -141,9 +146,8 @@ def point_config(config: GlassesConfig, plan: PointPlan) -> GlassesConfig:
 def outer_baseline(design: OuterDesign) -> dict[str, float]:
     """The majority-class baseline averaged over the outer splits: what always answering each
     split's training majority would score on its test part."""
-    every = np.arange(len(design.labels))
     per_split = [
-        majority_baseline(design.labels[np.setdiff1d(every, tests)], design.labels[tests])
-        for tests in design.tests
+        majority_baseline(design.labels[design.training(outer)], design.labels[tests])
+        for outer, tests in enumerate(design.tests)
     ]
     return {metric: float(np.mean([s[metric] for s in per_split])) for metric in per_split[0]}

@@ -145,6 +145,10 @@ class OuterDesign:
     labels: np.ndarray
     people: np.ndarray
 
+    def training(self, outer: int) -> np.ndarray:
+        """Row indices of outer split `outer`'s training part: every row not in its test part."""
+        return np.flatnonzero(~self.test_mask(outer))
+
     def test_mask(self, outer: int) -> np.ndarray:
         """Test flags of outer split `outer` over all manifest rows."""
         mask = np.zeros(len(self.labels), dtype=bool)
