@@ -95,7 +95,8 @@ def _run(arguments: argparse.Namespace) -> int:
     from tasks.tracking import require_server
 
     overrides = parse_overrides(arguments.set)
-    resolve_config(arguments.profile, overrides)  # a typo fails here, before any server starts
+    # A typo fails here, before any server starts.
+    limits = resolve_config(arguments.profile, overrides).runtime
     from prefect.settings import PREFECT_API_URL
 
     # The environment, else the active Prefect profile (`prefect config set PREFECT_API_URL=…`).
@@ -105,11 +106,13 @@ def _run(arguments: argparse.Namespace) -> int:
             "Prefect server",
             f"{api.rstrip('/')}/health",
             "start the stack with `make up`, or unset PREFECT_API_URL to run without a server",
+            limits.health_timeout_seconds,
         )
     from flows.full import glasses
     from flows.temporary_server import temporary_prefect_server
 
-    with nullcontext() if api else temporary_prefect_server(), quiet_failures():
+    server = nullcontext() if api else temporary_prefect_server(limits.server_start_seconds)
+    with server, quiet_failures():
         result = glasses(data=arguments.data, profile=arguments.profile, overrides=overrides)
     print(result["mlflow_run_url"])
     return 0

@@ -48,7 +48,7 @@ def open_run(
     config: GlassesConfig, name: str, tags: dict[str, str]
 ) -> tuple[MlflowClient, str, str, str, Stage]:
     """The flow run's parent MLflow run: resolved configuration, commit and flow-run id."""
-    tracking = connect()
+    tracking = connect(config.runtime.health_timeout_seconds)
     experiment = experiment_id(tracking)
     end_abandoned_runs(tracking, experiment, config.runtime.abandoned_after_hours)
     run_id = start_run(

@@ -4,6 +4,10 @@ Prefect starts its own temporary server when `PREFECT_API_URL` is unset, but as 
 process: a `glasses run` killed with SIGKILL leaves it running, parented to init. This one is the
 same server (Prefect's API app under uvicorn, UI off) started with Linux's parent-death signal,
 so the kernel stops it whenever its parent dies, however it dies.
+
+Several first runs at once would each migrate the same new database (`PREFECT_HOME`'s SQLite
+file) and break it; a lock in `PREFECT_HOME` lets one server start at a time, and the next
+finds the database ready.
 """
 
 from __future__ import annotations
@@ -17,11 +21,14 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 
 import httpx
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
-from prefect.settings import PREFECT_API_URL, temporary_settings
+from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
+
+from glasses.locking import file_lock
 
 PR_SET_PDEATHSIG = 1
 
@@ -40,8 +47,7 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _wait_until_healthy(process: subprocess.Popen, api: str, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
+def _wait_until_healthy(process: subprocess.Popen, api: str, deadline: float, limit: float) -> None:
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
@@ -54,12 +60,23 @@ def _wait_until_healthy(process: subprocess.Popen, api: str, timeout: float) -> 
         except httpx.HTTPError:
             pass
         time.sleep(0.2)
-    raise RuntimeError(f"the temporary Prefect server at {api} did not start in {timeout:.0f} s")
+    raise RuntimeError(
+        f"the temporary Prefect server at {api} did not start in {limit:.0f} s; raise "
+        "runtime.server_start_seconds, or set PREFECT_API_URL to a running server (`make up`)"
+    )
+
+
+def _other_start(path: Path, holder: str) -> Exception:
+    return RuntimeError(
+        f"another temporary Prefect server is still starting ({path} held by {holder}); raise "
+        "runtime.server_start_seconds, or set PREFECT_API_URL to a running server (`make up`)"
+    )
 
 
 @contextmanager
-def temporary_prefect_server(timeout: float = 120) -> Iterator[str]:
-    """A Prefect API on a free loopback port for the duration of the block; yields its URL."""
+def temporary_prefect_server(timeout: float) -> Iterator[str]:
+    """A Prefect API on a free loopback port for the duration of the block; yields its URL.
+    `timeout` bounds the wait for the start lock and the start together."""
     port = _free_port()
     api = f"http://127.0.0.1:{port}/api"
     command = [
@@ -73,10 +90,15 @@ def temporary_prefect_server(timeout: float = 120) -> Iterator[str]:
         "PREFECT__SERVER_EPHEMERAL": "1",
         "PREFECT__SERVER_FINAL": "1",
     }
-    parent = os.getpid()
-    process = subprocess.Popen(command, env=env, preexec_fn=lambda: _die_with(parent))
+    parent, deadline = os.getpid(), time.monotonic() + timeout
+    with file_lock(Path(PREFECT_HOME.value()) / "glasses-server-start.lock", timeout, _other_start):
+        process = subprocess.Popen(command, env=env, preexec_fn=lambda: _die_with(parent))
+        try:
+            _wait_until_healthy(process, api, deadline, timeout)
+        except BaseException:
+            _stop(process)
+            raise
     try:
-        _wait_until_healthy(process, api, timeout)
         with temporary_settings(updates={PREFECT_API_URL: api}):
             try:
                 yield api
@@ -86,9 +108,13 @@ def temporary_prefect_server(timeout: float = 120) -> Iterator[str]:
                 APILogWorker.drain_all(timeout=10)
                 EventsWorker.drain_all(timeout=10)
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        _stop(process)
+
+
+def _stop(process: subprocess.Popen) -> None:
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()

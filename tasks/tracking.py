@@ -24,9 +24,11 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
 )
+from sqlalchemy.engine import make_url
 
 import mlflow
 from glasses.liveness import Owner, abandoned_because, this_process
+from glasses.locking import file_lock
 from glasses.memory import peak_rss_mb, reset_peak
 from mlflow import MlflowClient
 
@@ -42,6 +44,8 @@ MLFLOW_SETTINGS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
     "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
+# Creating a new store takes seconds; the limit only guards against a holder that hangs.
+STORE_CREATION_SECONDS = 600
 OWNER_TAGS = ("glasses.host", "glasses.pid", "glasses.process_started")
 ENDED_BY = "glasses.ended_by"
 DASK_WORKER = "glasses.dask_worker"
@@ -72,8 +76,26 @@ def configure_tracking() -> str:
     uri = tracking_uri()
     if uri.startswith("sqlite:"):
         LOCAL_STORE.mkdir(exist_ok=True)
+        _create_store(uri)
     mlflow.set_tracking_uri(uri)
     return uri
+
+
+def _create_store(uri: str) -> None:
+    """Create or upgrade a SQLite store's tables, one process at a time.
+
+    MLflow creates them on a store's first use; several first runs at once would run its
+    migrations together and leave a database that no later command opens. Under the lock this
+    process makes both stores (tracking, registry), which MLflow then keeps for the process.
+    """
+    name = make_url(uri).database
+    if not name or name == ":memory:":
+        return
+    database = Path(name)
+    with file_lock(database.with_name(f"{database.name}.lock"), STORE_CREATION_SECONDS):
+        tracking = MlflowClient(tracking_uri=uri, registry_uri=uri)
+        tracking.search_experiments(max_results=1)
+        tracking.search_registered_models(max_results=1)
 
 
 def client() -> MlflowClient:
@@ -86,26 +108,29 @@ class ServerUnavailable(RuntimeError):
     """A configured server does not answer; raised before any work starts."""
 
 
-def require_server(name: str, health_url: str, hint: str) -> None:
-    """Fail in seconds with the address, instead of after MLflow's or Prefect's long retries."""
+def require_server(name: str, health_url: str, hint: str, timeout: float) -> None:
+    """Fail in seconds with the address, instead of after MLflow's or Prefect's long retries: a
+    stopped server refuses at once; `timeout` bounds one that is slow or hangs."""
     try:
-        httpx.get(health_url, timeout=5).raise_for_status()
+        httpx.get(health_url, timeout=timeout).raise_for_status()
     except httpx.HTTPError as error:
         raise ServerUnavailable(
             f"{name} at {health_url} is not reachable ({error}); {hint}"
         ) from None
 
 
-def _require_tracking_server(uri: str, hint: str) -> None:
+def _require_tracking_server(uri: str, hint: str, timeout: float) -> None:
     if uri.startswith("http"):
-        require_server("MLflow tracking server", f"{uri.rstrip('/')}/health", hint)
+        require_server("MLflow tracking server", f"{uri.rstrip('/')}/health", hint, timeout)
 
 
-def connect() -> MlflowClient:
+def connect(health_timeout: float) -> MlflowClient:
     """Configure tracking and check that a tracking server, if one is set, is up."""
     uri = configure_tracking()
     _require_tracking_server(
-        uri, "start the stack with `make up`, or unset MLFLOW_TRACKING_URI for a local store"
+        uri,
+        "start the stack with `make up`, or unset MLFLOW_TRACKING_URI for a local store",
+        health_timeout,
     )
     return client()
 
@@ -201,8 +226,10 @@ def run_outcome(tracking: MlflowClient, run_id: str) -> Iterator[None]:
         yield
     except BaseException as error:
         hint = "restart it (`make up`) and run again; this run is marked KILLED on the next start"
-        try:
-            _require_tracking_server(tracking.tracking_uri, hint)
+        try:  # as long as MLflow's own calls may wait (`MLFLOW_SETTINGS`)
+            limit = "MLFLOW_HTTP_REQUEST_TIMEOUT"
+            timeout = float(os.environ.get(limit, MLFLOW_SETTINGS[limit]))
+            _require_tracking_server(tracking.tracking_uri, hint, timeout)
         except ServerUnavailable as down:
             raise ServerUnavailable(f"during the run: {down}") from error
         tracking.set_terminated(run_id, "FAILED")

@@ -179,6 +179,19 @@ class RuntimeConfig(_Strict):
         gt=0,
         description="A RUNNING MLflow run from another host this old is marked KILLED on start.",
     )
+    server_start_seconds: float = Field(
+        600,
+        gt=0,
+        description="How long `glasses run` waits for its temporary Prefect server to start, "
+        "including behind other first runs that create the same database (a start took over "
+        "2 min at load 20 on 2 cores).",
+    )
+    health_timeout_seconds: float = Field(
+        30,
+        gt=0,
+        description="How long a health check of the MLflow or Prefect server may take before "
+        "the server counts as down; a stopped server refuses at once whatever this is.",
+    )
 
 
 class SweepConfig(_Strict):

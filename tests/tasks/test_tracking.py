@@ -25,7 +25,7 @@ from tasks.tracking import (
 def test_mlflow_server_down_is_named_before_any_work(monkeypatch, closed_port):
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port}")
     with pytest.raises(ServerUnavailable, match=f"127.0.0.1:{closed_port}.*make up"):
-        connect()
+        connect(health_timeout=5)
 
 
 def test_client_changes_no_global_state(monkeypatch, tmp_path):

@@ -1,58 +1,17 @@
-"""File-system primitives of the dataset store: an inter-process lock, atomic writes, hashes."""
+"""File-system primitives of the dataset store: atomic writes, hashes (its lock is
+`glasses.locking`)."""
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
-import time
-from collections.abc import Iterable, Iterator
-from contextlib import contextmanager
+from collections.abc import Iterable
 from datetime import UTC, datetime
 from pathlib import Path
 
 from glasses.data.sources import DataSourceError
-from glasses.store.errors import DatasetLockedError
 
 _MAX_NAMED = 10
-
-
-@contextmanager
-def file_lock(path: Path, timeout: float) -> Iterator[None]:
-    """Exclusive flock on `path`, which names its holder while held.
-
-    The kernel drops a flock when its process dies, so a killed holder leaves no stale lock.
-    Raises `DatasetLockedError`, naming the holder, when `timeout` seconds pass.
-    """
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        _flock(fd, path, timeout)
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"pid {os.getpid()} since {now()}\n".encode(), 0)
-    except BaseException:
-        os.close(fd)
-        raise
-    try:
-        yield
-    finally:
-        os.ftruncate(fd, 0)
-        os.close(fd)
-
-
-def _flock(fd: int, path: Path, timeout: float) -> None:
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return
-        except BlockingIOError:
-            if time.monotonic() >= deadline:
-                holder = path.read_text(encoding="utf-8").strip() or "a process that is starting"
-                raise DatasetLockedError(
-                    f"another import is running (lock {path} held by {holder}); "
-                    "try again when it has finished"
-                ) from None
-            time.sleep(0.05)
 
 
 def write_atomic(target: Path, content: bytes, durable: bool) -> None:

@@ -12,10 +12,11 @@ import pandas as pd
 
 from glasses.data.images import fingerprint, label_conflicts
 from glasses.data.sources import DataSourceError
+from glasses.locking import file_lock
 from glasses.store import incoming as discovery
 from glasses.store import quarantine as quarantining
-from glasses.store.errors import DatasetError
-from glasses.store.files import file_lock, names, now, read, sha256, write_atomic
+from glasses.store.errors import DatasetError, DatasetLockedError
+from glasses.store.files import names, now, read, sha256, write_atomic
 from glasses.store.incoming import Batch
 
 VERSION_COLUMNS = ["sha256", "label", "group", "object", "source", "batch", "added_at"]
@@ -223,7 +224,7 @@ class DatasetStore:
             yield
             return
         self.root.mkdir(parents=True, exist_ok=True)
-        with file_lock(self.root / ".lock", timeout):
+        with file_lock(self.root / ".lock", timeout, _import_running):
             self._locked = True
             try:
                 quarantining.finish_pending(self.quarantine_root)
@@ -248,4 +249,10 @@ def _new_rows(table: pd.DataFrame, known: set[str], batch_id: str) -> pd.DataFra
             "added_at": now(),
         },
         columns=VERSION_COLUMNS,
+    )
+
+
+def _import_running(path: Path, holder: str) -> DatasetLockedError:
+    return DatasetLockedError(
+        f"another import is running (lock {path} held by {holder}); try again when it has finished"
     )
