@@ -69,33 +69,51 @@ def configure_tracking() -> str:
 
     Bounded HTTP retries and timeouts, no progress bars (values already in the environment
     win); the global tracking URI that MLflow's fluent API (`log_model`) uses, which the
-    registry URI follows; the local store's folder. Returns the tracking URI.
+    registry URI follows; a SQLite store's folder. Returns the tracking URI.
     """
     for name, value in MLFLOW_SETTINGS.items():
         os.environ.setdefault(name, value)
     uri = tracking_uri()
-    if uri.startswith("sqlite:"):
-        LOCAL_STORE.mkdir(exist_ok=True)
-        _create_store(uri)
+    database = sqlite_file(uri)
+    if database is not None:
+        database.parent.mkdir(parents=True, exist_ok=True)
+        _create_store(uri, database)
     mlflow.set_tracking_uri(uri)
     return uri
 
 
-def _create_store(uri: str) -> None:
+def _create_store(uri: str, database: Path) -> None:
     """Create or upgrade a SQLite store's tables, one process at a time.
 
     MLflow creates them on a store's first use; several first runs at once would run its
     migrations together and leave a database that no later command opens. Under the lock this
     process makes both stores (tracking, registry), which MLflow then keeps for the process.
     """
-    name = make_url(uri).database
-    if not name or name == ":memory:":
-        return
-    database = Path(name)
     with file_lock(database.with_name(f"{database.name}.lock"), STORE_CREATION_SECONDS):
         tracking = MlflowClient(tracking_uri=uri, registry_uri=uri)
         tracking.search_experiments(max_results=1)
         tracking.search_registered_models(max_results=1)
+
+
+def sqlite_file(uri: str) -> Path | None:
+    """The database file of a `sqlite:` tracking URI, as SQLAlchemy (MLflow's store) parses it:
+    `sqlite:///runs.db` is relative to the working folder, `sqlite:////srv/runs.db` absolute.
+    None for any other store, and for an in-memory one."""
+    if not uri.startswith("sqlite:"):
+        return None
+    database = make_url(uri).database
+    return Path(database) if database and database != ":memory:" else None
+
+
+def artifact_folder(uri: str) -> Path | None:
+    """Where a SQLite store's new experiments keep their artifacts: beside the database, named
+    after it (`.glasses/mlflow.db` -> `.glasses/mlflow-artifacts`), so that two stores, in one
+    folder or not, never share one; an experiment keeps the location it was made with. None
+    where MLflow decides (a server, no file)."""
+    database = sqlite_file(uri)
+    if database is None:
+        return None
+    return database.resolve().with_name(f"{database.stem}-artifacts")
 
 
 def client() -> MlflowClient:
@@ -136,8 +154,9 @@ def connect(health_timeout: float) -> MlflowClient:
 
 
 def experiment_id(tracking: MlflowClient) -> str:
-    """The experiment (`experiment_name()`); a local store keeps its artifacts beside its
-    database. Marked as model training, so MLflow's UI opens it on the runs table."""
+    """The experiment (`experiment_name()`); a SQLite store keeps its artifacts beside its
+    database (`artifact_folder`). Marked as model training, so MLflow's UI opens it on the runs
+    table."""
     name = experiment_name()
     experiment = tracking.get_experiment_by_name(name)
     if experiment is not None:
@@ -145,9 +164,8 @@ def experiment_id(tracking: MlflowClient) -> str:
             for key, value in EXPERIMENT_KIND.items():
                 tracking.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
-    location = None
-    if tracking.tracking_uri.startswith("sqlite:"):
-        location = (LOCAL_STORE / "artifacts").resolve().as_uri()
+    folder = artifact_folder(tracking.tracking_uri)
+    location = folder.as_uri() if folder is not None else None
     return tracking.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 

@@ -149,7 +149,8 @@ def mlflow_local(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_mlflow_db: Path
 ) -> Iterator[str]:
     """A fresh SQLite tracking store in tmp_path, configured as a flow start does (global
-    tracking URI included, reset afterwards); cwd is tmp_path, where `.glasses/` goes."""
+    tracking URI included, reset afterwards); cwd is tmp_path, and the experiment's
+    artifacts go beside the database (`tmp_path/mlflow-artifacts`)."""
     import mlflow
     from tasks.tracking import configure_tracking
 

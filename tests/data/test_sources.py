@@ -218,19 +218,74 @@ def test_path_outside_the_data_root_is_named(tmp_path, outside, unchanged) -> No
         outside = str(tmp_path / "x.png")
     (root / "labels.csv").write_text(f"path,label\na.png,1\n{outside},0\n")
     check = unchanged(tmp_path)
-    with pytest.raises(DataSourceError, match="outside") as caught:
+    with pytest.raises(DataSourceError, match="outside the data folder") as caught:
         load(root, tmp_path / "cache")
     assert repr(outside) in str(caught.value)
+    assert "symlink" not in str(caught.value)
     check()
 
 
-def test_symlink_escaping_the_root_is_refused(tmp_path) -> None:
+LAYOUTS = ["csv", "folder", "kaggle"]
+
+
+def with_link(layout: str, root: Path, target: Path) -> str:
+    """A data folder in `layout` with two images and a third that is a symlink to `target`;
+    returns the link's path relative to `root`."""
+    if layout == "csv":
+        write_png(root / "a.png")
+        write_png(root / "b.png")
+        (root / "labels.csv").write_text("path,label\na.png,1\nb.png,0\nlink.png,1\n")
+        link = "link.png"
+    elif layout == "folder":
+        write_png(root / "glasses" / "a.png")
+        write_png(root / "no_glasses" / "b.png")
+        link = "glasses/link.png"
+    else:
+        csv = write_kaggle(root, {1: 1, 2: 0})
+        csv.write_text(csv.read_text() + "3,0.5,1\n")
+        link = "face-3.png"
+    (root / link).symlink_to(target)
+    return link
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_symlink_out_of_the_data_folder_is_refused_in_every_layout(
+    tmp_path, layout, unchanged
+) -> None:
     root = tmp_path / "d"
     write_png(tmp_path / "secret.png")
-    root.mkdir()
-    (root / "link.png").symlink_to(tmp_path / "secret.png")
-    (root / "labels.csv").write_text("path,label\nlink.png,1\n")
-    with pytest.raises(DataSourceError, match="link.png"):
+    link = with_link(layout, root, tmp_path / "secret.png")
+    check = unchanged(tmp_path)
+    with pytest.raises(DataSourceError) as caught:
+        load(root, tmp_path / "cache")
+    message = str(caught.value)
+    assert f"{link} is a symlink to {(tmp_path / 'secret.png').resolve()}" in message
+    assert f"outside the data folder {root.resolve()}" in message
+    assert "remove the link" in message
+    check()
+
+
+@pytest.mark.parametrize("layout", LAYOUTS)
+def test_a_symlink_within_the_data_folder_is_read_in_every_layout(
+    tmp_path, layout, unchanged
+) -> None:
+    root = tmp_path / "d"
+    write_png(root / "originals" / "c.png")
+    with_link(layout, root, root / "originals" / "c.png")
+    check = unchanged(tmp_path)
+    table = load(root, tmp_path / "cache")
+    assert len(table) == 3
+    assert str((root / "originals" / "c.png").resolve()) in table["path"].tolist()
+    check()
+
+
+def test_a_csv_path_through_a_linked_folder_out_names_the_link(tmp_path) -> None:
+    root = tmp_path / "d"
+    write_png(tmp_path / "elsewhere" / "x.png")
+    write_png(root / "a.png")
+    (root / "more").symlink_to(tmp_path / "elsewhere")
+    (root / "labels.csv").write_text("path,label\na.png,1\nmore/x.png,0\n")
+    with pytest.raises(DataSourceError, match="more is a symlink to .*elsewhere, outside"):
         load(root, tmp_path / "cache")
 
 

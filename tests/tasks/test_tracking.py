@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import time
 
 import pytest
@@ -13,12 +14,14 @@ from mlflow import MlflowClient
 from tasks.tracking import (
     MLFLOW_SETTINGS,
     ServerUnavailable,
+    artifact_folder,
     client,
     configure_tracking,
     connect,
     experiment_id,
     run_outcome,
     start_run,
+    tracking_uri,
 )
 
 
@@ -73,3 +76,50 @@ def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch
     assert tags["mlflow.user"] and tags["mlflow.source.name"]
     assert tags["mlflow.source.type"] == "JOB"
     assert tags["glasses.pid"] == str(os.getpid())
+
+
+def test_each_sqlite_store_keeps_its_artifacts_beside_its_database(
+    tmp_path, monkeypatch, _empty_mlflow_db
+):
+    """Two stores in two folders, used from a third: each experiment's artifacts go beside its
+    own database, and nothing lands in the working folder."""
+    here = tmp_path / "here"
+    here.mkdir()
+    monkeypatch.chdir(here)
+    for name in ("a", "b"):
+        database = tmp_path / name / "ref.db"
+        database.parent.mkdir()
+        shutil.copyfile(_empty_mlflow_db, database)
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
+        configure_tracking()
+        tracking = client()
+        experiment = tracking.get_experiment(experiment_id(tracking))
+        artifacts = database.resolve().parent / "ref-artifacts"
+        assert experiment.artifact_location == artifacts.as_uri()
+        run_id = start_run(tracking, experiment.experiment_id, "x", None, {})
+        tracking.log_text(run_id, name, "note.txt")
+        (note,) = artifacts.rglob("note.txt")
+        assert note.read_text() == name
+    assert list(here.iterdir()) == []
+
+
+def test_artifact_folder_is_named_after_the_database(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    here = tmp_path.resolve()
+    assert artifact_folder(tracking_uri()) == here / ".glasses" / "mlflow-artifacts"
+    assert artifact_folder("sqlite:///stores/ref.db") == here / "stores" / "ref-artifacts"
+    assert artifact_folder(f"sqlite:///{here}/x/ref.db?timeout=5") == here / "x" / "ref-artifacts"
+    assert artifact_folder("sqlite://") is None
+    assert artifact_folder("http://127.0.0.1:5000") is None
+
+
+def test_configure_tracking_makes_the_database_in_its_own_folder_only(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///stores/ref.db")
+    configure_tracking()
+    assert [path.name for path in tmp_path.iterdir()] == ["stores"]
+    assert sorted(path.name for path in (tmp_path / "stores").iterdir()) == [
+        "ref.db",  # created, tables and all, under the lock beside it
+        "ref.db.lock",
+    ]

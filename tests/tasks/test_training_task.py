@@ -172,15 +172,6 @@ def test_fold_task_marks_its_run_failed(
     assert child.info.run_name == "cnn-fold-1"
 
 
-def test_local_store_is_under_the_working_directory(mlflow_local) -> None:
-    """With a SQLite URI the experiment keeps its artifacts in ./.glasses, not in the repo."""
-    tracking = client()
-    experiment = tracking.get_experiment(experiment_id(tracking))
-    assert experiment.name == "glasses"
-    assert experiment.artifact_location == (Path.cwd() / ".glasses" / "artifacts").as_uri()
-    assert tracking.tracking_uri == mlflow_local
-
-
 def test_fold_task_logs_one_progress_line_per_check(
     mlflow_local, fold_inputs, tiny_config, caplog
 ) -> None:

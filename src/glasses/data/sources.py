@@ -83,8 +83,9 @@ def read_labels_csv(csv: Path) -> pd.DataFrame:
 
 def read_image_folder(folder: Path) -> pd.DataFrame:
     """ImageFolder layout: `glasses/` and `no_glasses/`; files elsewhere are ignored."""
+    root = folder.resolve()
     rows = [
-        {"path": str(image.resolve()), "label": label}
+        {"path": str(confined(root, image.relative_to(folder))), "label": label}
         for name, label in CLASS_FOLDERS.items()
         for image in images_under(folder / name)
     ]
@@ -107,10 +108,10 @@ def read_manifest_csv(csv: Path) -> pd.DataFrame:
     if table.empty:
         raise DataSourceError(f"data: {csv} lists no images")
     root = csv.parent.resolve()
-    table["path"] = [str(_inside(root, rel, csv)) for rel in table["path"]]
+    table["path"] = [str(_listed(root, rel, csv)) for rel in table["path"]]
     if "mask_path" in table:
         table["mask_path"] = [
-            str(_inside(root, rel, csv)) if isinstance(rel, str) and rel else ""
+            str(_listed(root, rel, csv)) if isinstance(rel, str) and rel else ""
             for rel in table["mask_path"]
         ]
     table["label"] = _integer_labels(table["label"], table["path"], csv)
@@ -139,7 +140,7 @@ def read_kaggle(csv: Path) -> pd.DataFrame:
             + ", ".join(missing[:10])
             + (" …" if len(missing) > 10 else "")
         )
-    paths = [str(images[name]) for name in names]
+    paths = [str(confined(root, images[name].relative_to(root))) for name in names]
     return pd.DataFrame(
         {"path": paths, "label": _integer_labels(table["glasses"], pd.Series(paths), csv)}
     )
@@ -154,14 +155,44 @@ def _require_columns(table: pd.DataFrame, csv: Path, columns: list[str]) -> None
         )
 
 
-def _inside(root: Path, relative: str, csv: Path) -> Path:
-    """Resolve a CSV path and refuse one that escapes the CSV's folder (`../`, absolute, links)."""
+def _listed(root: Path, relative: str, csv: Path) -> Path:
+    """A CSV's path cell, resolved and `confined` to the CSV's folder."""
     if not isinstance(relative, str) or not relative.strip():
         raise DataSourceError(f"data: {csv} has an empty path")
+    return confined(root, relative)
+
+
+def confined(root: Path, relative: str | Path) -> Path:
+    """`root / relative` resolved, refused when it lies outside `root` (itself resolved).
+
+    The one rule of every layout, so that a symlink cannot bring in a file that a `../` in a
+    CSV could not: training and `folds.csv` only ever see files inside the data folder.
+    """
     path = (root / relative).resolve()
-    if not path.is_relative_to(root):
-        raise DataSourceError(f"data: {csv} lists {relative!r}, which lies outside {root}")
-    return path
+    if path.is_relative_to(root):
+        return path
+    link = _escaping_link(root, Path(relative))
+    if link is not None:
+        raise DataSourceError(
+            f"data: {link} is a symlink to {(root / link).resolve()}, outside the data folder "
+            f"{root}; copy what it points to into the folder or remove the link"
+        )
+    raise DataSourceError(
+        f"data: {str(relative)!r} lies outside the data folder {root}; move the file into the "
+        "folder and give its path relative to the folder"
+    )
+
+
+def _escaping_link(root: Path, relative: Path) -> Path | None:
+    """The first symlink on the way down from `root` to `relative` that leads out of `root`;
+    None for a path that leaves it by itself (absolute, `..`)."""
+    if relative.is_absolute() or ".." in relative.parts:
+        return None
+    for depth in range(1, len(relative.parts) + 1):
+        step = Path(*relative.parts[:depth])
+        if (root / step).is_symlink() and not (root / step).resolve().is_relative_to(root):
+            return step
+    return None
 
 
 def _integer_labels(labels: pd.Series, paths: pd.Series, csv: Path) -> pd.Series:
