@@ -4,28 +4,32 @@ through the MLflow server (proxied `mlflow-artifacts:`), both Dask workers joine
 cross-validation folds ran on them (tag `glasses.dask_worker` of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
+For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a fold run of a flow started
+from now on is RUNNING; `--reused MLFLOW_URI` checks that the newest run reused finished folds.
 """
 
 from __future__ import annotations
 
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import httpx
+from mlflow.entities import Run
 
 from glasses.families import SPECS
 from mlflow import MlflowClient
+from tasks.resume import REUSED
 
 REGISTERED = {family: spec.registered_name for family, spec in SPECS.items()}
 
 
-def check(mlflow_uri: str, dask_uri: str) -> None:
+def check(mlflow_uri: str, dask_uri: str, first: bool) -> None:
+    """`first`: the stack's first run, so its models are the champions; a later one's models
+    are registered and compete (equal ones leave the champion where it is)."""
     client = MlflowClient(mlflow_uri, registry_uri=mlflow_uri)
-    experiment = client.get_experiment_by_name("glasses")
-    assert experiment is not None, f"no experiment 'glasses' on {mlflow_uri}"
-    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
-    parent = next(r for r in runs if "profile" in r.data.tags)
+    parent, runs = newest_parent(client)
     assert parent.info.status == "FINISHED", parent.info.status
     assert parent.info.artifact_uri.startswith("mlflow-artifacts:"), parent.info.artifact_uri
 
@@ -35,9 +39,11 @@ def check(mlflow_uri: str, dask_uri: str) -> None:
         if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
     for family, name in REGISTERED.items():
+        run_id = children[family].info.run_id
+        (version,) = client.search_model_versions(f"name = '{name}' and run_id = '{run_id}'")
         champion = client.get_model_version_by_alias(name, "champion")
-        assert champion.run_id == children[family].info.run_id, f"{name}: champion from another run"
-        print(f"{name}: champion = v{champion.version} (run {champion.run_id})")
+        assert champion.run_id == run_id or not first, f"{name}: champion from another run"
+        print(f"{name}: v{version.version} registered, champion = v{champion.version}")
 
     with tempfile.TemporaryDirectory() as folder:
         summary = Path(client.download_artifacts(parent.info.run_id, "summary.md", folder))
@@ -58,5 +64,48 @@ def check(mlflow_uri: str, dask_uri: str) -> None:
     print(f"dask: {workers} workers; {len(folds)} folds ran on {sorted(ran_on)}")
 
 
+def newest_parent(client: MlflowClient) -> tuple[Run, list[Run]]:
+    """The newest flow run's parent MLflow run, and every run of the experiment."""
+    experiment = client.get_experiment_by_name("glasses")
+    assert experiment is not None, f"no experiment 'glasses' on {client.tracking_uri}"
+    runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"])
+    return next(r for r in runs if "profile" in r.data.tags), runs
+
+
+def wait_for_fold(mlflow_uri: str, timeout: float = 900) -> None:
+    client = MlflowClient(mlflow_uri)
+    since, deadline = time.time() * 1000, time.monotonic() + timeout
+    experiment = client.get_experiment_by_name("glasses").experiment_id
+    while time.monotonic() < deadline:
+        running = client.search_runs(
+            [experiment],
+            f"attributes.status = 'RUNNING' and attributes.start_time > {since:.0f} "
+            "and attributes.run_name LIKE '%-fold-%'",
+        )
+        if running:
+            print(f"fold running: {running[0].info.run_name}")
+            return
+        time.sleep(0.5)
+    raise SystemExit(f"no fold started within {timeout:.0f} s")
+
+
+def check_reused(mlflow_uri: str) -> None:
+    client = MlflowClient(mlflow_uri)
+    parent, runs = newest_parent(client)
+    assert parent.info.status == "FINISHED", "the re-run did not finish"
+    family_runs = {
+        r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
+    }
+    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in family_runs]
+    reused = [r.info.run_name for r in folds if REUSED in r.data.tags]
+    assert reused, "the re-run reused no fold of the killed run"
+    print(f"re-run reused {len(reused)} of {len(folds)} folds: {sorted(reused)}")
+
+
 if __name__ == "__main__":
-    check(*sys.argv[1:3])
+    if sys.argv[1] == "--wait-for-fold":
+        wait_for_fold(sys.argv[2])
+    elif sys.argv[1] == "--reused":
+        check_reused(sys.argv[2])
+    else:
+        check(*sys.argv[1:3], first="--later" not in sys.argv)

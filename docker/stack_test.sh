@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # `make stack-test`: the container stack for real. Builds the images, starts docker/compose.yaml
 # with host networking (compose.host.yaml), runs `glasses/full` (synthetic data, tiny profile)
-# through the Prefect worker and its tasks on the two Dask workers, from this machine's Prefect CLI, checks the registry and artifacts
-# over HTTP (stack_check.py), prints the build, start and run times, and removes every container
+# through the Prefect worker and its tasks on the two Dask workers, from this machine's Prefect
+# CLI, and checks the registry and artifacts over HTTP (stack_check.py). Then twice more: trained
+# anew beside a busy loop on every core, and with a Dask worker container killed during
+# cross-validation (the flow must finish, or fail with one line and finish when run again,
+# reusing what was done). Prints the build, start and run times, and removes every container
 # and volume it made, also on failure.
 #
 # Engine: Docker Compose, else podman + podman-compose (podman's settings for machines without
@@ -141,6 +144,7 @@ containers() { "$engine" ps -a -q --filter "label=com.docker.compose.project=$pr
 teardown() {
   local status=$?
   trap - EXIT INT TERM
+  stress_stop
   if [ "$status" != 0 ]; then
     mkdir -p "$state/logs"
     for id in $(containers); do
@@ -210,15 +214,71 @@ main() {
   export PREFECT_API_URL="http://127.0.0.1:$GLASSES_PREFECT_PORT/api"
   export MLFLOW_TRACKING_URI="http://127.0.0.1:$GLASSES_MLFLOW_PORT"
   export PREFECT_HOME="$state/prefect-home"
-  local on_dask
-  on_dask="{\"runtime\": {\"task_runner\": \"dask\", \"dask_address\": \"tcp://127.0.0.1:$GLASSES_DASK_PORT\"}}"
-  "$bin/prefect" deployment run glasses/full --param data=synthetic --param profile=tiny \
-    --param overrides="$on_dask" --watch | tee "$state/run.log"
-  grep -q Completed "$state/run.log" || { echo "glasses/full did not complete" >&2; exit 1; }
+  run_flow plain "$(on_dask)"
   t3=$(now)
   "$bin/python" docker/stack_check.py "$MLFLOW_TRACKING_URI" "http://127.0.0.1:$GLASSES_DASK_DASHBOARD_PORT"
 
-  echo "stack-test PASSED: build $((t1 - t0)) s, start $((t2 - t1)) s, tiny run $((t3 - t2)) s"
+  # The same run again, trained anew (resume off), beside a busy loop on every core.
+  stress_start
+  run_flow stressed "$(on_dask ', "resume": false')"
+  stress_stop
+  t4=$(now)
+  "$bin/python" docker/stack_check.py "$MLFLOW_TRACKING_URI" "http://127.0.0.1:$GLASSES_DASK_DASHBOARD_PORT" --later
+
+  kill_a_worker_mid_cv
+  t5=$(now)
+
+  echo "stack-test PASSED: build $((t1 - t0)) s, start $((t2 - t1)) s, tiny run $((t3 - t2)) s," \
+    "under stress $((t4 - t3)) s, with a worker killed $((t5 - t4)) s"
 }
 
+on_dask() {  # the flow's overrides: its tasks on the stack's Dask cluster, plus runtime members $1
+  echo "{\"runtime\": {\"task_runner\": \"dask\", \"dask_address\": \"tcp://127.0.0.1:$GLASSES_DASK_PORT\"$1}${2:+, $2}}"
+}
+
+run_flow() {  # NAME OVERRIDES: glasses/full (synthetic, tiny) through the stack, watched to its end
+  local status=0
+  echo "--- run $1: $2"
+  "$bin/prefect" deployment run glasses/full --param data=synthetic --param profile=tiny \
+    --param overrides="$2" --watch >"$state/run-$1.log" 2>&1 || status=$?
+  tail -n 3 "$state/run-$1.log"
+  [ "$status" = 0 ] && grep -q "Completed" "$state/run-$1.log"
+}
+
+stress_start() {  # a busy loop per core, for as long as the run: the load the Dask path must survive
+  local core
+  for core in $(seq "$(nproc)"); do
+    bash -c 'while :; do :; done' &
+    stressors+=("$!")
+  done
+  echo "stress: ${#stressors[@]} busy loops (load before: $(cut -d' ' -f1 /proc/loadavg))"
+}
+
+stress_stop() {
+  [ "${#stressors[@]}" = 0 ] && return
+  echo "stress: load at the end $(cut -d' ' -f1 /proc/loadavg)"
+  kill "${stressors[@]}" 2>/dev/null || true
+  wait "${stressors[@]}" 2>/dev/null || true
+  stressors=()
+}
+
+kill_a_worker_mid_cv() {  # new trainings (another seed); dask-worker-1 killed once a fold runs
+  local overrides watcher
+  overrides=$(on_dask '' '"seed": 11')
+  run_flow killed "$overrides" &
+  watcher=$!
+  "$bin/python" docker/stack_check.py --wait-for-fold "$MLFLOW_TRACKING_URI"
+  "$engine" kill "$(containers_of dask-worker-1)" >/dev/null
+  echo "killed dask-worker-1 while a fold ran"
+  if wait "$watcher"; then
+    echo "worker killed mid-CV: the flow finished (Dask ran the fold again on the other worker)"
+    return
+  fi
+  # Else it must have said why in one line, and the same run again reuses what finished.
+  grep -E "glasses: |Finished in state Failed" "$state/run-killed.log" | tail -n 2
+  run_flow rerun "$overrides"
+  "$bin/python" docker/stack_check.py --reused "$MLFLOW_TRACKING_URI"
+}
+
+stressors=()
 main "$@"

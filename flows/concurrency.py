@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
+from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,8 @@ import dask
 import distributed
 import torch
 import yaml
-from prefect import Flow, Task
-from prefect.futures import as_completed
+from prefect import Flow, Task, get_run_logger
+from prefect.futures import PrefectFuture, as_completed
 from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
@@ -41,9 +42,13 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
+def _settings() -> dict[str, Any]:
+    return _dotted(yaml.safe_load(WORKER_SETTINGS.read_text()))
+
+
 def local_cluster(**kwargs: Any) -> distributed.LocalCluster:
     """A `LocalCluster` whose workers start with the project's Dask settings (`dask.yaml`)."""
-    with dask.config.set(_dotted(yaml.safe_load(WORKER_SETTINGS.read_text()))):
+    with dask.config.set(_settings()):
         return distributed.LocalCluster(**kwargs)
 
 
@@ -52,6 +57,9 @@ def task_runner(runtime: RuntimeConfig) -> TaskRunner:
     processes, one task each, whose torch threads together fill the cores."""
     if runtime.task_runner != "dask":
         return ThreadPoolTaskRunner(max_workers=local_workers(runtime))
+    # The flow's process is a Dask client from here on: it takes the cluster's limits (global,
+    # as Dask reads them whenever a connection opens; the same values in every flow).
+    dask.config.set(_settings())
     if runtime.dask_address:
         return DaskTaskRunner(address=runtime.dask_address)
     threads = str(threads_per_worker(runtime.workers))
@@ -98,4 +106,26 @@ def run_concurrently(
     futures = [bounded.submit(**call) for call in parameters]
     for _ in as_completed(futures):
         progress.advance()
-    return [future.result() for future in futures]
+    return [
+        _result(bounded, future, call, config.runtime.retries)
+        for future, call in zip(futures, parameters, strict=True)
+    ]
+
+
+def _result(task: Task, future: PrefectFuture, call: dict[str, Any], retries: int) -> Any:
+    """The call's result; one cancelled on the way back (a Dask client that lost the scheduler,
+    a worker that died) is asked for again, up to `retries` times. Cheap: work that finished
+    is in the result store, so the new run only reads it."""
+    for _ in range(retries):
+        try:
+            return future.result()
+        except CancelledError as lost:
+            get_run_logger().warning("%s: result lost (%s); submitting it again", task.name, lost)
+            future = task.submit(**call)
+    try:
+        return future.result()
+    except CancelledError as lost:
+        raise RuntimeError(
+            f"{task.name}: its result was lost on the way back ({lost or 'cancelled'}); check "
+            "the Dask cluster, then run again: finished work is reused"
+        ) from lost
