@@ -4,12 +4,14 @@ process or on a local Dask cluster's worker processes."""
 from __future__ import annotations
 
 import os
+from types import SimpleNamespace
 
 import pytest
 import torch
+from distributed.client import FutureCancelledError
 from prefect import flow, task
 
-from flows.concurrency import cores_divided, on_task_runner, run_concurrently
+from flows.concurrency import _result, cores_divided, on_task_runner, run_concurrently
 from glasses.config import GlassesConfig, resolve_config
 from glasses.entrypoint import ALLOCATOR
 from glasses.training import threads_per_worker
@@ -64,3 +66,65 @@ def test_dask_runs_tasks_in_worker_processes_sized_to_the_cores(restore_threads)
     # workers; flows/dask.yaml gives them the allocator settings of every glasses process.
     expected = {name: str(value) for name, value in ALLOCATOR.items()}
     assert on_task_runner(allocator_stage, config)(config) == [expected, expected]
+
+
+@task(name="comm-limits-seen")
+def comm_limits_seen() -> tuple[str, str]:
+    import dask
+
+    return dask.config.get("distributed.comm.timeouts.tcp"), dask.config.get(
+        "distributed.scheduler.worker-ttl"
+    )
+
+
+@flow
+def comm_limits_stage(config: GlassesConfig) -> list[tuple[str, str]]:
+    return run_concurrently(comm_limits_seen, [{}], config)
+
+
+def test_dask_workers_and_the_flow_s_client_take_the_load_tolerant_limits(restore_threads):
+    """Dask's 30 s comm limit lost the flow's connection to the scheduler on a busy machine."""
+    import dask
+
+    config = resolve_config("tiny", {"runtime": {"task_runner": "dask", "workers": 1}})
+    assert on_task_runner(comm_limits_stage, config)(config) == [("600s", "15 minutes")]
+    assert dask.config.get("distributed.comm.timeouts.tcp") == "600s"  # the client's
+
+
+class _Lost:
+    """A Dask-backed future whose result was cancelled in transit."""
+
+    def result(self):
+        raise FutureCancelledError("train-fold-1", reason="scheduler-connection-lost")
+
+
+class _Task:
+    name = "train-fold"
+
+    def __init__(self, lost_times: int):
+        self.submitted: list[dict] = []
+        self.lost_times = lost_times
+
+    def submit(self, **call):
+        self.submitted.append(call)
+        if len(self.submitted) <= self.lost_times:
+            return _Lost()
+        return SimpleNamespace(result=lambda: call["fold"] * 10)
+
+
+@flow
+def collect(task: _Task, retries: int) -> int:
+    return _result(task, _Lost(), {"fold": 2}, retries)
+
+
+def test_a_result_lost_on_the_way_back_is_asked_for_again():
+    again = _Task(lost_times=0)
+    assert collect(again, retries=1) == 20
+    assert again.submitted == [{"fold": 2}]
+
+
+def test_a_result_lost_every_time_is_one_clear_error():
+    never = _Task(lost_times=5)
+    with pytest.raises(RuntimeError, match="train-fold: its result was lost.*run again"):
+        collect(never, retries=2)
+    assert len(never.submitted) == 2
