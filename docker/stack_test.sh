@@ -233,7 +233,7 @@ main() {
 }
 
 on_dask() {  # the flow's overrides: its tasks on the stack's Dask cluster, plus runtime members $1
-  echo "{\"runtime\": {\"task_runner\": \"dask\", \"dask_address\": \"tcp://127.0.0.1:$GLASSES_DASK_PORT\"$1}${2:+, $2}}"
+  echo "{\"runtime\": {\"task_runner\": \"dask\", \"dask_address\": \"tcp://127.0.0.1:$GLASSES_DASK_PORT\"${1:-}}${2:+, $2}}"
 }
 
 run_flow() {  # NAME OVERRIDES: glasses/full (synthetic, tiny) through the stack, watched to its end
