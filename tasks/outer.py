@@ -17,6 +17,7 @@ from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.families import FAMILIES, Family
 from glasses.metrics import scores
 from glasses.outer import PointPlan, point_config, point_rows, point_seed
+from glasses.result_format import stored
 from glasses.results import training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
@@ -25,6 +26,7 @@ from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_metrics, log_table
 
 
+@stored
 @dataclass(frozen=True)
 class OuterPoint:
     outer: int

@@ -17,6 +17,7 @@ from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, image_set
 from glasses.families import Family
 from glasses.inference import weights_digest
+from glasses.result_format import stored
 from glasses.results import rows_digest, work_key
 from glasses.tables import markdown_table, with_intervals
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
@@ -47,6 +48,7 @@ from tasks.tracking import client, log_figure, log_metrics, log_table
 PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
 
 
+@stored
 @dataclass
 class Explained:
     family: Family

@@ -25,6 +25,7 @@ from glasses.data.splits import inner_validation_mask
 from glasses.families import SPECS, Family
 from glasses.metrics import scores
 from glasses.models.scatnet import ScatNet
+from glasses.result_format import stored
 from glasses.training import (
     Check,
     Prepare,
@@ -161,6 +162,7 @@ def _probe(
     return train_on(family, config, inputs, labels, rows[~inner], seed, None, rows[inner], on_check)
 
 
+@stored
 @dataclass
 class FoldOutcome:
     history: pd.DataFrame  # one row per check, `Check`'s fields as columns

@@ -3,16 +3,16 @@ crash (or a failure in a late stage) reuses it instead of training again.
 
 A key hashes the kind of work, the settings it reads, its data and rows, the seed-bearing
 indices (fold, size, repeat) and the library's own source code: change any of them and the work
-is redone. Entries are pickles of the project's own result objects, written atomically and
-checked on read by `glasses.cache_files`; a damaged one is recomputed with a warning. They are
-trusted like the code: keep the cache folder writable only by those who run the study.
+is redone. Entries are JSON and NumPy arrays (`glasses.result_format`), never pickles, so a
+cache folder that others can write cannot make a run execute their code; they are written
+atomically and checked on read by `glasses.cache_files`. A damaged entry, or one this code cannot
+read (an unknown kind of value, an unregistered class), is recomputed with a warning.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-import pickle
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -23,6 +23,7 @@ import numpy as np
 import glasses
 from glasses.cache_files import load_bytes, store_bytes, warn_damaged
 from glasses.config import GlassesConfig
+from glasses.result_format import NotAResult, decode, encode
 
 T = TypeVar("T")
 
@@ -83,13 +84,13 @@ def training_key(
 
 
 class ResultStore:
-    """`folder/<key>.pkl` entries."""
+    """`folder/<key>.npz` entries."""
 
     def __init__(self, folder: Path):
         self.folder = folder
 
     def path(self, key: str) -> Path:
-        return self.folder / f"{key}.pkl"
+        return self.folder / f"{key}.npz"
 
     def get(self, key: str) -> Any | None:
         """The stored result, or None when there is none or it is damaged (with a warning)."""
@@ -99,14 +100,14 @@ class ResultStore:
         data, problem = load_bytes(path)
         if data is not None:
             try:
-                return pickle.loads(data)
-            except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as error:
-                problem = f"does not unpickle: {error}"
+                return decode(data)
+            except NotAResult as error:
+                problem = str(error)
         warn_damaged("result", path, problem)
         return None
 
     def put(self, key: str, value: Any) -> None:
-        store_bytes(self.path(key), pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL))
+        store_bytes(self.path(key), encode(value))
 
     def reuse_or_compute(self, key: str, compute: Callable[[], T]) -> tuple[T, bool]:
         """(result, whether it was reused): the stored one, else `compute()`, stored."""

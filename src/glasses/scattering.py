@@ -14,7 +14,7 @@ copy c of image r at row c·N + r, copy 0 the original (see `glasses.training.Ro
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
@@ -42,23 +42,22 @@ def _unchanged(images: torch.Tensor) -> torch.Tensor:
     return images
 
 
-def _compute_into(
-    out: np.ndarray,
+def _batches(
     pixels: np.ndarray,
     J: int,
     L: int,
     batch_size: int,
     device: str,
     distort: Callable[[torch.Tensor], torch.Tensor] = _unchanged,
-) -> None:
-    """Coefficients of the [0, 1] images, each batch through `distort` first (on the CPU, where
-    the augmentation's generator lives)."""
+) -> Iterator[np.ndarray]:
+    """Coefficients of the [0, 1] images, batch by batch, each batch through `distort` first
+    (on the CPU, where the augmentation's generator lives)."""
     pixels = np.ascontiguousarray(pixels)  # kymatio refuses strided tensors
     transform = scattering_transform(J, L, pixels.shape[-1]).to(device)
     with torch.no_grad():
         for start in range(0, len(pixels), batch_size):
             batch = distort(torch.from_numpy(pixels[start : start + batch_size]).float() / 255)
-            out[start : start + batch_size] = transform(batch.to(device)).cpu().numpy()
+            yield transform(batch.to(device)).cpu().numpy()
 
 
 def _shape(pixels: np.ndarray, J: int, L: int) -> tuple[int, ...]:
@@ -71,7 +70,10 @@ def compute_coefficients(
 ) -> torch.Tensor:
     """Coefficients of uint8 N x 3 x S x S images scaled to [0, 1], as the models see them."""
     out = np.empty(_shape(pixels, J, L), dtype=np.float32)
-    _compute_into(out, pixels, J, L, batch_size, device)
+    start = 0
+    for batch in _batches(pixels, J, L, batch_size, device):
+        out[start : start + len(batch)] = batch
+        start += len(batch)
     return torch.from_numpy(out)
 
 
@@ -96,7 +98,7 @@ def cached_coefficients(
     expected = _shape(pixels, J, L)
     if (cached := _opened(path, expected, "scattering")) is not None:
         return cached
-    return _stored(path, expected, lambda out: _compute_into(out, pixels, J, L, BATCH_SIZE, device))
+    return _stored(path, expected, _batches(pixels, J, L, BATCH_SIZE, device))
 
 
 def _opened(path: Path, shape: tuple[int, ...], kind: str) -> CachedCoefficients | None:
@@ -111,9 +113,9 @@ def _opened(path: Path, shape: tuple[int, ...], kind: str) -> CachedCoefficients
 
 
 def _stored(
-    path: Path, shape: tuple[int, ...], fill: Callable[[np.ndarray], None]
+    path: Path, shape: tuple[int, ...], batches: Iterable[np.ndarray]
 ) -> CachedCoefficients:
-    store_array(path, shape, np.float32, fill)
+    store_array(path, shape, np.float32, batches)
     stored, problem = load_array(path, shape, np.float32)
     assert stored is not None, problem
     return CachedCoefficients(torch.from_numpy(stored), path, hit=False)
@@ -166,22 +168,15 @@ def cached_augmented_coefficients(
     if (cached := _opened(path, expected, "augmented scattering")) is not None:
         return cached
 
-    def fill(out: np.ndarray) -> None:
+    def batches() -> Iterator[np.ndarray]:
         for start in range(0, n, BATCH_SIZE):
-            stop = min(start + BATCH_SIZE, n)
-            out[start:stop] = plain[start:stop].numpy()
+            yield plain[start : start + BATCH_SIZE].numpy()
         for copy in range(1, copies + 1):
             distort = partial(
                 augment, config=config.augment, generator=copy_generator(config.seed, copy)
             )
-            _compute_into(
-                out[copy * n : (copy + 1) * n],
-                pixels,
-                config.scatnet.J,
-                config.scatnet.L,
-                BATCH_SIZE,
-                device,
-                distort,
+            yield from _batches(
+                pixels, config.scatnet.J, config.scatnet.L, BATCH_SIZE, device, distort
             )
 
-    return _stored(path, expected, fill)
+    return _stored(path, expected, batches())

@@ -147,7 +147,7 @@ def test_kill_9_during_the_sweep_then_the_same_command_resumes(csv_data, tmp_pat
     killed = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 300
-        while len(list(results.glob("outer-point-*.pkl"))) <= comparison:
+        while len(list(results.glob("outer-point-*.npz"))) <= comparison:
             assert killed.poll() is None, "glasses run ended before the sweep"
             assert time.monotonic() < deadline, "no sweep point finished in 300 s"
             time.sleep(0.5)
@@ -156,14 +156,14 @@ def test_kill_9_during_the_sweep_then_the_same_command_resumes(csv_data, tmp_pat
     finally:
         if killed.poll() is None:
             killed.kill()
-    trained = {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.pkl")}
+    trained = {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.npz")}
     folds = 2 * resolve_config("tiny").split.folds
     assert sum(name.startswith("fold-") for name in trained) == folds
     assert sum(name.startswith("refit-") for name in trained) == 2
 
     again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
-    assert {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.pkl")} == trained
+    assert {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.npz")} == trained
     tracking = MlflowClient(uri)
     experiment = tracking.get_experiment_by_name("glasses").experiment_id
     runs = tracking.search_runs([experiment])

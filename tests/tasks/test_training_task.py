@@ -124,7 +124,7 @@ def test_a_damaged_result_is_recomputed_with_a_warning(
     data, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
     first = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
-    (entry,) = (Path(data.cache_dir) / "results").glob("fold-*.pkl")
+    (entry,) = (Path(data.cache_dir) / "results").glob("fold-*.npz")
     entry.write_bytes(entry.read_bytes()[:100])  # truncated by a full disk, say
     with pytest.warns(CacheWarning, match=rf"{entry}.*checksum mismatch.*recomputing"):
         again = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)

@@ -73,7 +73,7 @@ def store_image_set(images: ImageSet, cache_dir: Path) -> DataRef:
     if stored is None:
         if pixels_path.exists():
             warn_damaged("image", pixels_path, problem)
-        store_array(pixels_path, shape, np.uint8, lambda out: np.copyto(out, images.pixels))
+        store_array(pixels_path, shape, np.uint8, images.pixels)  # row by row
     stored, problem = load_bytes(manifest_path)
     if stored is None:
         if manifest_path.exists():

@@ -17,6 +17,7 @@ import torch
 from torch import nn
 
 from glasses.config import XAIConfig, XAIMethod
+from glasses.result_format import stored
 from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
 from glasses.xai.integrated_gradients import completeness_gap, integrated_gradients
@@ -27,6 +28,7 @@ from glasses.xai.shap_map import shap_attributions
 GRADIENT_METHODS: tuple[XAIMethod, ...] = ("ig", "ig_random", "ig_captum", "ig_captum_random")
 
 
+@stored
 @dataclass
 class Explanation:
     method: XAIMethod
