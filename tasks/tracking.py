@@ -217,14 +217,21 @@ def _owner(tags: dict[str, str]) -> Owner | None:
 
 def end_abandoned_runs(tracking: MlflowClient, experiment: str, limit_hours: float) -> list[str]:
     """Mark KILLED, with a `glasses.ended_by` tag saying why, every RUNNING run whose process is
-    gone (same host) or that is older than `limit_hours` (another host); returns their ids."""
+    gone (same host), that is older than `limit_hours` (another host) or whose parent run has
+    ended (`glasses.liveness.abandoned_because`); returns their ids."""
     now = time.time() * 1000
     ended = []
-    for run in tracking.search_runs(
+    running = tracking.search_runs(
         [experiment], filter_string="attributes.status = 'RUNNING'", max_results=1000
-    ):
+    )
+    still = {run.info.run_id for run in running}
+    for run in running:
         age_hours = (now - run.info.start_time) / 3_600_000
-        reason = abandoned_because(_owner(run.data.tags), age_hours, limit_hours)
+        parent = run.data.tags.get(MLFLOW_PARENT_RUN_ID)
+        parent_ended = None
+        if parent and parent not in still:
+            parent_ended = tracking.get_run(parent).info.status
+        reason = abandoned_because(_owner(run.data.tags), age_hours, limit_hours, parent_ended)
         if reason is None:
             continue
         tracking.set_tag(run.info.run_id, ENDED_BY, f"marked KILLED on a later start: {reason}")

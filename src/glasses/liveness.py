@@ -2,7 +2,9 @@
 
 A run records the process that owns it (host, pid and the process's start time, so a recycled
 pid is not mistaken for the owner). On the same host the answer is exact; from another host
-only age can tell, so a run older than the limit counts as abandoned there.
+only age can tell, so a run older than the limit counts as abandoned there. Whatever the host,
+a run whose parent run has ended is abandoned: nothing waits for it any more (the Dask worker
+that ran it died, and its task ran again elsewhere).
 """
 
 from __future__ import annotations
@@ -45,8 +47,14 @@ def is_running(owner: Owner) -> bool:
     return not owner.started or _start_ticks(owner.pid) in ("", owner.started)
 
 
-def abandoned_because(owner: Owner | None, age_hours: float, limit_hours: float) -> str | None:
-    """Why a RUNNING run can never finish, or None while it may still be alive."""
+def abandoned_because(
+    owner: Owner | None, age_hours: float, limit_hours: float, parent_ended: str | None = None
+) -> str | None:
+    """Why a RUNNING run can never finish, or None while it may still be alive.
+    `parent_ended`: the status of its parent run once that has ended."""
+    if parent_ended is not None:
+        where = f" on {owner.host}" if owner else ""
+        return f"its parent run ended ({parent_ended}) without it: its process{where} was lost"
     here = socket.gethostname()
     if owner is not None and owner.host == here:
         if is_running(owner):

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+from mlflow.utils.mlflow_tags import MLFLOW_PARENT_RUN_ID
 
 from glasses.config import resolve_config
 from glasses.liveness import Owner, abandoned_because, this_process
@@ -55,6 +56,24 @@ def test_end_abandoned_runs_ends_only_orphans(mlflow_local) -> None:
     assert ended.info.status == "KILLED"
     assert "is gone" in ended.data.tags[ENDED_BY]
     assert tracking.get_run(alive).info.status == "RUNNING"
+
+
+def test_a_run_under_an_ended_parent_is_ended_whatever_its_host(mlflow_local) -> None:
+    """A fold run of a Dask worker that died: another host, young, but its flow is over."""
+    tracking = client()
+    experiment = experiment_id(tracking)
+    elsewhere = {OWNER_TAGS[0]: "dask-worker-1", OWNER_TAGS[1]: "7"}
+    parent = tracking.create_run(experiment).info.run_id
+    lost = tracking.create_run(experiment, tags={**elsewhere, MLFLOW_PARENT_RUN_ID: parent})
+    waiting_parent = tracking.create_run(experiment, tags=elsewhere).info.run_id
+    waiting = tracking.create_run(
+        experiment, tags={**elsewhere, MLFLOW_PARENT_RUN_ID: waiting_parent}
+    )
+    tracking.set_terminated(parent, "FINISHED")
+    assert end_abandoned_runs(tracking, experiment, 24) == [lost.info.run_id]
+    ended = tracking.get_run(lost.info.run_id).data.tags[ENDED_BY]
+    assert "parent run ended (FINISHED)" in ended and "dask-worker-1" in ended
+    assert tracking.get_run(waiting.info.run_id).info.status == "RUNNING"
 
 
 def children(pid: int) -> set[int]:
