@@ -5,7 +5,8 @@ cross-validation folds ran on them (tag `glasses.dask_worker` of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
 For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a fold run of a flow started
-from now on is RUNNING; `--reused MLFLOW_URI` checks that the newest run reused finished folds.
+from now on is RUNNING; `--folds MLFLOW_URI` lists the newest run's folds, where they ran and how
+they ended; `--reused MLFLOW_URI` checks that the newest run reused finished folds.
 """
 
 from __future__ import annotations
@@ -89,14 +90,27 @@ def wait_for_fold(mlflow_uri: str, timeout: float = 900) -> None:
     raise SystemExit(f"no fold started within {timeout:.0f} s")
 
 
-def check_reused(mlflow_uri: str) -> None:
-    client = MlflowClient(mlflow_uri)
+def newest_folds(client: MlflowClient) -> list[Run]:
+    """The fold runs of the newest flow run, which must have finished, oldest first."""
     parent, runs = newest_parent(client)
-    assert parent.info.status == "FINISHED", "the re-run did not finish"
-    family_runs = {
+    assert parent.info.status == "FINISHED", f"the newest run ended {parent.info.status}"
+    families = {
         r.info.run_id for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id
     }
-    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in family_runs]
+    folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in families]
+    return sorted(folds, key=lambda r: r.info.start_time)
+
+
+def show_folds(mlflow_uri: str) -> None:
+    """A killed worker's fold run stays RUNNING until the next start ends it
+    (`glasses.liveness`)."""
+    for fold in newest_folds(MlflowClient(mlflow_uri)):
+        worker = fold.data.tags.get("glasses.dask_worker")
+        print(f"{fold.info.run_name}: {fold.info.status} on {worker}")
+
+
+def check_reused(mlflow_uri: str) -> None:
+    folds = newest_folds(MlflowClient(mlflow_uri))
     reused = [r.info.run_name for r in folds if REUSED in r.data.tags]
     assert reused, "the re-run reused no fold of the killed run"
     print(f"re-run reused {len(reused)} of {len(folds)} folds: {sorted(reused)}")
@@ -105,6 +119,8 @@ def check_reused(mlflow_uri: str) -> None:
 if __name__ == "__main__":
     if sys.argv[1] == "--wait-for-fold":
         wait_for_fold(sys.argv[2])
+    elif sys.argv[1] == "--folds":
+        show_folds(sys.argv[2])
     elif sys.argv[1] == "--reused":
         check_reused(sys.argv[2])
     else:

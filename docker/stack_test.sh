@@ -245,9 +245,9 @@ run_flow() {  # NAME OVERRIDES: glasses/full (synthetic, tiny) through the stack
   [ "$status" = 0 ] && grep -q "Completed" "$state/run-$1.log"
 }
 
-stress_start() {  # a busy loop per core, for as long as the run: the load the Dask path must survive
-  local core
-  for core in $(seq "$(nproc)"); do
+stress_start() {  # busy loops, STACK_TEST_STRESS per core (default 1), for as long as the run
+  local loop
+  for loop in $(seq $(( $(nproc) * ${STACK_TEST_STRESS:-1} ))); do
     bash -c 'while :; do :; done' &
     stressors+=("$!")
   done
@@ -272,6 +272,7 @@ kill_a_worker_mid_cv() {  # new trainings (another seed); dask-worker-1 killed o
   echo "killed dask-worker-1 while a fold ran"
   if wait "$watcher"; then
     echo "worker killed mid-CV: the flow finished (Dask ran the fold again on the other worker)"
+    "$bin/python" docker/stack_check.py --folds "$MLFLOW_TRACKING_URI"
     return
   fi
   # Else it must have said why in one line, and the same run again reuses what finished.
