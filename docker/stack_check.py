@@ -5,8 +5,9 @@ cross-validation folds ran on them (tag `glasses.dask_worker` of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
 For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a fold run of a flow started
-from now on is RUNNING; `--folds MLFLOW_URI` lists the newest run's folds, where they ran and how
-they ended; `--reused MLFLOW_URI` checks that the newest run reused finished folds.
+from now on is RUNNING, printing the address of the Dask worker that runs it; `--folds
+MLFLOW_URI` lists the newest run's folds, where they ran and how they ended; `--reused
+MLFLOW_URI` checks that the newest run reused finished folds.
 """
 
 from __future__ import annotations
@@ -83,8 +84,9 @@ def wait_for_fold(mlflow_uri: str, timeout: float = 900) -> None:
             f"attributes.status = 'RUNNING' and attributes.start_time > {since:.0f} "
             "and attributes.run_name LIKE '%-fold-%'",
         )
-        if running:
-            print(f"fold running: {running[0].info.run_name}")
+        if running:  # the worker's address, for the stack test to kill the one running it
+            print(running[0].data.tags.get("glasses.dask_worker", ""))
+            print(f"fold running: {running[0].info.run_name}", file=sys.stderr)
             return
         time.sleep(0.5)
     raise SystemExit(f"no fold started within {timeout:.0f} s")

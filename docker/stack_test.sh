@@ -259,17 +259,28 @@ stress_stop() {
   echo "stress: load at the end $(cut -d' ' -f1 /proc/loadavg)"
   kill "${stressors[@]}" 2>/dev/null || true
   wait "${stressors[@]}" 2>/dev/null || true
-  stressors=()
+  container_listening_on() {  # PORT: the container whose process listens there (host networking)
+  local pid id
+  pid=$(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
+  id=$(grep -o '[0-9a-f]\{64\}' "/proc/$pid/cgroup" | head -n1)
+  [ -n "$id" ] || { echo "no container listens on port $1" >&2; return 1; }
+  echo "$id"
 }
 
-kill_a_worker_mid_cv() {  # new trainings (another seed); dask-worker-1 killed once a fold runs
-  local overrides watcher
+stressors=()
+}
+
+kill_a_worker_mid_cv() {  # new trainings (another seed); the worker of a running fold killed
+  local overrides watcher address container
   overrides=$(on_dask '' '"seed": 11')
   run_flow killed "$overrides" &
   watcher=$!
-  "$bin/python" docker/stack_check.py --wait-for-fold "$MLFLOW_TRACKING_URI"
-  "$engine" kill "$(containers_of dask-worker-1)" >/dev/null
-  echo "killed dask-worker-1 while a fold ran"
+  address=$("$bin/python" docker/stack_check.py --wait-for-fold "$MLFLOW_TRACKING_URI")
+  container=$(container_listening_on "${address##*:}")
+  "$engine" kill "$container" >/dev/null
+  echo "killed the Dask worker at $address (container ${container:0:12}) while its fold ran"
+  sleep 5
+  echo "workers at the scheduler: $(curl -s "http://127.0.0.1:$GLASSES_DASK_DASHBOARD_PORT/json/counts.json")"
   if wait "$watcher"; then
     echo "worker killed mid-CV: the flow finished (Dask ran the fold again on the other worker)"
     "$bin/python" docker/stack_check.py --folds "$MLFLOW_TRACKING_URI"
