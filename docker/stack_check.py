@@ -4,8 +4,8 @@ through the MLflow server (proxied `mlflow-artifacts:`), both Dask workers joine
 cross-validation folds ran on them (tag `glasses.dask_worker` of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
-For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a fold run of a flow started
-from now on is RUNNING, printing the address of the Dask worker that runs it; `--folds
+For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a CNN fold run of a flow
+started from now on is RUNNING, printing the address of the Dask worker that runs it; `--folds
 MLFLOW_URI` lists the newest run's folds, where they ran and how they ended; `--reused
 MLFLOW_URI` checks that the newest run reused finished folds.
 """
@@ -82,7 +82,7 @@ def wait_for_fold(mlflow_uri: str, timeout: float = 900) -> None:
         running = client.search_runs(
             [experiment],
             f"attributes.status = 'RUNNING' and attributes.start_time > {since:.0f} "
-            "and attributes.run_name LIKE '%-fold-%'",
+            "and attributes.run_name LIKE 'cnn-fold-%'",  # the long ones in the kill run
         )
         if running:  # the worker's address, for the stack test to kill the one running it
             print(running[0].data.tags.get("glasses.dask_worker", ""))

@@ -270,9 +270,10 @@ stress_stop() {
 stressors=()
 }
 
-kill_a_worker_mid_cv() {  # new trainings (another seed); the worker of a running fold killed
+kill_a_worker_mid_cv() {  # new, longer trainings (another seed); the worker of a fold killed
   local overrides watcher address container
-  overrides=$(on_dask '' '"seed": 11')
+  # tiny's 12 steps end before the kill lands: CNN folds of 1500 steps (some 20 s each).
+  overrides=$(on_dask '' '"seed": 11, "cnn": {"optimiser": {"steps": 1500, "check_every": 100, "patience": 0}}')
   run_flow killed "$overrides" &
   watcher=$!
   address=$("$bin/python" docker/stack_check.py --wait-for-fold "$MLFLOW_TRACKING_URI")
