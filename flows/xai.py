@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from flows.concurrency import run_concurrently
-from glasses.config import XAI_METHODS, GlassesConfig
+from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
+from glasses.xai.methods import METHODS
 from glasses.xai.selection import select_images
 from tasks.xai import (
     check_randomisation,
@@ -36,7 +37,7 @@ def xai(
                 **common,
             }
             for family in FAMILIES
-            for method in XAI_METHODS
+            for method in METHODS
         ],
         config,
     )

@@ -17,7 +17,6 @@ from glasses.models.scatnet import ScatNet
 from glasses.scattering import compute_coefficients
 from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
-from glasses.xai.explain import explain
 from glasses.xai.integrated_gradients import (
     METHODS,
     alphas,
@@ -25,6 +24,7 @@ from glasses.xai.integrated_gradients import (
     integrated_gradients,
     target_logits,
 )
+from glasses.xai.methods import explain
 
 TINY = resolve_config("tiny")
 SIZE = 32
