@@ -8,11 +8,8 @@ from typing import get_args
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from glasses.config import PROFILES, XAIConfig, XAIMethod, resolve_config
-from glasses.models.cnn import CNN
-from glasses.models.scatnet import ScatNet
 from glasses.xai.explain import Explanation
 from glasses.xai.methods import MAIN, METHODS, SCATTER_PAIRS, explain
 
@@ -27,19 +24,6 @@ CHANGED = {
     "lime_samples": 20,
     "shap_max_evals": 30,
 }
-
-
-def tiny_model(kind: str) -> nn.Module:
-    torch.manual_seed(0)
-    model = CNN(TINY.cnn, SIZE) if kind == "cnn" else ScatNet(TINY.scatnet, SIZE)
-    return model.eval()
-
-
-@pytest.fixture
-def images(image_arrays) -> torch.Tensor:
-    """One image of each class from the shared tiny set, as the models take them."""
-    pixels, _ = image_arrays(per_class=1, size=SIZE)
-    return torch.from_numpy(pixels).float() / 255
 
 
 def test_every_configured_method_is_registered_in_the_configurations_order() -> None:
@@ -61,7 +45,7 @@ def test_entries_name_registered_methods_and_real_settings() -> None:
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
 @pytest.mark.parametrize("method", list(METHODS))
 def test_every_method_returns_one_explanation_of_the_declared_shapes(
-    images: torch.Tensor, kind: str, method: XAIMethod
+    tiny_model, images: torch.Tensor, kind: str, method: XAIMethod
 ) -> None:
     spec = METHODS[method]
     result = spec.attribute(tiny_model(kind), images, torch.tensor([0, 1]), TINY.xai, seed=0)
@@ -80,7 +64,9 @@ def test_every_method_returns_one_explanation_of_the_declared_shapes(
 
 
 @pytest.mark.parametrize("method", list(METHODS))
-def test_a_method_reads_no_setting_but_its_own(images: torch.Tensor, method: XAIMethod) -> None:
+def test_a_method_reads_no_setting_but_its_own(
+    tiny_model, images: torch.Tensor, method: XAIMethod
+) -> None:
     spec = METHODS[method]
     read = {name for other in METHODS.values() for name in other.settings}
     assert read <= set(CHANGED), "give CHANGED a value for every setting a method reads"
@@ -93,7 +79,7 @@ def test_a_method_reads_no_setting_but_its_own(images: torch.Tensor, method: XAI
 
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
 def test_every_from_scratch_ig_agrees_with_its_captum_reference(
-    images: torch.Tensor, kind: str
+    tiny_model, images: torch.Tensor, kind: str
 ) -> None:
     """Through the registry as the pipeline calls it: same baseline, rule and step count."""
     model, targets = tiny_model(kind), torch.tensor([0, 1])
