@@ -29,10 +29,11 @@ from glasses.data.sources import load_source  # noqa: E402
 from glasses.families import FAMILIES, SPECS, Family  # noqa: E402
 from glasses.scattering import compute_coefficients  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
-from glasses.xai.explain import explain  # noqa: E402
+from glasses.xai.methods import METHODS, explain  # noqa: E402
 
 DTYPES = ("float32", "float64")
-PAIRS = {"black": ("ig", "ig_captum"), "random": ("ig_random", "ig_captum_random")}
+# Each from-scratch IG and its Captum reference, by baseline.
+PAIRS = {spec.absence: (name, spec.reference) for name, spec in METHODS.items() if spec.reference}
 
 
 def pearson(a: np.ndarray, b: np.ndarray) -> np.ndarray:

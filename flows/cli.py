@@ -18,11 +18,11 @@ import tempfile  # noqa: E402
 from collections.abc import Iterator  # noqa: E402
 from contextlib import contextmanager, nullcontext  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Any  # noqa: E402
+from typing import TYPE_CHECKING, Any, get_args  # noqa: E402
 
 import yaml  # noqa: E402
 
-from glasses.config import PROFILES, resolve_config  # noqa: E402
+from glasses.config import PROFILES, XAIMethod, resolve_config  # noqa: E402
 
 if TYPE_CHECKING:
     import numpy as np
@@ -146,8 +146,10 @@ def _summary(arguments: argparse.Namespace) -> int:
     return 0
 
 
-EXPLAIN_METHODS = {"ig": ("ig",), "ig-captum": ("ig_captum",), "lime": ("lime",), "shap": ("shap",)}
-EXPLAIN_METHODS["all"] = tuple(m for ms in EXPLAIN_METHODS.values() for m in ms)
+# `--method`: one method of `glasses.xai.methods`, hyphenated, or `all`, its `MAIN` methods.
+# Named from the configuration's list, which the registry checks, so that not every command has
+# to load torch, Captum, LIME and SHAP first.
+EXPLAIN_METHODS = ("all", *(name.replace("_", "-") for name in get_args(XAIMethod)))
 
 
 def _explain(arguments: argparse.Namespace) -> int:
@@ -156,7 +158,7 @@ def _explain(arguments: argparse.Namespace) -> int:
     import torch
 
     from glasses.config import XAIConfig
-    from glasses.xai.explain import explain, predicted_targets
+    from glasses.xai.methods import MAIN, explain, predicted_targets
     from glasses.xai.overlays import method_overlays_figure
     from tasks.registry import load_registered_model
 
@@ -165,9 +167,10 @@ def _explain(arguments: argparse.Namespace) -> int:
     pixels = _read_image(image_path, model.image_size)
     images = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy())
     targets = predicted_targets(model, images)
+    methods = MAIN if arguments.method == "all" else (arguments.method.replace("-", "_"),)
     maps = {
         method: explain(model, images, targets, method, XAIConfig(), seed=0).maps[0]
-        for method in EXPLAIN_METHODS[arguments.method]
+        for method in methods
     }
     label = "glasses" if int(targets[0]) else "no glasses"
     figure = method_overlays_figure(pixels, maps, f"{arguments.model}: {label}")
@@ -225,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
     explain = commands.add_parser("explain", help="write attribution overlays for one image")
     explain.add_argument("image")
     explain.add_argument("--model", default="glasses-cnn@champion", help="registered model URI")
-    explain.add_argument("--method", default="all", choices=sorted(EXPLAIN_METHODS))
+    explain.add_argument("--method", default="all", choices=EXPLAIN_METHODS)
     explain.add_argument("--output", help="PNG path (default: IMAGE_explained.png here)")
     explain.set_defaults(handler=_explain)
     predict = commands.add_parser("predict", help="print class and probability per image")

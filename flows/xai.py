@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import numpy as np
-
 from flows.concurrency import run_concurrently
-from glasses.config import XAI_METHODS, GlassesConfig
+from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
-from glasses.xai.selection import load_masks, named_rows, sample_rows
+from glasses.xai.methods import METHODS
+from glasses.xai.selection import select_images
 from tasks.xai import (
     check_randomisation,
     explain_rows,
@@ -25,18 +24,7 @@ def xai(
 ) -> str:
     """Explains this run's registered `versions` (family → version) on its test images; logs
     into `run_id` (the `xai` child run); returns the summary markdown."""
-    settings = config.xai
-    images = image_set(data)
-    test_rows = np.where(split.test)[0]
-    named = named_rows(images.manifest, test_rows, settings.named_images)
-    sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
-    masks = {
-        int(row): mask
-        for row, mask in zip(
-            sample, load_masks(images.manifest, sample, config.data.image_size), strict=True
-        )
-        if mask is not None and mask.any()
-    }
+    selection = select_images(image_set(data), split, config)
     common = {"data": data, "config": config}
     explained = run_concurrently(
         explain_rows,
@@ -45,17 +33,17 @@ def xai(
                 "family": family,
                 "version": versions[family],
                 "method": method,
-                "rows": sample if method in settings.sample_methods else np.array(named),
+                "rows": selection.rows(method),
                 **common,
             }
             for family in FAMILIES
-            for method in XAI_METHODS
+            for method in METHODS
         ],
         config,
     )
-    log_explanation_figures(explained, data, named, run_id)
-    agreement = log_explanation_statistics(explained, sample, run_id)
-    checked = [e for e in explained if e.explanation.method in settings.sample_methods]
+    log_explanation_figures(explained, data, selection.named, run_id)
+    agreement = log_explanation_statistics(explained, selection.sample, run_id)
+    checked = [e for e in explained if selection.checked(e.explanation.method)]
     randomisation = run_concurrently(
         check_randomisation,
         [
@@ -63,8 +51,8 @@ def xai(
                 "family": e.family,
                 "version": versions[e.family],
                 "method": e.explanation.method,
-                "rows": sample[: settings.randomisation_images],
-                "original": e.explanation.maps[: settings.randomisation_images],
+                "rows": selection.randomisation_rows,
+                "original": selection.randomisation_maps(e.explanation.maps),
                 **common,
             }
             for e in checked
@@ -77,7 +65,7 @@ def xai(
             {
                 "explained": e,
                 "version": versions[e.family],
-                "masks": masks,
+                "masks": selection.masks,
                 "randomisation": table,
                 **common,
             }

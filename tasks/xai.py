@@ -32,7 +32,8 @@ from glasses.xai.correctness import (
     pointing_game,
     relevance_mass_accuracy,
 )
-from glasses.xai.explain import Explanation, explain
+from glasses.xai.explain import Explanation
+from glasses.xai.methods import METHODS, SCATTER_PAIRS, explain
 from glasses.xai.overlays import (
     attribution_histograms_figure,
     method_overlays_figure,
@@ -44,8 +45,6 @@ from glasses.xai.selection import NAMED
 from tasks.registry import version_model
 from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_figure, log_metrics, log_table
-
-PAIRS = [("ig", "ig_captum"), ("ig", "shap"), ("ig", "lime"), ("shap", "lime")]
 
 
 @stored
@@ -229,7 +228,7 @@ def log_explanation_statistics(
             attribution_histograms_figure(pooled, 0.2, family),
             f"figures/{family}_attribution_histograms.png",
         )
-        pairs = [pair for pair in PAIRS if set(pair) <= set(pooled)]
+        pairs = [pair for pair in SCATTER_PAIRS if set(pair) <= set(pooled)]
         log_figure(
             tracking,
             run_id,
@@ -240,11 +239,13 @@ def log_explanation_statistics(
 
 
 def ig_captum_agreement(explained: list[Explained]) -> dict[str, float]:
-    """Scratch IG vs Captum IG on the same images, baseline, rule and step count."""
+    """Scratch IG vs Captum IG (each method vs its `reference`) on the same images, baseline,
+    rule and step count."""
     agreement = {}
     for family in sorted({e.family for e in explained}):
         own = {e.explanation.method: e.explanation for e in explained if e.family == family}
-        for scratch, reference in (("ig", "ig_captum"), ("ig_random", "ig_captum_random")):
+        references = [(name, spec.reference) for name, spec in METHODS.items() if spec.reference]
+        for scratch, reference in references:
             if scratch in own and reference in own:
                 a, b = own[scratch].raw.ravel(), own[reference].raw.ravel()
                 agreement[f"{family}_{scratch}_vs_captum_pearson"] = float(np.corrcoef(a, b)[0, 1])

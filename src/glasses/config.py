@@ -6,7 +6,7 @@ can be overridden by a nested mapping, and the result is validated again.
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, model_validator
 
@@ -244,15 +244,9 @@ class SweepConfig(_Strict):
     )
 
 
+# The names of the attribution methods of `glasses.xai.methods.METHODS`, which checks that it
+# registers exactly these, in this order.
 XAIMethod = Literal["ig", "ig_random", "ig_captum", "ig_captum_random", "lime", "shap"]
-XAI_METHODS: tuple[XAIMethod, ...] = (
-    "ig",
-    "ig_random",
-    "ig_captum",
-    "ig_captum_random",
-    "lime",
-    "shap",
-)
 
 
 class XAIConfig(_Strict):
@@ -262,7 +256,8 @@ class XAIConfig(_Strict):
     enabled: bool = Field(True, description="Explain both models.")
     samples: int = Field(100, ge=1, description="Test images for the statistics.")
     sample_methods: tuple[XAIMethod, ...] = Field(
-        XAI_METHODS, description="Methods run on the whole sample, not only the named images."
+        get_args(XAIMethod),
+        description="Methods run on the whole sample, not only the named images.",
     )
     named_images: tuple[str, ...] = Field(
         (), description="File names of the three named test images; empty: chosen automatically."

@@ -9,7 +9,8 @@ import torch
 from glasses.config import resolve_config
 from glasses.data.reference import DataRef, image_set
 from glasses.models.cnn import CNN
-from glasses.xai.explain import Explanation, explain
+from glasses.xai.explain import Explanation
+from glasses.xai.methods import explain
 from tasks.registry import register_model, version_model
 from tasks.tracking import client, experiment_id, start_run
 from tasks.xai import Explained, check_randomisation, explain_rows, score_explanations

@@ -12,12 +12,9 @@ from torch import nn
 
 from glasses.config import resolve_config
 from glasses.crossval import train_on
-from glasses.models.cnn import CNN
-from glasses.models.scatnet import ScatNet
 from glasses.scattering import compute_coefficients
 from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
-from glasses.xai.explain import explain
 from glasses.xai.integrated_gradients import (
     METHODS,
     alphas,
@@ -25,26 +22,14 @@ from glasses.xai.integrated_gradients import (
     integrated_gradients,
     target_logits,
 )
+from glasses.xai.methods import explain
 
 TINY = resolve_config("tiny")
 SIZE = 32
 
 
-def tiny_model(kind: str) -> nn.Module:
-    torch.manual_seed(0)
-    model = CNN(TINY.cnn, SIZE) if kind == "cnn" else ScatNet(TINY.scatnet, SIZE)
-    return model.eval()
-
-
 def make_baseline(name: str, images: torch.Tensor) -> torch.Tensor:
     return black_baseline(images) if name == "black" else random_baseline(images, seed=3)
-
-
-@pytest.fixture
-def images(image_arrays) -> torch.Tensor:
-    """One image of each class from the shared tiny set, as the models take them."""
-    pixels, _ = image_arrays(per_class=1, size=SIZE)
-    return torch.from_numpy(pixels).float() / 255
 
 
 def agreement(a: torch.Tensor, b: torch.Tensor) -> tuple[float, float]:
@@ -87,7 +72,9 @@ def test_linear_model_ig_is_displacement_times_weight(method: str, baseline_name
 
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
 @pytest.mark.parametrize("baseline_name", ["black", "random"])
-def test_scratch_matches_captum(images: torch.Tensor, kind: str, baseline_name: str) -> None:
+def test_scratch_matches_captum(
+    tiny_model, images: torch.Tensor, kind: str, baseline_name: str
+) -> None:
     """float32 is enough: the two differ by rounding only (relative L2 about 1e-7)."""
     model = tiny_model(kind)
     targets = torch.tensor([0, 1])
@@ -125,7 +112,7 @@ def test_float32_ig_agrees_with_captum_on_trained_models(
         assert pearson >= 0.9999, (scratch, pearson)
 
 
-def test_ig_dtype_is_the_precision_ig_runs_in(images: torch.Tensor) -> None:
+def test_ig_dtype_is_the_precision_ig_runs_in(tiny_model, images: torch.Tensor) -> None:
     model = tiny_model("scatnet")
     targets = torch.tensor([0, 1])
     raw = {
@@ -139,7 +126,7 @@ def test_ig_dtype_is_the_precision_ig_runs_in(images: torch.Tensor) -> None:
     assert next(model.parameters()).dtype == torch.float32  # float64 works on a copy
 
 
-def test_batch_size_does_not_change_the_result(images: torch.Tensor) -> None:
+def test_batch_size_does_not_change_the_result(tiny_model, images: torch.Tensor) -> None:
     model = tiny_model("cnn")
     baseline = random_baseline(images, seed=1)
     one = integrated_gradients(model, images, 1, baseline, steps=12, batch_size=1)
@@ -148,7 +135,7 @@ def test_batch_size_does_not_change_the_result(images: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
-def test_completeness_gap_shrinks_with_steps(image_arrays, kind: str) -> None:
+def test_completeness_gap_shrinks_with_steps(tiny_model, image_arrays, kind: str) -> None:
     """Averaged over four images: one image's quadrature error can cancel by chance at 8 steps."""
     pixels, _ = image_arrays(per_class=2, size=SIZE)
     inputs = torch.from_numpy(pixels).double() / 255
@@ -171,7 +158,7 @@ def test_completeness_gap_shrinks_with_steps(image_arrays, kind: str) -> None:
     assert gaps[2] < 0.02 * change.abs().mean()
 
 
-def test_scratch_is_not_slower_than_captum(images: torch.Tensor) -> None:
+def test_scratch_is_not_slower_than_captum(tiny_model, images: torch.Tensor) -> None:
     model = tiny_model("cnn")
     baseline = black_baseline(images)
 

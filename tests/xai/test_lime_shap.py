@@ -7,28 +7,11 @@ import pytest
 import shap
 import torch
 from lime.lime_image import LimeImageExplainer
-from torch import nn
 
-from glasses.config import resolve_config
-from glasses.models.cnn import CNN
-from glasses.models.scatnet import ScatNet
 from glasses.xai.lime_map import lime_attributions, model_outputs, segment, superpixel_map
 from glasses.xai.shap_map import ADDITIVITY_TOLERANCE, shap_attributions
 
-TINY = resolve_config("tiny")
 SIZE = 32
-
-
-def tiny_model(kind: str) -> nn.Module:
-    torch.manual_seed(0)
-    model = CNN(TINY.cnn, SIZE) if kind == "cnn" else ScatNet(TINY.scatnet, SIZE)
-    return model.eval()
-
-
-@pytest.fixture
-def images(image_arrays) -> torch.Tensor:
-    pixels, _ = image_arrays(per_class=1, size=SIZE)
-    return torch.from_numpy(pixels).float() / 255
 
 
 def test_segments_are_numbered_from_zero_without_gaps(images: torch.Tensor) -> None:
@@ -39,7 +22,7 @@ def test_segments_are_numbered_from_zero_without_gaps(images: torch.Tensor) -> N
         assert 10 <= segments.max() + 1 <= 60
 
 
-def test_model_outputs_take_uint8_and_float_alike(images: torch.Tensor) -> None:
+def test_model_outputs_take_uint8_and_float_alike(tiny_model, images: torch.Tensor) -> None:
     model = tiny_model("cnn")
     channels_last = images.permute(0, 2, 3, 1).numpy()
     as_bytes = np.round(channels_last * 255).astype(np.uint8)
@@ -48,14 +31,14 @@ def test_model_outputs_take_uint8_and_float_alike(images: torch.Tensor) -> None:
 
 
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
-def test_lime_maps_have_the_input_shape(images: torch.Tensor, kind: str) -> None:
+def test_lime_maps_have_the_input_shape(tiny_model, images: torch.Tensor, kind: str) -> None:
     maps = lime_attributions(tiny_model(kind), images, [0, 1], num_samples=60, batch_size=25)
     assert maps.shape == (2, SIZE, SIZE)
     assert np.isfinite(maps).all()
     assert np.abs(maps).max() > 0
 
 
-def test_lime_is_reproducible_for_a_fixed_seed(images: torch.Tensor) -> None:
+def test_lime_is_reproducible_for_a_fixed_seed(tiny_model, images: torch.Tensor) -> None:
     model = tiny_model("cnn")
     first = lime_attributions(model, images, 1, num_samples=60, seed=7)
     again = lime_attributions(model, images, 1, num_samples=60, seed=7)
@@ -64,7 +47,7 @@ def test_lime_is_reproducible_for_a_fixed_seed(images: torch.Tensor) -> None:
     assert not np.array_equal(first, other)
 
 
-def test_vectorised_perturbations_match_stock_lime(images: torch.Tensor) -> None:
+def test_vectorised_perturbations_match_stock_lime(tiny_model, images: torch.Tensor) -> None:
     """Same seed, same draws, same images: the stock loop and ours give the same explanation."""
     model = tiny_model("cnn")
     image = images[1].permute(1, 2, 0).double().numpy()
@@ -84,7 +67,9 @@ def test_vectorised_perturbations_match_stock_lime(images: torch.Tensor) -> None
 
 
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
-def test_shap_maps_have_the_input_shape_and_add_up(images: torch.Tensor, kind: str) -> None:
+def test_shap_maps_have_the_input_shape_and_add_up(
+    tiny_model, images: torch.Tensor, kind: str
+) -> None:
     values, gaps = shap_attributions(tiny_model(kind), images, [0, 1], max_evals=120)
     assert values.shape == (2, 3, SIZE, SIZE)
     assert gaps.shape == (2,)
@@ -99,7 +84,7 @@ def _global_state() -> tuple:
 
 @pytest.mark.parametrize("method", ["shap", "lime"])
 def test_explanations_repeat_exactly_and_leave_numpys_global_generator_alone(
-    images: torch.Tensor, method: str
+    tiny_model, images: torch.Tensor, method: str
 ) -> None:
     """Neither explainer may read or advance numpy's global generator: another thread's draws
     (or reseeds) would then change the maps, and the maps the other thread's numbers."""
@@ -118,7 +103,7 @@ def test_explanations_repeat_exactly_and_leave_numpys_global_generator_alone(
     np.testing.assert_array_equal(explain_twice(), first)
 
 
-def test_shap_draws_what_a_global_seed_gave_stock_shap(images: torch.Tensor) -> None:
+def test_shap_draws_what_a_global_seed_gave_stock_shap(tiny_model, images: torch.Tensor) -> None:
     """The tie-breaking draws moved off the global generator, the algorithm did not: stock
     shap under np.random.seed(seed) gives the same values to the last bit."""
     model = tiny_model("scatnet")

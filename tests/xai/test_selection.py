@@ -7,7 +7,10 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from glasses.xai.selection import load_masks, named_rows, sample_rows
+from glasses.config import resolve_config
+from glasses.data.images import ImageSet
+from glasses.data.splits import Split
+from glasses.xai.selection import load_masks, named_rows, sample_rows, select_images
 
 
 def _manifest(kinds: list[str]) -> pd.DataFrame:
@@ -57,3 +60,35 @@ def test_masks_are_resized_binary_and_missing_where_there_is_none(tmp_path):
     assert first[12, 16] and not first[0, 0]
     assert first.sum() == pytest.approx(5 * 20, abs=10)
     assert second is None
+
+
+def test_sample_methods_explain_the_sample_and_the_others_the_named_images(tmp_path):
+    """Only test rows are chosen; masks are kept for sample images with a non-empty one; the
+    randomisation check takes the sample's first images and their maps."""
+    mask = np.zeros((64, 64), dtype=np.uint8)
+    mask[20:30, 10:50] = 255
+    Image.fromarray(mask).save(tmp_path / "m.png")
+    Image.fromarray(np.zeros_like(mask)).save(tmp_path / "empty.png")
+    kinds = ["round", "none", "sunglasses", "none", "round", "none", "round", "none"] * 2
+    manifest = _manifest(kinds).assign(mask_path="")
+    manifest.loc[[2, 4], "mask_path"] = str(tmp_path / "m.png")
+    manifest.loc[6, "mask_path"] = str(tmp_path / "empty.png")
+    test = np.arange(16) < 8
+    config = resolve_config(
+        "tiny", {"xai": {"sample_methods": ("ig", "lime"), "samples": 6, "randomisation_images": 2}}
+    )
+    images = ImageSet(manifest, np.zeros((16, 3, 32, 32), dtype=np.uint8))
+    selection = select_images(images, Split(test, np.where(test, -1, 0)), config)
+    assert selection.named == [0, 1, 2]
+    assert selection.sample[:3].tolist() == [0, 1, 2] and len(selection.sample) == 6
+    assert test[selection.sample].all()
+    assert set(selection.masks) == {2, 4} & set(selection.sample.tolist())
+    for method in ("ig", "lime"):
+        assert selection.checked(method)
+        assert selection.rows(method) is selection.sample
+    for method in ("ig_random", "ig_captum", "ig_captum_random", "shap"):
+        assert not selection.checked(method)
+        assert selection.rows(method).tolist() == [0, 1, 2]
+    maps = np.arange(6)[:, None, None] * np.ones((6, 4, 4))
+    assert selection.randomisation_rows.tolist() == selection.sample[:2].tolist()
+    np.testing.assert_array_equal(selection.randomisation_maps(maps), maps[:2])

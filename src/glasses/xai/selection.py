@@ -1,19 +1,71 @@
-"""Which test images are explained, and their ground-truth glasses masks.
+"""Which test images are explained, by which method, and their ground-truth glasses masks.
 
 Three named images as in the seed study (one with glasses, one without, one with sunglasses),
 plus a seeded, class-stratified sample for the statistics; the named images lead the sample, so
-every figure's image is also part of the numbers.
+every figure's image is also part of the numbers. The methods of `xai.sample_methods` explain the
+whole sample and are checked (localisation, deletion, randomisation); the others explain the
+named images alone, for the figures.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from PIL import Image
 
+from glasses.config import GlassesConfig, XAIConfig, XAIMethod
+from glasses.data.images import ImageSet
+from glasses.data.splits import Split
+
 NAMED = ("glasses", "no glasses", "sunglasses")
+
+
+@dataclass(frozen=True)
+class ImageSelection:
+    """The test images one XAI run explains, as manifest rows."""
+
+    named: list[int]  # the figures' images, in `NAMED` order
+    sample: np.ndarray  # the statistics' images, the named ones first
+    masks: dict[int, np.ndarray]  # the sample's non-empty ground-truth masks, by row
+    settings: XAIConfig
+
+    def rows(self, method: XAIMethod) -> np.ndarray:
+        """The images `method` explains: the sample if it is a sample method, else the named."""
+        return self.sample if self.checked(method) else np.array(self.named)
+
+    def checked(self, method: XAIMethod) -> bool:
+        """Whether `method`'s maps are checked: those of the methods run on the whole sample."""
+        return method in self.settings.sample_methods
+
+    @property
+    def randomisation_rows(self) -> np.ndarray:
+        """The images the randomisation check explains again: the sample's first
+        `xai.randomisation_images`."""
+        return self.sample[: self.settings.randomisation_images]
+
+    def randomisation_maps(self, maps: np.ndarray) -> np.ndarray:
+        """The intact model's maps of `randomisation_rows`, from a checked method's maps of the
+        sample."""
+        return maps[: self.settings.randomisation_images]
+
+
+def select_images(images: ImageSet, split: Split, config: GlassesConfig) -> ImageSelection:
+    """The named images, the seeded sample and its masks, from the test images of `split`."""
+    settings = config.xai
+    test_rows = np.where(split.test)[0]
+    named = named_rows(images.manifest, test_rows, settings.named_images)
+    sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
+    masks = {
+        int(row): mask
+        for row, mask in zip(
+            sample, load_masks(images.manifest, sample, config.data.image_size), strict=True
+        )
+        if mask is not None and mask.any()
+    }
+    return ImageSelection(named, sample, masks, settings)
 
 
 def named_rows(manifest: pd.DataFrame, test_rows: np.ndarray, names: tuple[str, ...]) -> list[int]:
