@@ -40,7 +40,6 @@ from glasses.xai.shap_map import shap_attributions
 
 Absence = Literal["black", "random"]  # a black image, or one seeded uniform-noise image
 Gap = Literal["completeness", "additivity"]
-Score = Literal["logit", "probability"]
 # (values, gaps): values N x 3 x H x W for a per-channel method, else N x H x W; gaps N or None.
 Compute = Callable[
     [nn.Module, torch.Tensor, torch.Tensor, XAIConfig, int], tuple[np.ndarray, np.ndarray | None]
@@ -50,7 +49,6 @@ Compute = Callable[
 @dataclass(frozen=True)
 class MethodSpec:
     name: XAIMethod
-    score: Score  # what it explains: the target class's logit, or its probability
     absence: Absence  # what a removed pixel becomes: IG's baseline, LIME's and SHAP's hidden parts
     per_channel: bool  # attributes each colour channel (kept as `raw`), or each pixel
     gap: Gap | None  # the axiom whose per-image gap it reports (IG completeness, SHAP additivity)
@@ -132,7 +130,6 @@ def _ig_spec(
 ) -> MethodSpec:
     return MethodSpec(
         name,
-        score="logit",
         absence=absence,
         per_channel=True,
         gap="completeness",
@@ -158,7 +155,6 @@ METHODS: dict[XAIMethod, MethodSpec] = {
     "ig_captum_random": _ig_spec("ig_captum_random", captum_integrated_gradients, "random"),
     "lime": MethodSpec(
         "lime",
-        score="probability",
         absence="black",
         per_channel=False,
         gap=None,
@@ -167,7 +163,6 @@ METHODS: dict[XAIMethod, MethodSpec] = {
     ),
     "shap": MethodSpec(
         "shap",
-        score="logit",
         absence="black",
         per_channel=True,
         gap="additivity",
