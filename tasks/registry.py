@@ -40,8 +40,9 @@ from glasses.inference import (
     model_spec,
     prediction_table,
 )
+from glasses.labels import CLASS_NAMES
 from glasses.metrics import confusion, scores
-from glasses.plots import CLASS_NAMES, confusion_figure
+from glasses.plots import confusion_figure
 from glasses.promotion import Lineage, challenger_wins, comparison_blocker
 from glasses.training import default_device, predict
 from mlflow import MlflowClient

@@ -20,7 +20,7 @@ from torch import nn
 
 from glasses.data.images import to_rgb
 from glasses.families import SPECS, family_of
-from glasses.plots import CLASS_NAMES
+from glasses.labels import CLASS_NAMES
 
 SPEC_VERSION = 1
 SPEC, WEIGHTS = "spec", "weights"  # artifact names: spec.json, weights.pt
