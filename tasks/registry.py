@@ -29,7 +29,6 @@ from torch import nn
 
 import glasses
 import mlflow
-from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, image_set
 from glasses.families import SPECS, Family
 from glasses.inference import (
@@ -44,7 +43,7 @@ from glasses.labels import CLASS_NAMES
 from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
 from glasses.promotion import Lineage, challenger_wins, comparison_blocker
-from glasses.training import default_device, predict
+from glasses.training import default_device, pixels_to_input, predict
 from mlflow import MlflowClient
 from tasks.tracking import client, log_figure, log_metrics
 from tasks.training import ModelRef

@@ -15,7 +15,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import pixels_to_input
 from glasses.data.images import ImageSet, scan_images
 from glasses.data.reference import DataRef, image_set, store_image_set
 from glasses.data.splits import Split, retrain_test_mask, split_around, without_trained
@@ -31,7 +30,7 @@ from glasses.retrain import Decision
 from glasses.scattering import cached_coefficients
 from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
-from glasses.training import default_device, predict
+from glasses.training import default_device, pixels_to_input, predict
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
 from tasks.registry import (

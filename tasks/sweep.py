@@ -9,7 +9,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
 from glasses.filters import (
@@ -24,6 +23,7 @@ from glasses.plots import confusion_figure
 from glasses.statistics import OuterDesign, sweep_inference, verdict_class
 from glasses.sweep import budget_caveats, budget_check, convergence, sweep_fits, sweep_verdict
 from glasses.tables import markdown_table
+from glasses.training import pixels_to_input
 from tasks.outer import OuterPoint, point_frame
 from tasks.registry import version_model
 from tasks.tracking import client, log_figure, log_metrics, log_table
