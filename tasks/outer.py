@@ -66,7 +66,7 @@ def outer_point(
         inputs = family_inputs(data, family)
         labels = torch.from_numpy(images.labels)
         fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
-        predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
+        predicted = logits_for(fitted.model, inputs, test_rows).argmax(1).numpy()
         return OuterPoint(
             outer=plan.outer,
             size=len(rows),

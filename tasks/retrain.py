@@ -26,11 +26,11 @@ from glasses.drift import (
     prediction_columns,
 )
 from glasses.families import FAMILIES, SPECS
+from glasses.inference import probabilities
 from glasses.retrain import Decision
 from glasses.scattering import cached_coefficients
 from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
-from glasses.training import default_device, pixels_to_input, predict
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
 from tasks.registry import (
@@ -196,19 +196,14 @@ def tag_models(tests: dict[str, HeldOutResult], version: str) -> None:
 
 def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     """P(glasses) from each family's champion, where one exists."""
-    device = default_device()
-    probabilities = {}
+    answers = {}
     for family in FAMILIES:
         try:
             model = load_registered_model(f"{SPECS[family].registered_name}@{CHAMPION}")
         except ModelUnavailable:
             continue
-        model = model.to(device).eval()
-        logits = predict(
-            model, torch.from_numpy(pixels), lambda b, _: pixels_to_input(b), 64, device
-        )
-        probabilities[family] = torch.softmax(logits, 1)[:, 1].numpy()
-    return probabilities
+        answers[family] = probabilities(model, torch.from_numpy(pixels))[:, 1].numpy()
+    return answers
 
 
 def held_out(images: ImageSet, trained_sha256: frozenset[str]) -> ImageSet:

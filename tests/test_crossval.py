@@ -162,7 +162,7 @@ def test_fit_with_given_steps_trains_once(tiny_set) -> None:
     )
     assert fitted.trained.steps == 5 and fitted.images == 20
     assert fitted.trained.history["step"].iloc[-1] == 5
-    logits = logits_for("cnn", fitted.model, torch.from_numpy(pixels), np.arange(4))
+    logits = logits_for(fitted.model, torch.from_numpy(pixels), np.arange(4))
     assert logits.shape == (4, 2)
     assert next(fitted.model.parameters()).device.type == "cpu"
 
@@ -239,8 +239,8 @@ def test_standardisation_sees_the_copies_and_test_scores_the_originals(copies_se
     plain = inputs[torch.arange(20)]
     test = np.arange(16, 20)
     torch.testing.assert_close(
-        logits_for("scatnet", fitted.model, inputs, test),
-        logits_for("scatnet", fitted.model, plain, test),
+        logits_for(fitted.model, inputs, test),
+        logits_for(fitted.model, plain, test),
         rtol=0,
         atol=0,
     )

@@ -16,9 +16,10 @@ from torch import nn
 from glasses.config import GlassesConfig
 from glasses.families import SPECS, Family
 from glasses.fitting import probe, train_on
+from glasses.inference import logits
 from glasses.metrics import scores
 from glasses.result_format import stored
-from glasses.training import Check, Rows, default_device, predict
+from glasses.training import Check
 
 
 @stored
@@ -48,10 +49,10 @@ def run_fold(
         fitted = probe(family, config, inputs, labels, manifest, train_rows, seed, on_check)
     else:
         fitted = train_on(family, config, inputs, labels, train_rows, seed, on_check=on_check)
-    logits = logits_for(family, fitted.model, inputs, val_rows)
+    predicted = logits_for(fitted.model, inputs, val_rows)
     truth = labels[torch.from_numpy(val_rows)]
-    validation = scores(truth.numpy(), logits.argmax(1).numpy())
-    validation["loss"] = float(nn.functional.cross_entropy(logits, truth))
+    validation = scores(truth.numpy(), predicted.argmax(1).numpy())
+    validation["loss"] = float(nn.functional.cross_entropy(predicted, truth))
     return FoldOutcome(
         fitted.trained.history,
         fitted.trained.steps,
@@ -95,18 +96,7 @@ def fold_table(outcomes: list[FoldOutcome]) -> pd.DataFrame:
     return table
 
 
-def logits_for(
-    family: Family, model: nn.Module, inputs: torch.Tensor, rows: np.ndarray
-) -> torch.Tensor:
-    """Logits for the given rows, from pixels (CNN) or cached coefficients (ScatNet).
-
-    For the ScatNet, classifying cached coefficients equals running the full model on the
-    images, without recomputing the transform.
-    """
-    device = default_device()
-    model = model.to(device).eval()
-    spec = SPECS[family]
-    rows_ = Rows.of(inputs, None, rows)
-    logits = predict(spec.classifier(model), rows_, lambda b, _: spec.to_input(b), 128, device)
-    model.cpu()
-    return logits
+def logits_for(model: nn.Module, inputs: torch.Tensor, rows: np.ndarray) -> torch.Tensor:
+    """Logits for the given rows of a family's stored inputs: pixels (CNN) or cached coefficients
+    (ScatNet), which give the logits of its images without recomputing the transform."""
+    return logits(model, inputs, rows, stored=True, batch_size=128)
