@@ -27,7 +27,7 @@ from glasses.drift import (
 )
 from glasses.families import FAMILIES, SPECS
 from glasses.inference import probabilities
-from glasses.retrain import Decision
+from glasses.retrain import REFERENCE_FAMILY, Decision
 from glasses.scattering import cached_coefficients
 from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
@@ -47,8 +47,8 @@ from tasks.tracking import client, log_file, log_table
 def reference_version(
     store: DatasetStore, data: str, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> str:
-    """The version the champion was trained on (tag `dataset_version` on the champion), else
-    HEAD; the first run creates version one from the main data set."""
+    """The version the champion of `REFERENCE_FAMILY` was trained on (its tag `dataset_version`),
+    else HEAD; the first run creates version one from the main data set."""
     if store.head() is None:
         reference = store.init_from(source_table(data, config, cache_dir))
     else:
@@ -59,7 +59,8 @@ def reference_version(
 
 def _champion_version(store: DatasetStore) -> str | None:
     try:
-        champion = client().get_model_version_by_alias(SPECS["cnn"].registered_name, CHAMPION)
+        name = SPECS[REFERENCE_FAMILY].registered_name
+        champion = client().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
     tagged = champion.tags.get("dataset_version")

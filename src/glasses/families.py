@@ -22,6 +22,9 @@ from glasses.training import Classify, pixels_to_input
 
 Family = Literal["cnn", "scatnet"]
 FAMILIES: tuple[Family, ...] = ("cnn", "scatnet")
+# The study's question, as every difference states it: CONTRAST[0] − CONTRAST[1] (ScatNet − CNN),
+# so a positive difference puts the first family ahead.
+CONTRAST: tuple[Family, Family] = ("scatnet", "cnn")
 InputKind = Literal["pixels", "coefficients"]
 Standardisation = Callable[[nn.Module, torch.Tensor, torch.Tensor], None]
 
