@@ -61,7 +61,9 @@ class FamilySpec:
         computed before training, so their augmented copies (if any) are fixed in the cache."""
         return self.inputs == "pixels"
 
-    def fit_standardisation(self, model: nn.Module, inputs: torch.Tensor, rows: torch.Tensor):
+    def fit_standardisation(
+        self, model: nn.Module, inputs: torch.Tensor, rows: torch.Tensor
+    ) -> None:
         """Fits the model's standardisation of `inputs` on the training `rows`, where the
         family has one."""
         if self.standardisation is not None:
