@@ -23,12 +23,13 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from glasses.config import GlassesConfig, resolve_config  # noqa: E402
-from glasses.crossval import pixels_to_input, train_on  # noqa: E402
 from glasses.data.images import scan_images  # noqa: E402
 from glasses.data.sources import load_source  # noqa: E402
 from glasses.families import FAMILIES, SPECS, Family  # noqa: E402
+from glasses.fitting import train_on  # noqa: E402
 from glasses.scattering import compute_coefficients  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
+from glasses.training import pixels_to_input  # noqa: E402
 from glasses.xai.methods import METHODS, explain  # noqa: E402
 
 DTYPES = ("float32", "float64")

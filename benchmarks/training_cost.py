@@ -1,7 +1,7 @@
 """Milliseconds per training image of each family: the project's own training, the seed study's
 plain loop, and the GEMM floor, measured in one process so the three compare like for like.
 
-The project's number is `glasses.crossval.train_on` as the pipeline calls it (the CNN's
+The project's number is `glasses.fitting.train_on` as the pipeline calls it (the CNN's
 augmentation, batch gathering and running scores included); the plain loop is the seed's
 `model.train(); zero_grad; cross_entropy; backward; step` on NCHW float32 batches already in
 memory, with the model and optimiser settings the project builds. The ScatNet is timed on
@@ -21,8 +21,8 @@ from torch import nn
 
 from benchmarks.floor import floor_ms, training_flops
 from glasses.config import GlassesConfig, OptimiserConfig, resolve_config
-from glasses.crossval import build_model, train_on
 from glasses.families import SPECS, Family
+from glasses.fitting import build_model, train_on
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet, coefficient_count
 

@@ -193,7 +193,7 @@ def _read_image(path: Path, size: int) -> np.ndarray:
 def _predict(arguments: argparse.Namespace) -> int:
     """Class and probability per image, from a registered model."""
     from glasses.inference import class_probabilities, prediction_table
-    from glasses.plots import CLASS_NAMES
+    from glasses.labels import CLASS_NAMES
     from tasks.registry import load_registered_model
 
     model = load_registered_model(arguments.model)

@@ -74,7 +74,7 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
         verdict = None
         if config.sweep.enabled:
             with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
-                verdict = sweep(config, images, design, split, versions["cnn"], sweep_run)
+                verdict = sweep(config, images, design, split, versions, sweep_run)
         if config.xai.enabled:
             with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
                 xai(config, images, split, versions, xai_run)

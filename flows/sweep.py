@@ -56,17 +56,17 @@ def sweep(
     data: DataRef,
     design: OuterDesign,
     split: Split,
-    cnn_version: str,
+    versions: dict[str, str],
     run_id: str,
 ) -> str:
     """Logs into `run_id` (the `sweep` child run); returns the one-line verdict. The filter
-    figures show the registered CNN `cnn_version` on the held-out split of `split`."""
+    figures show the registered `versions` (by family) on the held-out split of `split`."""
     points = _points(sweep_plan(config, design), config, data, design)
     dropped = sweep_sizes_kept(config, design)[1]
     line = summarise_sweep(points, design, outer_baseline(design), dropped, config, run_id)
     if not points:
         print(line)
         return line
-    filter_figures(cnn_version, data, split, config, run_id)
+    filter_figures(versions, data, split, config, run_id)
     print(line)
     return line

@@ -12,9 +12,10 @@ from prefect import task
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import fit, logits_for
+from glasses.crossval import logits_for
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.families import FAMILIES, Family
+from glasses.fitting import fit
 from glasses.metrics import scores
 from glasses.outer import PointPlan, point_config, point_rows, point_seed
 from glasses.result_format import stored
@@ -65,7 +66,7 @@ def outer_point(
         inputs = family_inputs(data, family)
         labels = torch.from_numpy(images.labels)
         fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
-        predicted = logits_for(family, fitted.model, inputs, test_rows).argmax(1).numpy()
+        predicted = logits_for(fitted.model, inputs, test_rows).argmax(1).numpy()
         return OuterPoint(
             outer=plan.outer,
             size=len(rows),

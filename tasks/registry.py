@@ -29,21 +29,21 @@ from torch import nn
 
 import glasses
 import mlflow
-from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, image_set
 from glasses.families import SPECS, Family
 from glasses.inference import (
     SPEC,
     WEIGHTS,
     build_from_spec,
-    class_probabilities,
+    logits,
     model_spec,
     prediction_table,
+    probabilities,
 )
+from glasses.labels import CLASS_NAMES
 from glasses.metrics import confusion, scores
-from glasses.plots import CLASS_NAMES, confusion_figure
+from glasses.plots import confusion_figure
 from glasses.promotion import Lineage, challenger_wins, comparison_blocker
-from glasses.training import default_device, predict
 from mlflow import MlflowClient
 from tasks.tracking import client, log_figure, log_metrics
 from tasks.training import ModelRef
@@ -81,8 +81,7 @@ def register_model(trained: ModelRef, data: DataRef, example_rows: np.ndarray, r
             folder / "code" / "glasses",
             ignore=shutil.ignore_patterns("__pycache__"),
         )
-        images = pixels_to_input(pixels).numpy().transpose(0, 2, 3, 1)
-        probabilities = class_probabilities(model, list(images))
+        answer = probabilities(model, pixels).numpy()
         with mlflow.start_run(run_id=run_id):
             info = mlflow.pyfunc.log_model(
                 name="model",
@@ -90,9 +89,7 @@ def register_model(trained: ModelRef, data: DataRef, example_rows: np.ndarray, r
                 artifacts={SPEC: str(folder / "spec.json"), WEIGHTS: str(folder / "weights.pt")},
                 code_paths=[str(package)],
                 registered_model_name=SPECS[trained.family].registered_name,
-                signature=infer_signature(
-                    example, prediction_table(probabilities, list(CLASS_NAMES))
-                ),
+                signature=infer_signature(example, prediction_table(answer, list(CLASS_NAMES))),
                 input_example=example,
                 pip_requirements=model_requirements(),
             )
@@ -230,10 +227,7 @@ class HeldOutResult:
 
 
 def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
-    device = default_device()
-    model = model.to(device).eval()
-    logits = predict(model, pixels, lambda batch, _: pixels_to_input(batch), 64, device)
-    predictions = logits.argmax(1).numpy()
+    predictions = logits(model, pixels).argmax(1).numpy()
     return scores(labels, predictions), confusion(labels, predictions)
 
 

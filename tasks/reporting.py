@@ -11,13 +11,14 @@ from prefect.cache_policies import NO_CACHE
 
 from glasses.augment import augment
 from glasses.config import GlassesConfig
-from glasses.crossval import TABLE_COLUMNS, fold_table, pixels_to_input
+from glasses.crossval import TABLE_COLUMNS, fold_table
 from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
 from glasses.families import Family
 from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
 from glasses.statistics import SweepInference
 from glasses.tables import markdown_table
+from glasses.training import pixels_to_input
 from tasks.registry import HeldOutResult
 from tasks.tracking import client, log_figure, log_metrics, log_table
 from tasks.training import FoldResult

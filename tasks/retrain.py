@@ -15,7 +15,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import pixels_to_input
 from glasses.data.images import ImageSet, scan_images
 from glasses.data.reference import DataRef, image_set, store_image_set
 from glasses.data.splits import Split, retrain_test_mask, split_around, without_trained
@@ -27,11 +26,11 @@ from glasses.drift import (
     prediction_columns,
 )
 from glasses.families import FAMILIES, SPECS
-from glasses.retrain import Decision
+from glasses.inference import probabilities
+from glasses.retrain import REFERENCE_FAMILY, Decision
 from glasses.scattering import cached_coefficients
 from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
-from glasses.training import default_device, predict
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
 from tasks.registry import (
@@ -48,8 +47,8 @@ from tasks.tracking import client, log_file, log_table
 def reference_version(
     store: DatasetStore, data: str, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> str:
-    """The version the champion was trained on (tag `dataset_version` on the champion), else
-    HEAD; the first run creates version one from the main data set."""
+    """The version the champion of `REFERENCE_FAMILY` was trained on (its tag `dataset_version`),
+    else HEAD; the first run creates version one from the main data set."""
     if store.head() is None:
         reference = store.init_from(source_table(data, config, cache_dir))
     else:
@@ -60,7 +59,8 @@ def reference_version(
 
 def _champion_version(store: DatasetStore) -> str | None:
     try:
-        champion = client().get_model_version_by_alias(SPECS["cnn"].registered_name, CHAMPION)
+        name = SPECS[REFERENCE_FAMILY].registered_name
+        champion = client().get_model_version_by_alias(name, CHAMPION)
     except MlflowException:
         return None
     tagged = champion.tags.get("dataset_version")
@@ -197,19 +197,14 @@ def tag_models(tests: dict[str, HeldOutResult], version: str) -> None:
 
 def _champion_probabilities(pixels: np.ndarray) -> dict[str, np.ndarray]:
     """P(glasses) from each family's champion, where one exists."""
-    device = default_device()
-    probabilities = {}
+    answers = {}
     for family in FAMILIES:
         try:
             model = load_registered_model(f"{SPECS[family].registered_name}@{CHAMPION}")
         except ModelUnavailable:
             continue
-        model = model.to(device).eval()
-        logits = predict(
-            model, torch.from_numpy(pixels), lambda b, _: pixels_to_input(b), 64, device
-        )
-        probabilities[family] = torch.softmax(logits, 1)[:, 1].numpy()
-    return probabilities
+        answers[family] = probabilities(model, torch.from_numpy(pixels))[:, 1].numpy()
+    return answers
 
 
 def held_out(images: ImageSet, trained_sha256: frozenset[str]) -> ImageSet:

@@ -9,7 +9,6 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from glasses.config import GlassesConfig
-from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
 from glasses.filters import (
@@ -19,11 +18,13 @@ from glasses.filters import (
     scattering_coefficients_figure,
     wavelet_filters_figure,
 )
+from glasses.labels import CLASS_NAMES
 from glasses.metrics import confusion
 from glasses.plots import confusion_figure
 from glasses.statistics import OuterDesign, sweep_inference, verdict_class
 from glasses.sweep import budget_caveats, budget_check, convergence, sweep_fits, sweep_verdict
 from glasses.tables import markdown_table
+from glasses.training import pixels_to_input
 from tasks.outer import OuterPoint, point_frame
 from tasks.registry import version_model
 from tasks.tracking import client, log_figure, log_metrics, log_table
@@ -102,18 +103,19 @@ def summarise_sweep(
 
 @task(name="filter-figures", cache_policy=NO_CACHE)
 def filter_figures(
-    cnn_version: str, data: DataRef, split: Split, config: GlassesConfig, run_id: str
+    versions: dict[str, str], data: DataRef, split: Split, config: GlassesConfig, run_id: str
 ) -> None:
     """What each model's filters look like (seed Figs. 8-11), on one glasses and one
-    no-glasses test image; the CNN is the registered `cnn_version`."""
+    no-glasses test image: the registered CNN of `versions` (family → version), the ScatNet's
+    fixed wavelets and its cached coefficients."""
     tracking = client()
     images, coefficients = image_set(data), family_inputs(data, "scatnet")
-    cnn = version_model("cnn", cnn_version)
+    cnn = version_model("cnn", versions["cnn"])
     test_rows = np.where(split.test)[0]
     labels = images.labels[test_rows]
     chosen = [test_rows[labels == label][0] for label in (1, 0) if (labels == label).any()]
     pictures = pixels_to_input(torch.from_numpy(images.pixels[chosen]))
-    titles = ["glasses" if images.labels[row] else "no glasses" for row in chosen]
+    titles = [CLASS_NAMES[images.labels[row]] for row in chosen]
     J, L = config.scatnet.J, config.scatnet.L
     log_figure(tracking, run_id, cnn_kernels_figure(cnn), "figures/cnn_kernels.png")
     log_figure(

@@ -17,10 +17,11 @@ from prefect.cache_policies import NO_CACHE
 from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import FoldOutcome, fit, run_fold
+from glasses.crossval import FoldOutcome, run_fold
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
 from glasses.families import SPECS, Family
+from glasses.fitting import fit
 from glasses.inference import build_from_spec, model_spec
 from glasses.progress import TrainingClock
 from glasses.results import ResultStore, training_key

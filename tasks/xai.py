@@ -13,13 +13,13 @@ from prefect.cache_policies import NO_CACHE
 from torch import nn
 
 from glasses.config import GlassesConfig, XAIMethod
-from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, image_set
 from glasses.families import Family
 from glasses.inference import weights_digest
 from glasses.result_format import stored
 from glasses.results import rows_digest, work_key
 from glasses.tables import markdown_table, with_intervals
+from glasses.training import pixels_to_input
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
 from glasses.xai.correctness import (
     Evidence,

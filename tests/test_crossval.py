@@ -1,5 +1,5 @@
 """The training protocol: fold table, folds scored on rows that chose nothing, the refit's step
-count, and `fit` trained on exactly the rows it is given."""
+count, and `fit` (`glasses.fitting`) trained on exactly the rows it is given."""
 
 from __future__ import annotations
 
@@ -12,14 +12,13 @@ from glasses.config import resolve_config
 from glasses.crossval import (
     TABLE_COLUMNS,
     FoldOutcome,
-    build_model,
-    fit,
     fold_table,
     logits_for,
     refit_steps,
     run_fold,
 )
 from glasses.families import SPECS
+from glasses.fitting import build_model, fit
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.scattering import cached_augmented_coefficients, compute_coefficients
@@ -133,19 +132,19 @@ def test_fit_trains_on_exactly_its_rows_and_refits_after_early_stopping(
 ) -> None:
     """With patience the step count comes from an inner split, then the model is trained again
     on all the rows; the ScatNet's standardisation is fitted on those rows only."""
-    import glasses.crossval as crossval
+    import glasses.fitting as fitting
 
     pixels, labels, manifest = tiny_set
     coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
     rows = np.arange(16)
     trainings = []
-    real = crossval.train_on
+    real = fitting.train_on
 
     def spy(family, config, inputs, labels_, rows_, seed, steps=None, validation_rows=None, *a):
         trainings.append((len(rows_), steps, validation_rows is not None))
         return real(family, config, inputs, labels_, rows_, seed, steps, validation_rows, *a)
 
-    monkeypatch.setattr(crossval, "train_on", spy)
+    monkeypatch.setattr(fitting, "train_on", spy)
     fitted = fit("scatnet", TINY, coefficients, labels, manifest, rows, seed=1)
     (probe_rows, _, watched), (refit_rows, refit_steps_, refit_watched) = trainings
     assert watched and not refit_watched
@@ -163,7 +162,7 @@ def test_fit_with_given_steps_trains_once(tiny_set) -> None:
     )
     assert fitted.trained.steps == 5 and fitted.images == 20
     assert fitted.trained.history["step"].iloc[-1] == 5
-    logits = logits_for("cnn", fitted.model, torch.from_numpy(pixels), np.arange(4))
+    logits = logits_for(fitted.model, torch.from_numpy(pixels), np.arange(4))
     assert logits.shape == (4, 2)
     assert next(fitted.model.parameters()).device.type == "cpu"
 
@@ -201,12 +200,12 @@ def copies_set(tiny_set, tmp_path):
 def test_training_with_copies_samples_the_training_rows_copies_and_scores_originals(
     copies_set, monkeypatch
 ) -> None:
-    import glasses.crossval as crossval
+    import glasses.fitting as fitting
 
     config, inputs, labels, manifest = copies_set
     n, train, val = 20, np.arange(12), np.arange(14, 20)  # rows 12, 13: in neither
     seen = {}
-    real_steps, real_final = crossval.train_steps, crossval.final_scores
+    real_steps, real_final = fitting.train_steps, fitting.final_scores
 
     def steps_spy(model, classify, rows, prepare, optimiser, seed, **kwargs):
         seen["train"], seen["validation"] = rows, kwargs["validation"]
@@ -216,8 +215,8 @@ def test_training_with_copies_samples_the_training_rows_copies_and_scores_origin
         seen["final"] = rows
         return real_final(classify, rows, prepare)
 
-    monkeypatch.setattr(crossval, "train_steps", steps_spy)
-    monkeypatch.setattr(crossval, "final_scores", final_spy)
+    monkeypatch.setattr(fitting, "train_steps", steps_spy)
+    monkeypatch.setattr(fitting, "final_scores", final_spy)
     run_fold("scatnet", config, inputs, labels, manifest, train, val, seed=3)
 
     validation, final = seen["validation"].index, seen["final"].index
@@ -240,8 +239,8 @@ def test_standardisation_sees_the_copies_and_test_scores_the_originals(copies_se
     plain = inputs[torch.arange(20)]
     test = np.arange(16, 20)
     torch.testing.assert_close(
-        logits_for("scatnet", fitted.model, inputs, test),
-        logits_for("scatnet", fitted.model, plain, test),
+        logits_for(fitted.model, inputs, test),
+        logits_for(fitted.model, plain, test),
         rtol=0,
         atol=0,
     )
@@ -253,19 +252,19 @@ def test_standardisation_sees_the_copies_and_test_scores_the_originals(copies_se
 
 def test_without_copies_training_reads_exactly_its_rows(tiny_set, monkeypatch) -> None:
     """K = 0: the rows a training is given go to the loop as they are, today's protocol."""
-    import glasses.crossval as crossval
+    import glasses.fitting as fitting
 
     pixels, labels, manifest = tiny_set
     coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
     rows = np.array([5, 0, 9, 3, 12, 7, 1, 15])
     seen = []
-    real = crossval.train_steps
+    real = fitting.train_steps
 
     def spy(model, classify, train, *args, **kwargs):
         seen.append(train)
         return real(model, classify, train, *args, **kwargs)
 
-    monkeypatch.setattr(crossval, "train_steps", spy)
+    monkeypatch.setattr(fitting, "train_steps", spy)
     for family, inputs in (("scatnet", coefficients), ("cnn", torch.from_numpy(pixels))):
         fit(family, TINY, inputs, labels, manifest, rows, seed=1, steps=4)
         assert seen[-1].index.tolist() == rows.tolist() and seen[-1].labels is labels

@@ -14,11 +14,11 @@ from torch import nn
 
 from glasses import training
 from glasses.config import OptimiserConfig, resolve_config
-from glasses.crossval import pixels_to_input
 from glasses.models.cnn import CNN
 from glasses.training import (
     Check,
     Rows,
+    pixels_to_input,
     plateaued,
     predict,
     threads_per_worker,

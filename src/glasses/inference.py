@@ -3,6 +3,9 @@
 A registered model is stored as a JSON description (family, image size, the family's settings)
 plus a tensors-only state dict, so loading it never unpickles anything: the module is rebuilt
 from this package's own classes. Serving and `glasses predict` share the preprocessing here.
+
+`logits` is the one way a model is run on images: the registry's held-out check, the re-run's
+drift columns, cross-validation scores, serving and `glasses predict` all go through it.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ from torch import nn
 
 from glasses.data.images import to_rgb
 from glasses.families import SPECS, family_of
-from glasses.plots import CLASS_NAMES
+from glasses.labels import CLASS_NAMES
+from glasses.training import Rows, default_device, pixels_to_input, predict
 
 SPEC_VERSION = 1
 SPEC, WEIGHTS = "spec", "weights"  # artifact names: spec.json, weights.pt
@@ -68,11 +72,59 @@ def image_pixels(content: bytes | Path, size: int) -> np.ndarray:
     return np.asarray(resized, dtype=np.float32) / 255
 
 
+def logits(
+    model: nn.Module,
+    images: torch.Tensor,
+    rows: np.ndarray | None = None,
+    *,
+    stored: bool = False,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """N x 2 logits (columns in `CLASS_NAMES` order, on the CPU) for `rows` of `images` (default:
+    all, in order; the others are never copied), batch by batch in eval mode without gradients.
+
+    `images` are N x 3 x S x S: uint8 pixels as data sets hold them, or floats in [0, 1]. With
+    `stored`, they are instead the family's stored inputs (`FamilySpec.inputs`): for the ScatNet
+    its cached scattering coefficients, which give the logits of the images without recomputing
+    the transform. Runs on `device` (default: CUDA when present); the model ends on the CPU.
+    """
+    if stored:
+        spec = family_of(model)
+        classify, to_input = spec.classifier(model), spec.to_input
+    else:
+        classify, to_input = model, _images_as_input
+    device = device or default_device()
+    model.to(device).eval()
+    chosen = images if rows is None else Rows.of(images, None, rows)
+    try:
+        return predict(classify, chosen, lambda batch, _: to_input(batch), batch_size, device)
+    finally:
+        model.cpu()
+
+
+def probabilities(
+    model: nn.Module,
+    images: torch.Tensor,
+    *,
+    batch_size: int = 64,
+    device: torch.device | None = None,
+) -> torch.Tensor:
+    """N x 2 softmax probabilities of `logits` (same images, same batches)."""
+    return torch.softmax(logits(model, images, batch_size=batch_size, device=device), dim=1)
+
+
 def class_probabilities(model: nn.Module, pixels: list[np.ndarray]) -> np.ndarray:
-    """N x 2 softmax probabilities (columns in `CLASS_NAMES` order) for H x W x 3 images."""
+    """N x 2 softmax probabilities (columns in `CLASS_NAMES` order) for H x W x 3 images in
+    [0, 1] (as `image_pixels` reads them): one batch, on the CPU, as a request is served."""
     images = torch.from_numpy(np.stack(pixels).transpose(0, 3, 1, 2).copy())
-    with torch.no_grad():
-        return torch.softmax(model.eval()(images), dim=1).numpy()
+    cpu = torch.device("cpu")
+    return probabilities(model, images, batch_size=len(images), device=cpu).numpy()
+
+
+def _images_as_input(batch: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as [0, 1] floats; floats are [0, 1] images already."""
+    return batch if batch.is_floating_point() else pixels_to_input(batch)
 
 
 def prediction_table(probabilities: np.ndarray, classes: list[str]) -> pd.DataFrame:

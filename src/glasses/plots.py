@@ -14,7 +14,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 from matplotlib.figure import Figure  # noqa: E402
 
-CLASS_NAMES = ("no glasses", "glasses")
+from glasses.labels import CLASS_NAMES  # noqa: E402
 
 
 def fold_accuracy_curves(histories: list[pd.DataFrame], title: str) -> Figure:

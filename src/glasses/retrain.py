@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Protocol
 
 from glasses.drift import DriftResult
+from glasses.families import Family
 
 
 class Outcome(StrEnum):
@@ -27,6 +28,11 @@ class Outcome(StrEnum):
 class Decision:
     outcome: Outcome
     reason: str
+
+
+# Whose champion names the dataset version a re-run builds on (its `dataset_version` tag): the
+# families' champions may have been trained on different versions, and a re-run needs one.
+REFERENCE_FAMILY: Family = "cnn"
 
 
 class TestVerdict(Protocol):

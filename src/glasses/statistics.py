@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
-from glasses.families import FAMILIES
+from glasses.families import CONTRAST, FAMILIES, Family
 
 METRICS = ("accuracy", "balanced_accuracy", "macro_f1")
 VERDICT_METRIC = "balanced_accuracy"
@@ -310,6 +310,7 @@ def sweep_inference(
     tail = 100 * (1 - confidence) / 2
     table_rows, test_rows, differences = [], [], []
     curves: dict[str, list[np.ndarray]] = {model: [] for model in FAMILIES}
+    first, second = CONTRAST
     for size in sizes:
         wide = points[points["size"] == size].pivot(
             index=["outer", "repeat"], columns="model", values="predictions"
@@ -340,7 +341,7 @@ def sweep_inference(
             table_rows.append(row)
         for model in FAMILIES:
             curves[model].append(resampled[model][VERDICT_METRIC])
-        difference = resampled["scatnet"][VERDICT_METRIC] - resampled["cnn"][VERDICT_METRIC]
+        difference = resampled[first][VERDICT_METRIC] - resampled[second][VERDICT_METRIC]
         finite = difference[np.isfinite(difference)]
         low, high = np.percentile(finite, [tail, 100 - tail])
         below = (np.count_nonzero(finite <= 0) + 1) / (finite.size + 1)
@@ -351,8 +352,7 @@ def sweep_inference(
                 "size": int(size),
                 "n": len(wide),
                 "outer": len(np.unique(outer)),
-                "difference": estimates["scatnet"][VERDICT_METRIC]
-                - estimates["cnn"][VERDICT_METRIC],
+                "difference": estimates[first][VERDICT_METRIC] - estimates[second][VERDICT_METRIC],
                 "low": float(low),
                 "high": float(high),
                 "p_floor": floor,
@@ -378,11 +378,17 @@ def sweep_inference(
     return SweepInference(table, tests, crossover, float(low), float(high), share, stacked)
 
 
+def ahead(difference: float) -> Family:
+    """The family a difference (`CONTRAST`) puts ahead: the first when it is positive."""
+    first, second = CONTRAST
+    return first if difference > 0 else second
+
+
 def verdict_class(tests: pd.DataFrame, alpha: float = 0.05) -> str:
     """Who wins anywhere in a sweep, as `verdict` decides it: "scatnet", "cnn", "both" (each at
     some size) or "none" (no size with Holm p < alpha). What two seeds must agree on."""
     significant = tests[tests["p_holm"] < alpha]
-    winners = {"scatnet" if d > 0 else "cnn" for d in significant["difference"]}
+    winners = {ahead(difference) for difference in significant["difference"]}
     return "both" if len(winners) == 2 else winners.pop() if winners else "none"
 
 
@@ -493,10 +499,12 @@ def _run_length(signs: np.ndarray) -> int:
     return int(different[0]) if different.size else len(signs)
 
 
+_WINS = {"scatnet": "ScatNet beats the CNN", "cnn": "the CNN beats the ScatNet"}
+
+
 def _clause(run: pd.DataFrame, alpha: float) -> str:
     """Who wins over a run of tried sizes, never extended past them."""
-    scatnet_wins = run["difference"].iloc[0] > 0
-    winner = "ScatNet beats the CNN" if scatnet_wins else "the CNN beats the ScatNet"
+    winner = _WINS[ahead(run["difference"].iloc[0])]
     low, high = run["size"].min(), run["size"].max()
     largest_p = run["p_holm"].max()
     if len(run) == 1:

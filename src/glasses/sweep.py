@@ -9,12 +9,14 @@ ratio and, where the data names people or holds duplicates, take whole units (se
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import pandas as pd
 
 from glasses.config import GlassesConfig, OptimiserConfig
 from glasses.data.splits import split_units
-from glasses.families import FAMILIES, SPECS
+from glasses.families import CONTRAST, FAMILIES, SPECS
 from glasses.learning_curve import CurveFits, fit_curves
 from glasses.statistics import VERDICT_METRIC, SweepInference, verdict
 
@@ -158,18 +160,25 @@ def sweep_config(config: GlassesConfig) -> GlassesConfig:
 def confounds(config: GlassesConfig) -> list[str]:
     """What, besides where their features come from, still differs between the two families in
     the sweep: the verdict is only as clean as this list is short."""
-    scatnet = sweep_config(config).scatnet
-    items = [_augmentation(scatnet.augmented_copies)]
-    if scatnet.head != config.cnn.head:
+    trained = sweep_config(config)
+    settings = {SPECS[family].title: SPECS[family].settings(trained) for family in FAMILIES}
+    items = [_augmentation(trained.scatnet.augmented_copies)]
+    heads = {title: section.head for title, section in settings.items()}
+    if _differ(heads.values()):
         items.append(
-            f"head widths {config.cnn.head.hidden} (CNN) vs {scatnet.head.hidden} (ScatNet)"
+            "head widths " + " vs ".join(f"{h.hidden} ({title})" for title, h in heads.items())
         )
-    if scatnet.optimiser != config.cnn.optimiser:
+    optimisers = {title: section.optimiser for title, section in settings.items()}
+    if _differ(optimisers.values()):
         items.append(
-            f"optimiser CNN {_describe(config.cnn.optimiser)} vs "
-            f"ScatNet {_describe(scatnet.optimiser)}"
+            "optimiser " + " vs ".join(f"{title} {_describe(o)}" for title, o in optimisers.items())
         )
     return items
+
+
+def _differ(values: Iterable[object]) -> bool:
+    first, *rest = values
+    return any(value != first for value in rest)
 
 
 def _augmentation(copies: int) -> str:
@@ -242,7 +251,8 @@ def budget_check(records: pd.DataFrame) -> pd.DataFrame:
     table = same.pivot_table(
         index=["size", "budget"], columns="model", values=VERDICT_METRIC, aggfunc="mean"
     )
-    table["difference"] = table["scatnet"] - table["cnn"]
+    first, second = CONTRAST
+    table["difference"] = table[first] - table[second]
     table["converged_share"] = same.groupby(["size", "budget"])["converged"].mean()
     table["draws"] = same.groupby(["size", "budget"]).size() // len(FAMILIES)
     table.columns.name = None

@@ -23,8 +23,14 @@ from glasses.config import OptimiserConfig
 from glasses.metrics import scores
 from glasses.models.head import SeededDropout
 
-Prepare = Callable[[torch.Tensor, bool], torch.Tensor]
+Classify = Callable[[torch.Tensor], torch.Tensor]  # model input -> logits
+Prepare = Callable[[torch.Tensor, bool], torch.Tensor]  # (stored batch, training) -> model input
 NAN = float("nan")
+
+
+def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels as the [0, 1] floats every model takes."""
+    return pixels.float() / 255
 
 
 def default_device() -> torch.device:

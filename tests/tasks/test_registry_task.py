@@ -18,12 +18,11 @@ import torch
 
 import mlflow
 from glasses.config import resolve_config
-from glasses.crossval import pixels_to_input
 from glasses.data.reference import DataRef, image_set
 from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from glasses.promotion import Lineage
-from glasses.training import Rows, train_steps
+from glasses.training import Rows, pixels_to_input, train_steps
 from mlflow import MlflowClient
 from tasks.registry import (
     CHAMPION,

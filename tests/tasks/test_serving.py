@@ -24,9 +24,9 @@ from PIL import Image
 import mlflow
 from flows.cli import main
 from glasses.config import resolve_config
-from glasses.crossval import pixels_to_input
 from glasses.families import SPECS
 from glasses.models.cnn import CNN
+from glasses.training import pixels_to_input
 from tasks.registry import (
     ModelUnavailable,
     load_registered_model,

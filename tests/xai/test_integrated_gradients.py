@@ -11,7 +11,7 @@ from captum.attr._utils.approximation_methods import approximation_parameters
 from torch import nn
 
 from glasses.config import resolve_config
-from glasses.crossval import train_on
+from glasses.fitting import train_on
 from glasses.scattering import compute_coefficients
 from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
