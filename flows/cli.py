@@ -241,8 +241,9 @@ def main(argv: list[str] | None = None) -> int:
     configure_tracking()
     try:
         return arguments.handler(arguments)
-    except (ValueError, RuntimeError) as error:
-        # Bad data, bad configuration, a server that is down: the message says what and where.
+    except (ValueError, RuntimeError, OSError) as error:
+        # Bad data, bad configuration, a server that is down, a folder it cannot write: the
+        # message says what and where.
         print(f"glasses: {error}", file=sys.stderr)
         return 1
 

@@ -24,6 +24,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
+import psutil
 from prefect.events.worker import EventsWorker
 from prefect.logging.handlers import APILogWorker
 from prefect.settings import PREFECT_API_URL, PREFECT_HOME, temporary_settings
@@ -47,7 +48,18 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
+def _serves(process: subprocess.Popen, port: int) -> bool:
+    """Whether `process` itself listens on `port`: between choosing a free port and binding it,
+    another process may take it, and its health check would answer for ours."""
+    try:
+        connections = psutil.Process(process.pid).net_connections("tcp")
+    except psutil.Error:
+        return False
+    return any(c.status == psutil.CONN_LISTEN and c.laddr.port == port for c in connections)
+
+
 def _wait_until_healthy(process: subprocess.Popen, api: str, deadline: float, limit: float) -> None:
+    port = int(api.rsplit(":", 1)[1].split("/")[0])
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(
@@ -55,7 +67,7 @@ def _wait_until_healthy(process: subprocess.Popen, api: str, deadline: float, li
                 "set PREFECT_API_URL to a running server (`make up`) instead"
             )
         try:
-            if httpx.get(f"{api}/health", timeout=2).status_code == 200:
+            if httpx.get(f"{api}/health", timeout=2).status_code == 200 and _serves(process, port):
                 return
         except httpx.HTTPError:
             pass
