@@ -55,18 +55,21 @@ def load_average() -> str:
 
 
 def log_to_mlflow(
-    uri: str, sections: dict[str, str], metrics: dict[str, float], params: dict[str, str]
-) -> None:
-    """One run in `glasses-benchmarks`: every table as a markdown artifact, the key numbers as
-    metrics, the settings as params."""
+    sections: dict[str, str], metrics: dict[str, float], params: dict[str, str]
+) -> str:
+    """One run in `glasses-benchmarks` of the store `MLFLOW_TRACKING_URI` names, set up as a
+    flow start sets it up: every table as a markdown artifact, the key numbers as metrics, the
+    settings as params. Returns the tracking URI."""
     import mlflow
+    from tasks.tracking import configure_tracking
 
-    mlflow.set_tracking_uri(uri)
+    uri = configure_tracking()
     mlflow.set_experiment(EXPERIMENT)
     with mlflow.start_run():
         mlflow.log_params(params)
         mlflow.log_metrics(metrics)
         mlflow.log_text("\n\n".join(sections.values()), "benchmark.md")
+    return uri
 
 
 def main() -> None:
@@ -142,8 +145,8 @@ def main() -> None:
     print("", sections["after"], sep="\n")
     if tracking_uri:
         params = {"profile": arguments.profile, "flow_profile": arguments.flow_profile}
-        log_to_mlflow(tracking_uri, sections, metrics, params | {"data": arguments.data})
-        print(f"Logged to {tracking_uri}, experiment {EXPERIMENT}")
+        uri = log_to_mlflow(sections, metrics, params | {"data": arguments.data})
+        print(f"Logged to {uri}, experiment {EXPERIMENT}")
 
 
 if __name__ == "__main__":

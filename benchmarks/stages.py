@@ -87,7 +87,8 @@ def timed_flow(data: str, profile: str, overrides: dict | None = None) -> FlowTi
 @contextmanager
 def scratch_store(cache_dir: str | None) -> Iterator[None]:
     """A throw-away working folder and MLflow store (and cache, unless given); the caller's
-    folder and environment come back afterwards."""
+    folder and environment come back afterwards (set and restored: the flows read the store
+    and the cache folder from the environment, as in any process)."""
     saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "GLASSES_CACHE_DIR")}
     home = Path.cwd()
     with tempfile.TemporaryDirectory() as scratch:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from glasses.config import GlassesConfig, RuntimeConfig
+from glasses.entrypoint import ALLOCATOR
 from glasses.training import threads_per_worker
 from tasks.progress import StageProgress
 
@@ -42,13 +42,20 @@ def _dotted(tree: dict[str, Any], prefix: str = "") -> dict[str, Any]:
     return flat
 
 
-def _settings() -> dict[str, Any]:
-    return _dotted(yaml.safe_load(WORKER_SETTINGS.read_text()))
+def dask_settings() -> dict[str, Any]:
+    """The project's Dask settings: `dask.yaml`, and the allocator settings of every glasses
+    process (`glasses.entrypoint.ALLOCATOR`) for the workers, which a nanny would otherwise
+    start with Dask's `MALLOC_TRIM_THRESHOLD_=65536`."""
+    allocator = {
+        f"distributed.nanny.pre-spawn-environ.{name}": str(value)
+        for name, value in ALLOCATOR.items()
+    }
+    return _dotted(yaml.safe_load(WORKER_SETTINGS.read_text())) | allocator
 
 
 def local_cluster(**kwargs: Any) -> distributed.LocalCluster:
-    """A `LocalCluster` whose workers start with the project's Dask settings (`dask.yaml`)."""
-    with dask.config.set(_settings()):
+    """A `LocalCluster` whose workers start with the project's Dask settings."""
+    with dask.config.set(dask_settings()):
         return distributed.LocalCluster(**kwargs)
 
 
@@ -59,7 +66,7 @@ def task_runner(runtime: RuntimeConfig) -> TaskRunner:
         return ThreadPoolTaskRunner(max_workers=local_workers(runtime))
     # The flow's process is a Dask client from here on: it takes the cluster's limits (global,
     # as Dask reads them whenever a connection opens; the same values in every flow).
-    dask.config.set(_settings())
+    dask.config.set(dask_settings())
     if runtime.dask_address:
         return DaskTaskRunner(address=runtime.dask_address)
     threads = str(threads_per_worker(runtime.workers))
@@ -70,10 +77,9 @@ def task_runner(runtime: RuntimeConfig) -> TaskRunner:
             "threads_per_worker": 1,
             "processes": True,
             "dashboard_address": None,
-            "env": {
-                "OMP_NUM_THREADS": threads,
-                "OMP_WAIT_POLICY": os.environ.get("OMP_WAIT_POLICY", "PASSIVE"),
-            },
+            # The rest of the workers' environment is this process's, prepared by its entry
+            # point (`glasses.entrypoint`).
+            "env": {"OMP_NUM_THREADS": threads},
         },
     )
 
@@ -87,6 +93,8 @@ def on_task_runner(flow: Flow, config: GlassesConfig) -> Flow:
 def cores_divided(runtime: RuntimeConfig) -> Iterator[None]:
     """torch's threads (one setting per process) divided among the tasks that run in this
     process — threads of a pool; Dask workers set their own — and restored afterwards."""
+    # Set and restored: the one change of a process-wide setting outside an entry point's set-up,
+    # as it lasts only as long as the flow.
     before = torch.get_num_threads()
     in_process = 1 if runtime.task_runner == "dask" else local_workers(runtime)
     torch.set_num_threads(threads_per_worker(in_process))

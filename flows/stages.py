@@ -3,7 +3,6 @@ both families. Plain functions called inside a flow, so their tasks belong to th
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from contextlib import AbstractContextManager, ExitStack
 from pathlib import Path
@@ -14,6 +13,7 @@ from prefect import get_run_logger
 from prefect.runtime import flow_run
 
 from flows.concurrency import run_concurrently
+from glasses.cache_layout import CacheLayout
 from glasses.config import GlassesConfig
 from glasses.crossval import refit_steps
 from glasses.data.reference import DataRef, image_set
@@ -40,8 +40,8 @@ Stage = Callable[[str], AbstractContextManager[None]]
 
 
 def cache_dir() -> Path:
-    """Synthetic images and scattering coefficients; `GLASSES_CACHE_DIR` moves it."""
-    return Path(os.environ.get("GLASSES_CACHE_DIR", ".cache/glasses")).resolve()
+    """The cache folder (`glasses.cache_layout`); `GLASSES_CACHE_DIR` moves it."""
+    return CacheLayout.from_environment().root
 
 
 def open_run(

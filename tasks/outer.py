@@ -23,7 +23,7 @@ from glasses.results import training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
 from glasses.training import plateaued
-from tasks.resume import reuse_or_compute
+from tasks.resume import reuse_when_resuming
 from tasks.tracking import client, log_metrics, log_table
 
 
@@ -92,7 +92,7 @@ def outer_point(
         outer=plan.outer,
         repeat=plan.repeat,
     )
-    return reuse_or_compute(data, config, key, train)[0]
+    return reuse_when_resuming(data, config, key, train)[0]
 
 
 def point_frame(points: list[OuterPoint]) -> pd.DataFrame:

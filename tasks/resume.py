@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from pathlib import Path
 from typing import TypeVar
 
 from glasses.config import GlassesConfig
@@ -16,14 +15,14 @@ REUSED = "glasses.reused"  # tag of an MLflow run whose result came from the sto
 
 def result_store(data: DataRef) -> ResultStore:
     """Finished work lives beside the run's data, in the shared cache folder."""
-    return ResultStore(Path(data.cache_dir) / "results")
+    return ResultStore(data.cache.results)
 
 
-def reuse_or_compute(
+def reuse_when_resuming(
     data: DataRef, config: GlassesConfig, key: str, compute: Callable[[], T]
 ) -> tuple[T, bool]:
-    """(result, reused): from the store when `runtime.resume` allows, else computed and kept
-    for the next run."""
+    """(result, reused): the store's `reuse_or_compute` when `runtime.resume` allows, else
+    computed afresh and kept for the next run."""
     store = result_store(data)
     if not config.runtime.resume:
         value = compute()

@@ -28,7 +28,7 @@ from glasses.results import ResultStore, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.progress import run_logger
-from tasks.resume import REUSED, result_store, reuse_or_compute
+from tasks.resume import REUSED, result_store, reuse_when_resuming
 from tasks.tracking import client, log_metrics, log_table, run_outcome, start_run
 
 
@@ -91,7 +91,7 @@ def train_fold(
 
     key = training_key("fold", config, data.images, (train_rows, val_rows), family, fold=fold)
     with run_outcome(tracking, run_id):
-        outcome, reused = reuse_or_compute(data, config, key, train)
+        outcome, reused = reuse_when_resuming(data, config, key, train)
         if reused:
             tracking.set_tag(run_id, REUSED, key)
             run_logger().info("%s fold %d: reused from an earlier run (%s)", family, fold + 1, key)
@@ -155,7 +155,7 @@ def train_final(
         return {"spec": model_spec(fitted.model), "state": state, "final": fitted.final}
 
     key = training_key("refit", config, data.images, (rows,), family, steps=steps)
-    entry, reused = reuse_or_compute(data, config, key, train)
+    entry, reused = reuse_when_resuming(data, config, key, train)
     if reused:
         client().set_tag(family_run_id, REUSED, key)
     log_metrics(

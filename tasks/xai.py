@@ -43,7 +43,7 @@ from glasses.xai.overlays import (
 from glasses.xai.randomisation_figure import cascade_figure
 from glasses.xai.selection import NAMED
 from tasks.registry import version_model
-from tasks.resume import reuse_or_compute
+from tasks.resume import reuse_when_resuming
 from tasks.tracking import client, log_figure, log_metrics, log_table
 
 
@@ -95,7 +95,7 @@ def explain_rows(
         return Explained(family, rows, explanation)
 
     key = _key("explain", model, method, data, rows, config)
-    return reuse_or_compute(data, config, key, compute)[0]
+    return reuse_when_resuming(data, config, key, compute)[0]
 
 
 @task(name="check-randomisation", cache_policy=NO_CACHE)
@@ -123,7 +123,7 @@ def check_randomisation(
         return table.assign(model=family, method=method)
 
     key = _key("randomisation", model, method, data, rows, config)
-    return reuse_or_compute(data, config, key, compute)[0]
+    return reuse_when_resuming(data, config, key, compute)[0]
 
 
 @task(name="score-explanations", cache_policy=NO_CACHE)

@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import os
 import resource
+import subprocess
+import sys
+from pathlib import Path
 
 import torch
 
@@ -47,3 +50,45 @@ def test_a_user_value_that_is_not_a_byte_count_is_left_to_glibc(monkeypatch) -> 
     monkeypatch.setenv("MALLOC_TRIM_THRESHOLD_", "lots")
     prepare_process()  # no error: glibc ignores such a value at start, and so do we
     assert os.environ["MALLOC_TRIM_THRESHOLD_"] == "lots"
+
+
+def test_figures_are_drawn_off_screen_after_the_set_up(monkeypatch) -> None:
+    monkeypatch.delenv("MPLBACKEND", raising=False)
+    prepare_process()
+    assert os.environ["MPLBACKEND"] == "Agg"
+
+
+LIBRARY = Path(__file__).parents[1] / "src" / "glasses"
+GLOBAL_SETTERS = (
+    "os.environ[",
+    "os.environ.setdefault",
+    "os.putenv",
+    "mallopt",
+    "set_num_threads",
+    ".use(",
+)
+
+
+def test_only_the_entrypoint_changes_process_state() -> None:
+    """Library modules leave the environment, the allocator and matplotlib's backend alone."""
+    offenders = [
+        f"{path.relative_to(LIBRARY)}: {setter}"
+        for path in LIBRARY.rglob("*.py")
+        if path.name != "entrypoint.py"
+        for setter in GLOBAL_SETTERS
+        if setter in path.read_text()
+    ]
+    assert offenders == []
+
+
+def test_importing_the_figure_modules_leaves_the_backend_to_the_process() -> None:
+    code = (
+        "import matplotlib, glasses.plots, glasses.filters, glasses.xai.overlays, "
+        "glasses.xai.randomisation_figure; print(matplotlib.rcParams._get_backend_or_none())"
+    )
+    env = {name: value for name, value in os.environ.items() if name != "MPLBACKEND"}
+    env["PYTHONPATH"] = os.pathsep.join(sys.path)  # this checkout's glasses
+    shown = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
+    )
+    assert shown.stdout.strip() == "None"  # not chosen yet: matplotlib picks at the first figure

@@ -1,7 +1,11 @@
 """Process-wide settings that every entry point makes first, before torch or Prefect load.
 
-Only entry points call `prepare_process` (`glasses`, the deployment server, the benchmarks, the
-test suite): library calls never change the environment. Values already set by the user win.
+The one place in the library that changes process state. Only entry points call
+`prepare_process`: `glasses` (flows/cli.py), the deployment server (deployments/serve.py), the
+container stack's Prefect and Dask processes (`python -m flows.launch`), the benchmarks and the
+test suite; processes they start (flow runs of a Prefect worker, Dask workers) inherit the
+environment. Library calls and imports never change the environment or a global setting. Values
+already set by the user win. MLflow's process-wide state is `tasks.tracking.configure_tracking`'s.
 """
 
 from __future__ import annotations
@@ -24,6 +28,9 @@ PROCESS_DEFAULTS = {
     # No telemetry: the temporary Prefect server, MLflow and Evidently would call the internet.
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "true",
+    # Figures are drawn in worker threads and on machines with no screen; matplotlib reads this
+    # when it loads (`glasses.plots` and friends leave the backend to the process).
+    "MPLBACKEND": "Agg",
     # Read by glibc when a process starts: for the processes started from here (Dask workers).
     **{name: str(value) for name, value in ALLOCATOR.items()},
 }

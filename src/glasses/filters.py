@@ -1,30 +1,25 @@
 """What each model's filters look like, and the sweep's learning curves, as matplotlib figures.
 
 The CNN learns its kernels; the ScatNet's wavelets are fixed, so its figures are drawn from the
-exact kymatio filter bank and path ordering the model uses. Non-interactive backend, as in
-`glasses.plots`.
+exact kymatio filter bank and path ordering the model uses.
 """
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
+from matplotlib.axes import Axes
+from matplotlib.colors import hsv_to_rgb
+from matplotlib.figure import Figure
+from matplotlib.ticker import NullFormatter, ScalarFormatter
+from torch import nn
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.axes import Axes  # noqa: E402
-from matplotlib.colors import hsv_to_rgb  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-from matplotlib.ticker import NullFormatter, ScalarFormatter  # noqa: E402
-from torch import nn  # noqa: E402
-
-from glasses.families import SPECS  # noqa: E402
-from glasses.learning_curve import CurveFits  # noqa: E402
-from glasses.models.cnn import CNN  # noqa: E402
-from glasses.models.scatnet import coefficient_count, scattering_transform  # noqa: E402
+from glasses.families import SPECS
+from glasses.learning_curve import CurveFits
+from glasses.models.cnn import CNN
+from glasses.models.scatnet import coefficient_count, scattering_transform
 
 MAX_CHANNELS = 8  # feature maps shown per block: enough to see variety, few enough to read
 SUPPORT_THRESHOLD = 0.02  # share of a wavelet's peak magnitude that counts as its support

@@ -1,20 +1,17 @@
 """The study's figures, as matplotlib figures the caller saves or logs.
 
-Non-interactive backend: figures are made in worker threads and on machines with no screen.
+The backend is the process's choice: entry points choose the non-interactive one
+(`glasses.entrypoint`), as figures are made in worker threads and on machines with no screen.
 """
 
 from __future__ import annotations
 
-import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+from matplotlib.figure import Figure
 
-matplotlib.use("Agg")
-
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.figure import Figure  # noqa: E402
-
-from glasses.labels import CLASS_NAMES  # noqa: E402
+from glasses.labels import CLASS_NAMES
 
 
 def fold_accuracy_curves(histories: list[pd.DataFrame], title: str) -> Figure:

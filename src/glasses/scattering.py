@@ -24,6 +24,7 @@ import torch
 
 from glasses.augment import augment
 from glasses.cache_files import load_array, store_array, warn_damaged
+from glasses.cache_layout import CacheLayout
 from glasses.config import GlassesConfig
 from glasses.models.scatnet import coefficient_count, scattering_transform
 
@@ -94,7 +95,7 @@ def cached_coefficients(
     by `glasses.cache_files`: a killed run never leaves a truncated entry, a damaged one is
     recomputed.
     """
-    path = entry_path(cache_dir, cache_key(pixels, J, L))
+    path = CacheLayout(cache_dir).scattering(cache_key(pixels, J, L))
     expected = _shape(pixels, J, L)
     if (cached := _opened(path, expected, "scattering")) is not None:
         return cached
@@ -119,10 +120,6 @@ def _stored(
     stored, problem = load_array(path, shape, np.float32)
     assert stored is not None, problem
     return CachedCoefficients(torch.from_numpy(stored), path, hit=False)
-
-
-def entry_path(cache_dir: Path, key: str) -> Path:
-    return cache_dir / "scattering" / f"{key}.npy"
 
 
 def augmented_key(pixels: np.ndarray, config: GlassesConfig) -> str:
@@ -163,7 +160,7 @@ def cached_augmented_coefficients(
     plain_shape = _shape(pixels, config.scatnet.J, config.scatnet.L)
     if tuple(plain.shape) != plain_shape:
         raise ValueError(f"plain coefficients {tuple(plain.shape)}, expected {plain_shape}")
-    path = entry_path(cache_dir, augmented_key(pixels, config))
+    path = CacheLayout(cache_dir).scattering(augmented_key(pixels, config))
     expected = ((copies + 1) * n, *plain_shape[1:])
     if (cached := _opened(path, expected, "augmented scattering")) is not None:
         return cached

@@ -63,7 +63,7 @@ def test_dask_runs_tasks_in_worker_processes_sized_to_the_cores(restore_threads)
     assert {threads for _, threads, _ in results} == {threads_per_worker(2)}
     assert os.getpid() not in {pid for _, _, pid in results}
     # Dask's default MALLOC_TRIM_THRESHOLD_ (65536) made torch training 1.4-2x slower in the
-    # workers; flows/dask.yaml gives them the allocator settings of every glasses process.
+    # workers; `dask_settings` gives them the allocator settings of every glasses process.
     expected = {name: str(value) for name, value in ALLOCATOR.items()}
     assert on_task_runner(allocator_stage, config)(config) == [expected, expected]
 

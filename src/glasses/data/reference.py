@@ -19,9 +19,10 @@ import pandas as pd
 import torch
 
 from glasses.cache_files import load_array, load_bytes, store_array, store_bytes, warn_damaged
+from glasses.cache_layout import CacheLayout
 from glasses.data.images import ImageSet
 from glasses.families import SPECS, Family
-from glasses.scattering import CachedCoefficients, entry_path
+from glasses.scattering import CachedCoefficients
 
 IMAGES_VERSION = "1"  # bump when decoding changes what pixels a manifest yields
 
@@ -40,6 +41,11 @@ class DataRef:
     augmented: str | None = None  # key of the entry with augmented copies (ScatNet training)
     augmented_shape: tuple[int, ...] | None = None
 
+    @property
+    def cache(self) -> CacheLayout:
+        """Where this reference's entries are."""
+        return CacheLayout(Path(self.cache_dir))
+
     def with_coefficients(self, cached: CachedCoefficients) -> DataRef:
         return replace(
             self,
@@ -53,11 +59,6 @@ class DataRef:
         )
 
 
-def _paths(cache_dir: Path, key: str) -> tuple[Path, Path]:
-    folder = cache_dir / "images"
-    return folder / f"{key}.npy", folder / f"{key}.manifest.parquet"
-
-
 def store_image_set(images: ImageSet, cache_dir: Path) -> DataRef:
     """Write the decoded images into the cache (unless an intact entry is there) and return
     their reference. Keyed by the manifest (paths, labels, groups, file hashes) and the pixel
@@ -68,7 +69,7 @@ def store_image_set(images: ImageSet, cache_dir: Path) -> DataRef:
     digest.update(f"{images.pixels.shape};v={IMAGES_VERSION}".encode())
     key = digest.hexdigest()[:24]
     shape = tuple(images.pixels.shape)
-    pixels_path, manifest_path = _paths(cache_dir, key)
+    pixels_path, manifest_path = CacheLayout(cache_dir).images(key)
     stored, problem = load_array(pixels_path, shape, np.uint8)
     if stored is None:
         if pixels_path.exists():
@@ -85,7 +86,7 @@ def store_image_set(images: ImageSet, cache_dir: Path) -> DataRef:
 @lru_cache(maxsize=4)
 def image_set(ref: DataRef) -> ImageSet:
     """The referenced images, opened once per process."""
-    pixels_path, manifest_path = _paths(Path(ref.cache_dir), ref.images)
+    pixels_path, manifest_path = ref.cache.images(ref.images)
     pixels, problem = load_array(pixels_path, ref.shape, np.uint8)
     if pixels is None:
         raise DataUnavailable(_unavailable(pixels_path, problem))
@@ -100,7 +101,7 @@ def coefficients(ref: DataRef) -> torch.Tensor:
     """The referenced scattering coefficients, opened once per process."""
     if ref.coefficients is None or ref.coefficient_shape is None:
         raise DataUnavailable("this data reference has no scattering coefficients yet")
-    return _scattering_entry(ref.cache_dir, ref.coefficients, ref.coefficient_shape)
+    return _scattering_entry(ref.cache, ref.coefficients, ref.coefficient_shape)
 
 
 @lru_cache(maxsize=4)
@@ -109,11 +110,11 @@ def augmented_coefficients(ref: DataRef) -> torch.Tensor:
     `glasses.training.Rows.with_copies` (the first N the originals), opened once per process."""
     if ref.augmented is None or ref.augmented_shape is None:
         raise DataUnavailable("this data reference has no augmented copies (augmented_copies: 0)")
-    return _scattering_entry(ref.cache_dir, ref.augmented, ref.augmented_shape)
+    return _scattering_entry(ref.cache, ref.augmented, ref.augmented_shape)
 
 
-def _scattering_entry(cache_dir: str, key: str, shape: tuple[int, ...]) -> torch.Tensor:
-    path = entry_path(Path(cache_dir), key)
+def _scattering_entry(cache: CacheLayout, key: str, shape: tuple[int, ...]) -> torch.Tensor:
+    path = cache.scattering(key)
     stored, problem = load_array(path, shape, np.float32)
     if stored is None:
         raise DataUnavailable(_unavailable(path, problem))

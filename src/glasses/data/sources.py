@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from glasses.cache_layout import CacheLayout
 from glasses.config import DataConfig
 from glasses.data.synthetic import generate_synthetic
 
@@ -27,12 +28,8 @@ class DataSourceError(ValueError):
 def load_source(data: str, config: DataConfig, cache_dir: Path, seed: int) -> pd.DataFrame:
     """Resolve `data` (the word `synthetic`, a folder, or a CSV file) into the image table."""
     if data == SYNTHETIC:
-        folder = (
-            cache_dir
-            / "synthetic"
-            / (
-                f"n{config.synthetic_count}-g{config.synthetic_glasses}-s{config.image_size}-seed{seed}"
-            )
+        folder = CacheLayout(cache_dir).synthetic(
+            config.synthetic_count, config.synthetic_glasses, config.image_size, seed
         )
         labels = generate_synthetic(
             folder, config.synthetic_count, config.synthetic_glasses, config.image_size, seed
