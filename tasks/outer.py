@@ -17,9 +17,9 @@ from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.families import FAMILIES, Family
 from glasses.fitting import fit
 from glasses.metrics import scores
-from glasses.outer import PointPlan, point_config, point_rows, point_seed
+from glasses.outer import PointPlan, point_config, point_rows
 from glasses.result_format import stored
-from glasses.results import training_key
+from glasses.results import point_seed, training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
 from glasses.training import plateaued

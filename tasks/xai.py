@@ -17,7 +17,7 @@ from glasses.data.reference import DataRef, image_set
 from glasses.families import Family
 from glasses.inference import weights_digest
 from glasses.result_format import stored
-from glasses.results import rows_digest, work_key
+from glasses.results import explanation_key
 from glasses.tables import markdown_table, with_intervals
 from glasses.training import pixels_to_input
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
@@ -55,20 +55,6 @@ class Explained:
     explanation: Explanation
 
 
-def _key(kind: str, model: nn.Module, method: XAIMethod, data: DataRef, rows, config) -> str:
-    """What an explanation depends on: the model's weights (equal for the same training in a
-    re-run, whatever its version number), the method and its settings, the images."""
-    return work_key(
-        kind,
-        xai=config.xai.model_dump(mode="json"),
-        seed=config.seed,
-        weights=weights_digest(model),
-        method=method,
-        data=data.images,
-        rows=rows_digest(rows),
-    )
-
-
 def _inputs(data: DataRef, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     images = image_set(data)
     pixels = pixels_to_input(torch.from_numpy(images.pixels[rows]))
@@ -94,7 +80,7 @@ def explain_rows(
         explanation = explain(model, images, targets, method, config.xai, config.seed)
         return Explained(family, rows, explanation)
 
-    key = _key("explain", model, method, data, rows, config)
+    key = explanation_key("explain", config, weights_digest(model), method, data.images, rows)
     return reuse_or_compute(data, config, key, compute)[0]
 
 
@@ -122,7 +108,7 @@ def check_randomisation(
         )
         return table.assign(model=family, method=method)
 
-    key = _key("randomisation", model, method, data, rows, config)
+    key = explanation_key("randomisation", config, weights_digest(model), method, data.images, rows)
     return reuse_or_compute(data, config, key, compute)[0]
 
 
