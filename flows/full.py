@@ -64,7 +64,7 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
         with stage("scattering"):
             images = scattering_coefficients(images, config, run_id)
         tables, tests = train_and_register(
-            config, images, split, tracking, experiment, run_id, 0.0, stage
+            config, images, split, tracking, experiment, run_id, config.promotion.margin, stage
         )
         versions = {f: tests[f].version for f in FAMILIES}
         design = outer_design(image_set(images).manifest, config)

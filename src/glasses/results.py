@@ -30,8 +30,8 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# What training reads from the configuration; the rest (sweep, xai, retrain, runtime, profile
-# name) does not change a fold's or a sweep point's result, so changing it keeps them.
+# What training reads from the configuration; the rest (sweep, xai, promotion, retrain, runtime,
+# profile name) does not change a fold's or a sweep point's result, so changing it keeps them.
 TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet"}
 
 
