@@ -14,6 +14,7 @@ from torch import nn
 
 from glasses.config import GlassesConfig, XAIMethod
 from glasses.data.reference import DataRef, image_set
+from glasses.data.splits import Split
 from glasses.families import Family
 from glasses.inference import weights_digest
 from glasses.result_format import stored
@@ -38,7 +39,7 @@ from glasses.xai.overlays import (
     shap_vs_ig_figure,
 )
 from glasses.xai.report import xai_report
-from glasses.xai.selection import NAMED
+from glasses.xai.selection import NAMED, ImageSelection, select_images
 from tasks.registry import version_model
 from tasks.resume import reuse_or_compute
 from tasks.tracking import client, log_figure, log_metrics, log_table
@@ -56,6 +57,12 @@ def _inputs(data: DataRef, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
     images = image_set(data)
     pixels = pixels_to_input(torch.from_numpy(images.pixels[rows]))
     return pixels, torch.from_numpy(images.labels[rows])
+
+
+@task(name="select-images", cache_policy=NO_CACHE)
+def select_xai_images(data: DataRef, split: Split, config: GlassesConfig) -> ImageSelection:
+    """Which test images each method explains and checks (`glasses.xai.selection`)."""
+    return select_images(image_set(data), split, config)
 
 
 @task(name="explain", cache_policy=NO_CACHE)
