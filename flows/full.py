@@ -18,11 +18,10 @@ from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import compare, sweep
 from flows.xai import xai
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
-from glasses.data.reference import image_set
 from glasses.families import FAMILIES
-from glasses.outer import outer_baseline, outer_design
-from tasks.data import load_images, split_images, validate_images
+from tasks.data import load_images, record_fingerprint, split_images, validate_images
 from tasks.features import scattering_coefficients
+from tasks.outer import outer_splits
 from tasks.progress import failures_reported
 from tasks.reporting import log_augmented_samples, publish_summary
 from tasks.tracking import child_run, run_outcome
@@ -56,7 +55,7 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
     with run_outcome(tracking, run_id):
         with stage("load"):
             images = load_images(data, config, cache_dir())
-            tracking.set_tag(run_id, "data_fingerprint", image_set(images).fingerprint)
+            record_fingerprint(images, run_id)
         with stage("validate"):
             split = split_images(images, config, run_id)
             validate_images(images, split, config, data, run_id)
@@ -64,10 +63,10 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
         with stage("scattering"):
             images = scattering_coefficients(images, config, run_id)
         tables, tests = train_and_register(
-            config, images, split, tracking, experiment, run_id, 0.0, stage
+            config, images, split, tracking, experiment, run_id, config.promotion.margin, stage
         )
         versions = {f: tests[f].version for f in FAMILIES}
-        design = outer_design(image_set(images).manifest, config)
+        design = outer_splits(images, config)
         with stage("outer"), child_run(tracking, experiment, "outer", run_id) as outer_run:
             family_runs = {f: tests[f].run_id for f in FAMILIES}
             comparison = compare(config, images, design, family_runs, outer_run)
@@ -78,9 +77,7 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
         if config.xai.enabled:
             with stage("xai"), child_run(tracking, experiment, "xai", run_id) as xai_run:
                 xai(config, images, split, versions, xai_run)
-        summary = publish_summary(
-            tables, tests, comparison, verdict, outer_baseline(design), url, run_id
-        )
+        summary = publish_summary(tables, tests, comparison, verdict, design, url, run_id)
     print(summary)
     scores = comparison.table.set_index("model")
     return {

@@ -16,12 +16,11 @@ from flows.concurrency import run_concurrently
 from glasses.cache_layout import CacheLayout
 from glasses.config import GlassesConfig
 from glasses.crossval import refit_steps
-from glasses.data.reference import DataRef, image_set
+from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
-from glasses.promotion import Lineage
 from mlflow import MlflowClient
-from tasks.registry import HeldOutResult, evaluate_on_test, register_model
+from tasks.registry import HeldOutResult, evaluate_on_test, refit_lineage, register_model
 from tasks.reporting import summarise_family
 from tasks.tracking import (
     connect,
@@ -128,8 +127,7 @@ def train_and_register(
                 config,
             )
         tables, tests = {}, {}
-        sha256 = image_set(data).manifest["sha256"].astype(str).to_numpy()
-        lineage = Lineage(config.data.image_size, frozenset(sha256[train_rows]))
+        lineage = refit_lineage(data, train_rows, config)
         with stage("registry_and_test"):
             for family, trained in zip(FAMILIES, refits, strict=True):
                 tables[family] = summarise_family(family, results[family], family_runs[family])

@@ -8,13 +8,7 @@ from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
-from glasses.outer import (
-    PointPlan,
-    comparison_plan,
-    outer_baseline,
-    sweep_plan,
-    sweep_sizes_kept,
-)
+from glasses.outer import PointPlan, comparison_plan, sweep_plan, sweep_sizes_kept
 from glasses.statistics import OuterDesign, SweepInference
 from tasks.outer import OuterPoint, outer_point, summarise_outer
 from tasks.sweep import filter_figures, summarise_sweep
@@ -63,7 +57,7 @@ def sweep(
     figures show the registered `versions` (by family) on the held-out split of `split`."""
     points = _points(sweep_plan(config, design), config, data, design)
     dropped = sweep_sizes_kept(config, design)[1]
-    line = summarise_sweep(points, design, outer_baseline(design), dropped, config, run_id)
+    line = summarise_sweep(points, design, dropped, config, run_id)
     if not points:
         print(line)
         return line

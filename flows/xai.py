@@ -4,11 +4,10 @@ from __future__ import annotations
 
 from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
-from glasses.data.reference import DataRef, image_set
+from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
 from glasses.xai.methods import METHODS
-from glasses.xai.selection import select_images
 from tasks.xai import (
     check_randomisation,
     explain_rows,
@@ -16,6 +15,7 @@ from tasks.xai import (
     log_explanation_statistics,
     publish_xai_summary,
     score_explanations,
+    select_xai_images,
 )
 
 
@@ -24,7 +24,7 @@ def xai(
 ) -> str:
     """Explains this run's registered `versions` (family → version) on its test images; logs
     into `run_id` (the `xai` child run); returns the summary markdown."""
-    selection = select_images(image_set(data), split, config)
+    selection = select_xai_images(data, split, config)
     common = {"data": data, "config": config}
     explained = run_concurrently(
         explain_rows,

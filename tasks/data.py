@@ -31,6 +31,14 @@ def source_table(data: str, config: GlassesConfig, cache_dir: Path) -> pd.DataFr
     return subsample(table, config.data.max_images, config.seed)
 
 
+@task(name="record-fingerprint", cache_policy=NO_CACHE)
+def record_fingerprint(data: DataRef, run_id: str) -> str:
+    """Tags the run with its images' content fingerprint (`data_fingerprint`) and returns it."""
+    fingerprint = image_set(data).fingerprint
+    client().set_tag(run_id, "data_fingerprint", fingerprint)
+    return fingerprint
+
+
 @task(name="split-images", cache_policy=NO_CACHE)
 def split_images(data: DataRef, config: GlassesConfig, run_id: str) -> Split:
     images = image_set(data)

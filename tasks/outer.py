@@ -17,9 +17,9 @@ from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.families import FAMILIES, Family
 from glasses.fitting import fit
 from glasses.metrics import scores
-from glasses.outer import PointPlan, point_config, point_rows, point_seed
+from glasses.outer import PointPlan, outer_design, point_config, point_rows
 from glasses.result_format import stored
-from glasses.results import training_key
+from glasses.results import point_seed, training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
 from glasses.training import plateaued
@@ -46,6 +46,12 @@ class OuterPoint:
     macro_f1: float
     f1: float
     predictions: np.ndarray  # on the outer split's test rows: the bootstrap's input
+
+
+@task(name="outer-splits", cache_policy=NO_CACHE)
+def outer_splits(data: DataRef, config: GlassesConfig) -> OuterDesign:
+    """The study's outer splits of the images `data` names (`glasses.outer.outer_design`)."""
+    return outer_design(image_set(data).manifest, config)
 
 
 @task(name="outer-point", cache_policy=NO_CACHE)

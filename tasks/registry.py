@@ -29,21 +29,20 @@ from torch import nn
 
 import glasses
 import mlflow
+from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
 from glasses.families import SPECS, Family
 from glasses.inference import (
     SPEC,
     WEIGHTS,
     build_from_spec,
-    logits,
     model_spec,
     prediction_table,
     probabilities,
 )
 from glasses.labels import CLASS_NAMES
-from glasses.metrics import confusion, scores
 from glasses.plots import confusion_figure
-from glasses.promotion import Lineage, challenger_wins, comparison_blocker
+from glasses.promotion import Lineage, decide_champion, held_out_scores, training_lineage
 from mlflow import MlflowClient
 from tasks.tracking import client, log_figure, log_metrics
 from tasks.training import ModelRef
@@ -226,11 +225,6 @@ class HeldOutResult:
         return self.scores["accuracy"]
 
 
-def _test_scores(model: nn.Module, pixels: torch.Tensor, labels: np.ndarray):
-    predictions = logits(model, pixels).argmax(1).numpy()
-    return scores(labels, predictions), confusion(labels, predictions)
-
-
 @task(name="evaluate-on-test", cache_policy=NO_CACHE, retries=2, retry_delay_seconds=5)
 def evaluate_on_test(
     family: Family,
@@ -256,7 +250,7 @@ def evaluate_on_test(
     name = SPECS[family].registered_name
     record_lineage(tracking, name, version, lineage)
     model = load_registered_model(f"{name}/{version}")
-    result, matrix = _test_scores(model, pixels, labels)
+    result, matrix = held_out_scores(model, pixels, labels)
     model_id = logged_model_id(tracking.get_model_version(name, version))
     log_metrics(tracking, run_id, {f"holdout_{k}": v for k, v in result.items()}, model_id=model_id)
     title = f"{name} v{version}: held-out accuracy {result['accuracy']:.3f}"
@@ -284,35 +278,32 @@ def _decide_champion(
     test_sha256: list[str],
     margin: float,
 ) -> tuple[str, str]:
-    """(champion version, why). The current champion is re-scored on this very test split, if
-    it can be compared at all (`glasses.promotion.comparison_blocker`)."""
+    """`glasses.promotion.decide_champion` with what it asks for read from the registry: the
+    current champion, its lineage, and its scores on this very test split."""
     try:
-        current = tracking.get_model_version_by_alias(name, CHAMPION)
+        current = str(tracking.get_model_version_by_alias(name, CHAMPION).version)
     except MlflowException:
-        return version, "first version: takes the champion alias"
-    if str(current.version) == version:
-        return version, "already champion"
-    blocker = comparison_blocker(
-        read_lineage(tracking, name, str(current.version)), pixels.shape[-1], test_sha256
-    )
-    if blocker is None:
+        current = None
+
+    def champion_scores() -> dict[str, float] | str:
         try:
-            champion_scores, _ = _test_scores(
-                load_registered_model(f"{name}/{current.version}"), pixels, labels
-            )
+            return held_out_scores(load_registered_model(f"{name}/{current}"), pixels, labels)[0]
         except ModelUnavailable as error:
-            blocker = f"cannot be loaded: {error}"
-    if blocker is not None:
-        return str(current.version), (
-            f"not compared: champion v{current.version} {blocker}; kept it — move the alias "
-            "by hand if this version should replace it"
-        )
-    new = (result["balanced_accuracy"], result["macro_f1"])
-    old = (champion_scores["balanced_accuracy"], champion_scores["macro_f1"])
-    versus = (
-        f"balanced accuracy/macro-F1 new {new[0]:.4f}/{new[1]:.4f} vs "
-        f"v{current.version} {old[0]:.4f}/{old[1]:.4f}"
+            return str(error)
+
+    return decide_champion(
+        version,
+        result,
+        current,
+        lambda: read_lineage(tracking, name, current),
+        champion_scores,
+        pixels.shape[-1],
+        test_sha256,
+        margin,
     )
-    if challenger_wins(result, champion_scores, margin):
-        return version, f"promoted: {versus} (margin {margin})"
-    return str(current.version), f"kept v{current.version}: {versus} (margin {margin})"
+
+
+@task(name="refit-lineage", cache_policy=NO_CACHE)
+def refit_lineage(data: DataRef, train_rows: np.ndarray, config: GlassesConfig) -> Lineage:
+    """What the refit on `train_rows` was trained on, recorded with its registered version."""
+    return training_lineage(image_set(data).manifest, train_rows, config.data.image_size)

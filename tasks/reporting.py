@@ -15,8 +15,9 @@ from glasses.crossval import TABLE_COLUMNS, fold_table
 from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
 from glasses.families import Family
+from glasses.outer import outer_baseline
 from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
-from glasses.statistics import SweepInference
+from glasses.statistics import OuterDesign, SweepInference
 from glasses.tables import markdown_table
 from glasses.training import pixels_to_input
 from tasks.registry import HeldOutResult
@@ -79,12 +80,14 @@ def publish_summary(
     tests: dict[str, HeldOutResult],
     comparison: SweepInference,
     sweep_verdict: str | None,
-    baseline: dict[str, float],
+    design: OuterDesign,
     url: str,
     run_id: str,
 ) -> str:
     """The run's headline table as a Prefect markdown artifact and an MLflow text artifact; the
-    study's test scores (outer splits, with intervals) also as metrics of the parent run."""
+    study's test scores (outer splits, with intervals) also as metrics of the parent run; the
+    majority baseline of the outer splits of `design` beside them."""
+    baseline = outer_baseline(design)
 
     def spread(table: pd.DataFrame, column: str) -> str:
         return f"{table.loc['mean', column]:.4f} ± {table.loc['std', column]:.4f}"

@@ -20,6 +20,7 @@ from glasses.filters import (
 )
 from glasses.labels import CLASS_NAMES
 from glasses.metrics import confusion
+from glasses.outer import outer_baseline
 from glasses.plots import confusion_figure
 from glasses.statistics import OuterDesign, sweep_inference, verdict_class
 from glasses.sweep import budget_caveats, budget_check, convergence, sweep_fits, sweep_verdict
@@ -34,20 +35,20 @@ from tasks.tracking import client, log_figure, log_metrics, log_table
 def summarise_sweep(
     points: list[OuterPoint],
     design: OuterDesign,
-    baseline: dict[str, float],
     dropped: list[str],
     config: GlassesConfig,
     run_id: str,
 ) -> str:
     """Table with bootstrap intervals, paired tests per size (Holm), crossover with interval,
-    learning curves with fitted power laws against the majority baseline, convergence,
-    dropped sizes, confounds and a verdict."""
+    learning curves with fitted power laws against the majority baseline
+    (`glasses.outer.outer_baseline`), convergence, dropped sizes, confounds and a verdict."""
     tracking = client()
     if not points:  # every size dropped: say why instead of a verdict
         line = f"no sweep: {'; '.join(dropped)}"
         tracking.set_tag(run_id, "sweep_verdict", line[:5000])
         tracking.set_tag(run_id, "sweep_verdict_class", "none")
         return line
+    baseline = outer_baseline(design)
     frame = point_frame(points)
     records = frame.drop(columns="predictions")
     at_budget = frame["budget"] == 1.0

@@ -24,7 +24,7 @@ from glasses.families import SPECS, Family
 from glasses.fitting import fit
 from glasses.inference import build_from_spec, model_spec
 from glasses.progress import TrainingClock
-from glasses.results import ResultStore, training_key
+from glasses.results import ResultStore, fold_seed, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.progress import run_logger
@@ -85,7 +85,7 @@ def train_fold(
             image_set(data).manifest,
             train_rows,
             val_rows,
-            seed=config.seed + 1000 * fold,
+            seed=fold_seed(config.seed, fold),
             on_check=on_check,
         )
 

@@ -14,34 +14,32 @@ from torch import nn
 
 from glasses.config import GlassesConfig, XAIMethod
 from glasses.data.reference import DataRef, image_set
+from glasses.data.splits import Split
 from glasses.families import Family
 from glasses.inference import weights_digest
 from glasses.result_format import stored
-from glasses.results import rows_digest, work_key
-from glasses.tables import markdown_table, with_intervals
+from glasses.results import explanation_key
 from glasses.training import pixels_to_input
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
 from glasses.xai.correctness import (
     Evidence,
     cascading_randomisation,
-    correctness_table,
     deletion_area,
     deletion_curve,
-    localisation_table,
     mask_area_share,
     pointing_game,
     relevance_mass_accuracy,
 )
 from glasses.xai.explain import Explanation
-from glasses.xai.methods import METHODS, SCATTER_PAIRS, explain
+from glasses.xai.methods import SCATTER_PAIRS, explain
 from glasses.xai.overlays import (
     attribution_histograms_figure,
     method_overlays_figure,
     pairwise_scatter_figure,
     shap_vs_ig_figure,
 )
-from glasses.xai.randomisation_figure import cascade_figure
-from glasses.xai.selection import NAMED
+from glasses.xai.report import xai_report
+from glasses.xai.selection import NAMED, ImageSelection, select_images
 from tasks.registry import version_model
 from tasks.resume import reuse_when_resuming
 from tasks.tracking import client, log_figure, log_metrics, log_table
@@ -55,24 +53,16 @@ class Explained:
     explanation: Explanation
 
 
-def _key(kind: str, model: nn.Module, method: XAIMethod, data: DataRef, rows, config) -> str:
-    """What an explanation depends on: the model's weights (equal for the same training in a
-    re-run, whatever its version number), the method and its settings, the images."""
-    return work_key(
-        kind,
-        xai=config.xai.model_dump(mode="json"),
-        seed=config.seed,
-        weights=weights_digest(model),
-        method=method,
-        data=data.images,
-        rows=rows_digest(rows),
-    )
-
-
 def _inputs(data: DataRef, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
     images = image_set(data)
     pixels = pixels_to_input(torch.from_numpy(images.pixels[rows]))
     return pixels, torch.from_numpy(images.labels[rows])
+
+
+@task(name="select-images", cache_policy=NO_CACHE)
+def select_xai_images(data: DataRef, split: Split, config: GlassesConfig) -> ImageSelection:
+    """Which test images each method explains and checks (`glasses.xai.selection`)."""
+    return select_images(image_set(data), split, config)
 
 
 @task(name="explain", cache_policy=NO_CACHE)
@@ -94,7 +84,7 @@ def explain_rows(
         explanation = explain(model, images, targets, method, config.xai, config.seed)
         return Explained(family, rows, explanation)
 
-    key = _key("explain", model, method, data, rows, config)
+    key = explanation_key("explain", config, weights_digest(model), method, data.images, rows)
     return reuse_when_resuming(data, config, key, compute)[0]
 
 
@@ -122,7 +112,7 @@ def check_randomisation(
         )
         return table.assign(model=family, method=method)
 
-    key = _key("randomisation", model, method, data, rows, config)
+    key = explanation_key("randomisation", config, weights_digest(model), method, data.images, rows)
     return reuse_when_resuming(data, config, key, compute)[0]
 
 
@@ -238,23 +228,6 @@ def log_explanation_statistics(
     return summary
 
 
-def ig_captum_agreement(explained: list[Explained]) -> dict[str, float]:
-    """Scratch IG vs Captum IG (each method vs its `reference`) on the same images, baseline,
-    rule and step count."""
-    agreement = {}
-    for family in sorted({e.family for e in explained}):
-        own = {e.explanation.method: e.explanation for e in explained if e.family == family}
-        references = [(name, spec.reference) for name, spec in METHODS.items() if spec.reference]
-        for scratch, reference in references:
-            if scratch in own and reference in own:
-                a, b = own[scratch].raw.ravel(), own[reference].raw.ravel()
-                agreement[f"{family}_{scratch}_vs_captum_pearson"] = float(np.corrcoef(a, b)[0, 1])
-                agreement[f"{family}_{scratch}_vs_captum_relative_l2"] = float(
-                    np.linalg.norm(a - b) / max(np.linalg.norm(b), 1e-12)
-                )
-    return agreement
-
-
 @task(name="publish-xai-summary", cache_policy=NO_CACHE)
 def publish_xai_summary(
     explained: list[Explained],
@@ -263,103 +236,17 @@ def publish_xai_summary(
     config: GlassesConfig,
     run_id: str,
 ) -> str:
-    """The "which explanation should I believe" table first, then agreement and timings."""
+    """Logs `glasses.xai.report.xai_report`: the "which explanation should I believe" table
+    first, then agreement and timings."""
     tracking = client()
-    threshold = config.xai.randomisation_threshold
-    believe = correctness_table(evidence, threshold=threshold, seed=config.seed)
-    log_table(tracking, run_id, believe.set_index(["model", "method"]), "tables/correctness.csv")
-    log_table(tracking, run_id, localisation_table(evidence), "tables/localisation_per_image.csv")
-    randomisation = pd.concat([e.randomisation for e in evidence], ignore_index=True)
-    log_table(tracking, run_id, randomisation, "tables/randomisation.csv")
-    log_figure(
-        tracking,
-        run_id,
-        cascade_figure(randomisation, threshold),
-        "figures/randomisation_cascade.png",
+    report = xai_report(
+        explained, evidence, agreement, config.xai.randomisation_threshold, config.seed
     )
-    gaps = pd.DataFrame(
-        [
-            {"model": e.family, "method": e.explanation.method, "row": int(row), "gap": float(gap)}
-            for e in explained
-            if e.explanation.gaps is not None
-            for row, gap in zip(e.rows, e.explanation.gaps, strict=True)
-        ]
-    )
-    log_table(tracking, run_id, gaps, "tables/completeness_and_additivity_gaps.csv")
-    metrics = ig_captum_agreement(explained)
-    for e in explained:
-        key = f"{e.family}_{e.explanation.method}"
-        metrics[f"seconds_{key}"] = metrics.get(f"seconds_{key}", 0.0) + e.explanation.seconds
-        if e.explanation.gaps is not None:
-            metrics[f"gap_mean_{key}"] = float(np.mean(e.explanation.gaps))
-    log_metrics(tracking, run_id, metrics)
-    readable = with_intervals(
-        believe,
-        {
-            "relevance mass": (
-                "relevance_mass_accuracy",
-                "relevance_mass_ci_low",
-                "relevance_mass_ci_high",
-            ),
-            "mass / chance": (
-                "relevance_mass_to_chance",
-                "relevance_mass_to_chance_ci_low",
-                "relevance_mass_to_chance_ci_high",
-            ),
-            "pointing game": ("pointing_game", "pointing_game_ci_low", "pointing_game_ci_high"),
-            "deletion area": ("deletion_area", "deletion_area_ci_low", "deletion_area_ci_high"),
-            "final rank correlation": (
-                "final_rank_correlation",
-                "final_rank_ci_low",
-                "final_rank_ci_high",
-            ),
-        },
-    ).set_index(["model", "method"])
-    localisation = readable[
-        ["relevance mass", "mask_area_share", "mass / chance", "pointing game", "n_localisation"]
-    ].rename(columns={"mask_area_share": "mask area (chance)"})
-    faithfulness = readable[["deletion area", "n_deletion"]]
-    sanity = readable[
-        [
-            "randomisation_passed",
-            "final rank correlation",
-            "edge_correlation",
-            "randomised_edge_correlation",
-            "n_randomisation",
-        ]
-    ].rename(
-        columns={
-            "randomisation_passed": "passed",
-            "edge_correlation": "trained maps vs edges",
-            "randomised_edge_correlation": "randomised maps vs edges",
-        }
-    )
-    pearson = with_intervals(
-        agreement[agreement["metric"] == "pearson"], {"Pearson": ("mean", "ci_low", "ci_high")}
-    ).drop(columns="metric")
-    markdown = (
-        "# Which explanation should I believe?\n\n"
-        "## Localisation on the glasses masks\n\n"
-        "Relevance mass: the share of positive attribution inside the mask (higher is better); "
-        "a uniform map scores the mask's area share, its chance level, so mass / chance above 1 "
-        "beats chance. Pointing game: a maximum of the map (any tied one) lies in the mask. "
-        "Per image in tables/localisation_per_image.csv.\n\n"
-        f"{markdown_table(localisation, 3)}\n\n"
-        "## Faithfulness: deletion area (lower is better)\n\n"
-        f"{markdown_table(faithfulness, 3)}\n\n"
-        "## Model randomisation (Adebayo et al.)\n\n"
-        "Rank correlation of |maps| between the trained model and the model with every "
-        f"layer randomised; passes below {threshold}. Control: the same measure between the "
-        "maps and the image's Sobel edges, which never see the model. A method that fails while "
-        "its randomised maps are as close to the edges as to the trained maps shows the input's "
-        "structure, not the model. The whole cascade: figures/randomisation_cascade.png.\n\n"
-        f"{markdown_table(sanity, 3)}\n\n"
-        "## Agreement between methods (Pearson, mean and 95 % bootstrap interval)\n\n"
-        f"{markdown_table(pearson.set_index(['model', 'method_a', 'method_b']), 3)}\n\n"
-        "## Scratch IG vs Captum\n\n"
-        + "\n".join(f"- {k}: {v:.6f}" for k, v in metrics.items() if "captum" in k)
-        + "\n"
-    )
-    tracking.log_text(run_id, markdown, "xai_summary.md")
-    create_markdown_artifact(key="glasses-xai", markdown=markdown, description="XAI results")
-    return markdown
+    for path, table in report.tables.items():
+        log_table(tracking, run_id, table, path)
+    for path, figure in report.figures.items():
+        log_figure(tracking, run_id, figure, path)
+    log_metrics(tracking, run_id, report.metrics)
+    tracking.log_text(run_id, report.markdown, "xai_summary.md")
+    create_markdown_artifact(key="glasses-xai", markdown=report.markdown, description="XAI results")
+    return report.markdown

@@ -192,3 +192,10 @@ def test_typed_overrides_resolve_like_the_mapping_they_came_from() -> None:
     with pytest.raises(pydantic.ValidationError, match="optimizer"):
         Overrides.model_validate({"cnn": {"optimizer": {"steps": 3}}})
     assert "profile" not in Overrides.model_fields  # the profile is its own parameter
+
+
+def test_promotion_margins_default_to_any_gain_in_a_study_and_one_point_in_a_rerun():
+    config = resolve_config("tiny")
+    assert (config.promotion.margin, config.retrain.margin) == (0.0, 0.01)
+    with pytest.raises(ConfigError, match="promotion.margin"):
+        resolve_config("tiny", {"promotion": {"margin": -0.1}})

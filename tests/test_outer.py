@@ -13,10 +13,10 @@ from glasses.outer import (
     outer_baseline,
     outer_design,
     point_config,
-    point_seed,
     sweep_plan,
     sweep_sizes_kept,
 )
+from glasses.results import point_seed
 
 
 def quick(overrides: dict | None = None):

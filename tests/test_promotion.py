@@ -3,7 +3,18 @@ challenger wins on balanced accuracy."""
 
 from __future__ import annotations
 
-from glasses.promotion import Lineage, challenger_wins, comparison_blocker
+import numpy as np
+import pandas as pd
+import torch
+
+from glasses.promotion import (
+    Lineage,
+    challenger_wins,
+    comparison_blocker,
+    decide_champion,
+    held_out_scores,
+    training_lineage,
+)
 
 
 def scores(balanced: float, macro_f1: float) -> dict[str, float]:
@@ -57,3 +68,84 @@ def test_test_images_the_champion_trained_on_block_the_comparison():
 
 def test_a_champion_without_lineage_is_not_compared():
     assert "records no input size" in comparison_blocker(None, 64, ["d"])
+
+
+def never(*_):
+    raise AssertionError("not to be asked")
+
+
+def decide(champion, result=None, lineage=CHAMPION, champion_scores=None, sha=("d",), margin=0.0):
+    return decide_champion(
+        "5",
+        result or scores(0.85, 0.8),
+        champion,
+        never if lineage is never else (lambda: lineage),
+        never if champion_scores is None else (lambda: champion_scores),
+        64,
+        list(sha),
+        margin,
+    )
+
+
+def test_the_first_version_takes_the_alias_without_asking_for_a_champion():
+    assert decide(None, lineage=never) == ("5", "first version: takes the champion alias")
+
+
+def test_a_version_already_champion_stays_champion():
+    assert decide("5", lineage=never) == ("5", "already champion")
+
+
+def test_a_winning_challenger_is_promoted_with_both_scores_in_the_reason():
+    champion, why = decide("3", scores(0.86, 0.5), champion_scores=scores(0.85, 0.9))
+    assert champion == "5"
+    assert why == (
+        "promoted: balanced accuracy/macro-F1 new 0.8600/0.5000 vs v3 0.8500/0.9000 (margin 0.0)"
+    )
+
+
+def test_a_losing_challenger_keeps_the_champion():
+    champion, why = decide("3", scores(0.80, 0.9), champion_scores=scores(0.85, 0.8))
+    assert champion == "3" and why.startswith("kept v3: balanced accuracy/macro-F1 new 0.8000")
+
+
+def test_a_tie_keeps_the_champion():
+    champion, why = decide("3", scores(0.85, 0.8), champion_scores=scores(0.85, 0.8))
+    assert champion == "3" and why.startswith("kept v3")
+
+
+def test_a_gain_within_the_margin_keeps_the_champion_and_beyond_it_promotes():
+    kept = decide("3", scores(0.855, 0.9), champion_scores=scores(0.85, 0.8), margin=0.01)
+    assert kept[0] == "3" and kept[1].endswith("(margin 0.01)")
+    won = decide("3", scores(0.87, 0.7), champion_scores=scores(0.85, 0.8), margin=0.01)
+    assert won[0] == "5"
+
+
+def test_a_champion_that_cannot_be_compared_is_kept_without_being_scored():
+    champion, why = decide("3", sha=("a", "d"))
+    assert champion == "3"
+    assert why == (
+        "not compared: champion v3 trained on 1 of this run's 2 test images; kept it — move the "
+        "alias by hand if this version should replace it"
+    )
+
+
+def test_a_champion_that_cannot_be_loaded_is_kept():
+    champion, why = decide("3", champion_scores="no weights")
+    assert champion == "3"
+    assert why.startswith("not compared: champion v3 cannot be loaded: no weights; kept it")
+
+
+def test_the_lineage_holds_the_training_rows_hashes():
+    manifest = pd.DataFrame({"sha256": ["a", "b", "c", "d"]})
+    assert training_lineage(manifest, np.array([0, 2]), 32) == Lineage(32, frozenset({"a", "c"}))
+
+
+def test_held_out_scores_of_a_constant_model():
+    class Always(torch.nn.Module):
+        def forward(self, x):
+            return torch.tensor([[0.0, 1.0]]).repeat(len(x), 1)
+
+    pixels = torch.zeros(4, 3, 16, 16, dtype=torch.uint8)
+    result, matrix = held_out_scores(Always(), pixels, np.array([0, 1, 1, 1]))
+    assert result["accuracy"] == 0.75 and result["balanced_accuracy"] == 0.5
+    np.testing.assert_array_equal(matrix, [[0, 1], [0, 3]])

@@ -18,10 +18,20 @@ import torch
 from glasses.cache_files import CacheWarning, store_bytes
 from glasses.config import resolve_config
 from glasses.crossval import FoldOutcome
-from glasses.inference import build_from_spec, model_spec
+from glasses.inference import build_from_spec, model_spec, weights_digest
 from glasses.models.cnn import CNN
+from glasses.outer import PointPlan
 from glasses.result_format import decode, encode
-from glasses.results import ResultStore, rows_digest, training_settings, work_key
+from glasses.results import (
+    ResultStore,
+    explanation_key,
+    fold_seed,
+    point_seed,
+    rows_digest,
+    training_key,
+    training_settings,
+    work_key,
+)
 from glasses.training import Check
 from glasses.xai.explain import Explanation
 from tasks.outer import OuterPoint
@@ -48,6 +58,55 @@ def test_keys_follow_what_determines_a_result() -> None:
         ),
     ):
         assert other != key
+
+
+def test_keys_are_those_of_earlier_releases(monkeypatch) -> None:
+    """Cache entries stay reusable: for a pinned code version, every key rule gives the key it
+    gave before the rules moved into this module (values from commit 3a3bc2e)."""
+    monkeypatch.setattr("glasses.results.code_version", lambda: "pinned")
+    tiny = resolve_config("tiny")
+    rows, val = np.arange(10), np.arange(10, 14)
+    assert training_key("fold", tiny, "imgkey", (rows, val), "cnn", fold=2) == (
+        "fold-2df6295fef3ed36f294ca0b0"
+    )
+    assert training_key("refit", tiny, "imgkey", (rows,), "scatnet", steps=7) == (
+        "refit-ea86eddb04ded0184167a563"
+    )
+    assert training_key("outer-point", tiny, "imgkey", (rows, val), "cnn", outer=1, repeat=3) == (
+        "outer-point-b5b7867d3a891ce6fe97eb1b"
+    )
+    torch.manual_seed(0)
+    weights = weights_digest(CNN(tiny.cnn, 32))
+    assert explanation_key("explain", tiny, weights, "ig", "imgkey", rows) == (
+        "explain-6eea6d5fd10b07841eb1362b"
+    )
+    assert explanation_key("randomisation", tiny, weights, "shap", "imgkey", rows) == (
+        "randomisation-a4d2a4b2b6a6578168cc5daf"
+    )
+
+
+def test_explanation_keys_follow_the_model_method_settings_and_rows() -> None:
+    tiny = resolve_config("tiny")
+    key = explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(4))
+    same = resolve_config("tiny", {"cnn": {"optimiser": {"lr": 1}}})  # the weights say it
+    assert explanation_key("explain", same, "w", "ig", "imgkey", np.arange(4)) == key
+    for other in (
+        explanation_key("randomisation", tiny, "w", "ig", "imgkey", np.arange(4)),
+        explanation_key("explain", tiny, "v", "ig", "imgkey", np.arange(4)),
+        explanation_key("explain", tiny, "w", "shap", "imgkey", np.arange(4)),
+        explanation_key(
+            "explain", resolve_config("tiny", {"seed": 1}), "w", "ig", "imgkey", np.arange(4)
+        ),
+        explanation_key("explain", tiny, "w", "ig", "other", np.arange(4)),
+        explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(5)),
+    ):
+        assert other != key
+
+
+def test_seeds_are_those_of_earlier_releases() -> None:
+    assert [fold_seed(42, fold) for fold in range(3)] == [42, 1042, 2042]
+    assert point_seed(42, PointPlan(1, 20, 3, 0.5, True)) == 128548
+    assert point_seed(42, PointPlan(0, None, 0)) == 42
 
 
 def test_store_reuses_and_recomputes_what_is_damaged(tmp_path) -> None:

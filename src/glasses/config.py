@@ -293,6 +293,17 @@ class XAIConfig(_Strict):
         return self
 
 
+class PromotionConfig(_Strict):
+    """When a study run's registered challenger replaces the champion (`glasses.promotion`)."""
+
+    margin: float = Field(
+        0.0,
+        ge=0.0,
+        description="Balanced accuracy a study run's challenger must gain over the champion; "
+        "0: any gain, equal balanced accuracy settled by macro-F1 (re-runs: `retrain.margin`).",
+    )
+
+
 class RetrainConfig(_Strict):
     """Scheduled re-runs on new data: when to retrain and when a challenger wins."""
 
@@ -310,7 +321,9 @@ class RetrainConfig(_Strict):
         description="Share of a new batch held out for test.",
     )
     margin: float = Field(
-        0.01, ge=0.0, description="Balanced accuracy a challenger must gain over the champion."
+        0.01,
+        ge=0.0,
+        description="Balanced accuracy a re-run's challenger must gain over the champion.",
     )
 
 
@@ -325,6 +338,7 @@ class GlassesConfig(_Strict):
     scatnet: ScatNetConfig = ScatNetConfig()
     sweep: SweepConfig = SweepConfig()
     xai: XAIConfig = XAIConfig()
+    promotion: PromotionConfig = PromotionConfig()
     retrain: RetrainConfig = RetrainConfig()
     runtime: RuntimeConfig = RuntimeConfig()
 

@@ -116,11 +116,6 @@ def budget_sizes(config: GlassesConfig, sizes: list[int]) -> list[int]:
     return [size for size in checked if size in sizes]
 
 
-def point_seed(seed: int, plan: PointPlan) -> int:
-    """The seed of a point's subset draw and training: distinct per split, size and draw."""
-    return seed + 104_729 * plan.outer + 7919 * plan.repeat + (plan.size or 0)
-
-
 def point_rows(manifest: pd.DataFrame, test: np.ndarray, plan: PointPlan, seed: int) -> np.ndarray:
     """Training rows of a point: the outer split's whole training part, or a seeded subset of
     `plan.size` of them (`glasses.sweep.subsample_training`: stratified, whole people)."""

@@ -1,10 +1,22 @@
 """When a challenger replaces the champion: only when the two can be compared fairly, on the
-same test data, and the challenger wins by a margin."""
+same test data, and the challenger wins by a margin. The registry task supplies what it read
+from the registry; every rule is here."""
 
 from __future__ import annotations
 
-from collections.abc import Collection
+from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+import torch
+from torch import nn
+
+from glasses.inference import logits
+from glasses.metrics import confusion, scores
+
+FIRST_VERSION = "first version: takes the champion alias"
+ALREADY_CHAMPION = "already champion"
 
 
 @dataclass(frozen=True)
@@ -14,6 +26,22 @@ class Lineage:
 
     image_size: int
     training_sha256: frozenset[str]
+
+
+def training_lineage(manifest: pd.DataFrame, train_rows: np.ndarray, image_size: int) -> Lineage:
+    """The lineage of a model trained on `train_rows` of `manifest` at `image_size` pixels."""
+    sha256 = manifest["sha256"].astype(str).to_numpy()
+    return Lineage(image_size, frozenset(sha256[train_rows]))
+
+
+def held_out_scores(
+    model: nn.Module, pixels: torch.Tensor, labels: np.ndarray
+) -> tuple[dict[str, float], np.ndarray]:
+    """A model's scores (`glasses.metrics.scores`) and confusion matrix on test `pixels`
+    (N x 3 x side x side, uint8) with true `labels`: what the challenger and the champion are
+    compared on."""
+    predictions = logits(model, pixels).argmax(1).numpy()
+    return scores(labels, predictions), confusion(labels, predictions)
 
 
 def comparison_blocker(
@@ -50,3 +78,46 @@ def challenger_wins(
         champion["balanced_accuracy"],
         champion["macro_f1"],
     )
+
+
+def decide_champion(
+    version: str,
+    result: Mapping[str, float],
+    champion: str | None,
+    champion_lineage: Callable[[], Lineage | None],
+    champion_scores: Callable[[], Mapping[str, float] | str],
+    image_size: int,
+    test_sha256: Collection[str],
+    margin: float,
+) -> tuple[str, str]:
+    """(champion version, why) after the new `version` scored `result` on the test split.
+
+    `champion`: the current champion's version, None when there is none yet. Its lineage and
+    its scores on the same test split are asked for only when needed: the lineage once a
+    champion other than `version` exists, the scores once the lineage allows the comparison
+    (`comparison_blocker`); `champion_scores` returns a reason instead of scores when the
+    champion cannot be loaded. A champion that cannot be compared keeps its alias.
+    """
+    if champion is None:
+        return version, FIRST_VERSION
+    if champion == version:
+        return version, ALREADY_CHAMPION
+    blocker = comparison_blocker(champion_lineage(), image_size, test_sha256)
+    if blocker is None:
+        scored = champion_scores()
+        if isinstance(scored, str):
+            blocker = f"cannot be loaded: {scored}"
+    if blocker is not None:
+        return champion, (
+            f"not compared: champion v{champion} {blocker}; kept it — move the alias "
+            "by hand if this version should replace it"
+        )
+    new = (result["balanced_accuracy"], result["macro_f1"])
+    old = (scored["balanced_accuracy"], scored["macro_f1"])
+    versus = (
+        f"balanced accuracy/macro-F1 new {new[0]:.4f}/{new[1]:.4f} vs "
+        f"v{champion} {old[0]:.4f}/{old[1]:.4f}"
+    )
+    if challenger_wins(result, scored, margin):
+        return version, f"promoted: {versus} (margin {margin})"
+    return champion, f"kept v{champion}: {versus} (margin {margin})"

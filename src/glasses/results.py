@@ -16,7 +16,7 @@ import json
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
 
@@ -25,10 +25,13 @@ from glasses.cache_files import load_bytes, store_bytes, warn_damaged
 from glasses.config import GlassesConfig
 from glasses.result_format import NotAResult, decode, encode
 
+if TYPE_CHECKING:
+    from glasses.outer import PointPlan
+
 T = TypeVar("T")
 
-# What training reads from the configuration; the rest (sweep, xai, retrain, runtime, profile
-# name) does not change a fold's or a sweep point's result, so changing it keeps them.
+# What training reads from the configuration; the rest (sweep, xai, promotion, retrain, runtime,
+# profile name) does not change a fold's or a sweep point's result, so changing it keeps them.
 TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet"}
 
 
@@ -81,6 +84,34 @@ def training_key(
         family=family,
         **indices,
     )
+
+
+def explanation_key(
+    kind: str, config: GlassesConfig, weights: str, method: str, data: str, rows: np.ndarray
+) -> str:
+    """The key of an explanation's result (maps, randomisation check): the model's `weights`
+    digest (equal for the same training in a re-run, whatever its version number), the method
+    and the XAI settings, the seed, the data (its `DataRef.images` key) and the rows."""
+    return work_key(
+        kind,
+        xai=config.xai.model_dump(mode="json"),
+        seed=config.seed,
+        weights=weights,
+        method=method,
+        data=data,
+        rows=rows_digest(rows),
+    )
+
+
+def fold_seed(seed: int, fold: int) -> int:
+    """The seed of cross-validation fold `fold`'s training: distinct per fold."""
+    return seed + 1000 * fold
+
+
+def point_seed(seed: int, plan: PointPlan) -> int:
+    """The seed of an outer point's subset draw and training (the comparison's and the
+    sweep's): distinct per outer split, draw and size."""
+    return seed + 104_729 * plan.outer + 7919 * plan.repeat + (plan.size or 0)
 
 
 class ResultStore:

@@ -12,7 +12,8 @@ import pytest
 import tasks.outer as outer_task
 from glasses.config import resolve_config
 from glasses.data.reference import image_set
-from glasses.outer import PointPlan, outer_design, point_rows, point_seed
+from glasses.outer import PointPlan, outer_design, point_rows
+from glasses.results import point_seed
 from glasses.scattering import cached_coefficients
 from tasks.outer import OuterPoint, outer_point
 

@@ -14,9 +14,8 @@ def test_a_sweep_without_sizes_says_why(mlflow_local) -> None:
     tracking = MlflowClient()
     run_id = tracking.create_run(tracking.create_experiment("sweep")).info.run_id
     design = OuterDesign((np.arange(4),), np.array([0, 1, 0, 1]), np.arange(4))
-    baseline = {"accuracy": 0.5, "balanced_accuracy": 0.5, "macro_f1": 0.33}
     dropped = ["size 36 dropped: larger than the smallest outer training part (16 images)"]
-    line = summarise_sweep.fn([], design, baseline, dropped, resolve_config("tiny"), run_id)
+    line = summarise_sweep.fn([], design, dropped, resolve_config("tiny"), run_id)
     assert line == f"no sweep: {dropped[0]}"
     tags = tracking.get_run(run_id).data.tags
     assert tags["sweep_verdict"] == line and tags["sweep_verdict_class"] == "none"
