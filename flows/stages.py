@@ -46,7 +46,9 @@ def cache_dir() -> Path:
 def open_run(
     config: GlassesConfig, name: str, tags: dict[str, str]
 ) -> tuple[MlflowClient, str, str, str, Stage]:
-    """The flow run's parent MLflow run: resolved configuration, commit and flow-run id."""
+    """The flow run's parent MLflow run: resolved configuration, commit and flow-run id. The
+    cache folder and the tracking server are checked first."""
+    CacheLayout.from_environment().make()
     tracking = connect(config.runtime.health_timeout_seconds)
     experiment = experiment_id(tracking)
     end_abandoned_runs(tracking, experiment, config.runtime.abandoned_after_hours)

@@ -455,7 +455,7 @@ CASES = [
     Case("dot-dot-path", 1, "outside the data folder", dot_dot_path),
     Case("folder-symlink", 1, "symlink", folder_with_link),
     Case("kaggle-symlink", 1, "symlink", kaggle_with_link),
-    Case("cache-is-a-file", 1, "cache", cache_is_a_file),
+    Case("cache-is-a-file", 1, "is a file; set GLASSES_CACHE_DIR", cache_is_a_file),
     # Faults that a run must get through.
     Case(
         "damaged-cache", 0, "CacheWarning", lambda box: tiny(box, *settings(SMALL)), damaged_cache

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
-from glasses.cache_layout import CacheLayout
+import pytest
+
+from glasses.cache_layout import CacheFolderError, CacheLayout
 from glasses.data.reference import DataRef
 from tasks.resume import result_store
 
@@ -29,3 +32,24 @@ def test_the_folder_comes_from_the_environment_resolved(tmp_path, monkeypatch) -
     assert CacheLayout.from_environment().root == tmp_path.resolve() / ".cache" / "glasses"
     monkeypatch.setenv("GLASSES_CACHE_DIR", "elsewhere")
     assert CacheLayout.from_environment().root == Path(tmp_path / "elsewhere").resolve()
+
+
+def test_a_cache_folder_that_cannot_be_used_is_one_line_before_any_work(tmp_path) -> None:
+    in_the_way = tmp_path / "cache"
+    in_the_way.write_text("not a folder")
+    with pytest.raises(CacheFolderError, match=f"cache folder {in_the_way} is a file; set GLASSES"):
+        CacheLayout(in_the_way).make()
+    read_only = tmp_path / "read-only"
+    read_only.mkdir()
+    read_only.chmod(0o500)
+    try:
+        beneath = CacheLayout(read_only / "cache")
+        if os.geteuid() == 0:  # root writes anyway: a file in the path's way is what stops it
+            beneath = CacheLayout(in_the_way / "below")
+        with pytest.raises(CacheFolderError, match="cannot be written .*set GLASSES_CACHE_DIR"):
+            beneath.make()
+    finally:
+        read_only.chmod(0o700)
+    fresh = CacheLayout(tmp_path / "new" / "cache")
+    fresh.make()
+    assert fresh.root.is_dir() and list(fresh.root.iterdir()) == []  # nothing left behind

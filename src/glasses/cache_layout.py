@@ -8,11 +8,16 @@ the folder, and is read here only.
 from __future__ import annotations
 
 import os
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 ENVIRONMENT = "GLASSES_CACHE_DIR"
 DEFAULT_ROOT = Path(".cache/glasses")
+
+
+class CacheFolderError(RuntimeError):
+    """The cache folder cannot be used; the message names it and how to move it."""
 
 
 @dataclass(frozen=True)
@@ -33,6 +38,22 @@ class CacheLayout:
         """`GLASSES_CACHE_DIR`, else `.cache/glasses` in the working folder; resolved, so that
         a later change of working folder does not move it."""
         return cls(Path(os.environ.get(ENVIRONMENT, DEFAULT_ROOT)).resolve())
+
+    def make(self) -> None:
+        """Create the folder if need be and check that it takes files: a run finds out before
+        any work, in one line, instead of failing in its first cache write."""
+        if self.root.exists() and not self.root.is_dir():
+            raise CacheFolderError(
+                f"cache folder {self.root} is a file; set {ENVIRONMENT} to a folder"
+            )
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=self.root).close()
+        except OSError as error:
+            raise CacheFolderError(
+                f"cache folder {self.root} cannot be written ({error.strerror}); "
+                f"set {ENVIRONMENT} to a writable folder"
+            ) from None
 
     def synthetic(self, count: int, glasses: int, size: int, seed: int) -> Path:
         """The folder of a generated image set: its images and `labels.csv`."""
