@@ -138,13 +138,13 @@ def test_fit_trains_on_exactly_its_rows_and_refits_after_early_stopping(
     coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
     rows = np.arange(16)
     trainings = []
-    real = fitting.train_on
+    real = fitting.train_many
 
-    def spy(family, config, inputs, labels_, rows_, seed, steps=None, validation_rows=None, *a):
-        trainings.append((len(rows_), steps, validation_rows is not None))
-        return real(family, config, inputs, labels_, rows_, seed, steps, validation_rows, *a)
+    def spy(family, config, inputs, labels_, jobs):
+        trainings.extend((len(j.rows), j.steps, j.validation_rows is not None) for j in jobs)
+        return real(family, config, inputs, labels_, jobs)
 
-    monkeypatch.setattr(fitting, "train_on", spy)
+    monkeypatch.setattr(fitting, "train_many", spy)
     fitted = fit("scatnet", TINY, coefficients, labels, manifest, rows, seed=1)
     (probe_rows, _, watched), (refit_rows, refit_steps_, refit_watched) = trainings
     assert watched and not refit_watched
@@ -205,17 +205,18 @@ def test_training_with_copies_samples_the_training_rows_copies_and_scores_origin
     config, inputs, labels, manifest = copies_set
     n, train, val = 20, np.arange(12), np.arange(14, 20)  # rows 12, 13: in neither
     seen = {}
-    real_steps, real_final = fitting.train_steps, fitting.final_scores
+    real_heads, real_final = fitting.train_heads, fitting.final_scores
 
-    def steps_spy(model, classify, rows, prepare, optimiser, seed, **kwargs):
-        seen["train"], seen["validation"] = rows, kwargs["validation"]
-        return real_steps(model, classify, rows, prepare, optimiser, seed, **kwargs)
+    def heads_spy(trainings, *args):
+        (training,) = trainings
+        seen["train"], seen["validation"] = training.train, training.validation
+        return real_heads(trainings, *args)
 
-    def final_spy(classify, rows, prepare):
+    def final_spy(classify, rows, *args):
         seen["final"] = rows
-        return real_final(classify, rows, prepare)
+        return real_final(classify, rows, *args)
 
-    monkeypatch.setattr(fitting, "train_steps", steps_spy)
+    monkeypatch.setattr(fitting, "train_heads", heads_spy)
     monkeypatch.setattr(fitting, "final_scores", final_spy)
     run_fold("scatnet", config, inputs, labels, manifest, train, val, seed=3)
 
@@ -258,13 +259,18 @@ def test_without_copies_training_reads_exactly_its_rows(tiny_set, monkeypatch) -
     coefficients = compute_coefficients(pixels, TINY.scatnet.J, TINY.scatnet.L)
     rows = np.array([5, 0, 9, 3, 12, 7, 1, 15])
     seen = []
-    real = fitting.train_steps
+    real_steps, real_heads = fitting.train_steps, fitting.train_heads
 
-    def spy(model, classify, train, *args, **kwargs):
+    def steps_spy(model, classify, train, *args, **kwargs):
         seen.append(train)
-        return real(model, classify, train, *args, **kwargs)
+        return real_steps(model, classify, train, *args, **kwargs)
 
-    monkeypatch.setattr(fitting, "train_steps", spy)
+    def heads_spy(trainings, *args):
+        seen.extend(training.train for training in trainings)
+        return real_heads(trainings, *args)
+
+    monkeypatch.setattr(fitting, "train_steps", steps_spy)
+    monkeypatch.setattr(fitting, "train_heads", heads_spy)
     for family, inputs in (("scatnet", coefficients), ("cnn", torch.from_numpy(pixels))):
         fit(family, TINY, inputs, labels, manifest, rows, seed=1, steps=4)
         assert seen[-1].index.tolist() == rows.tolist() and seen[-1].labels is labels

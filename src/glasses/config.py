@@ -148,6 +148,22 @@ class ScatNetConfig(_Strict):
 
 
 class RuntimeConfig(_Strict):
+    device: Literal["auto", "cpu", "cuda"] = Field(
+        "auto",
+        description="Where models train and predict: auto takes CUDA when torch sees a GPU.",
+    )
+    precision: Literal["float32", "bfloat16"] = Field(
+        "float32",
+        description="Matrix products and convolutions of training in bf16 (autocast; weights and "
+        "updates stay float32): for GPUs with bf16 units; CPUs without them run slower.",
+    )
+    stacked_trainings: int = Field(
+        8,
+        ge=1,
+        le=64,
+        description="ScatNet trainings on the same coefficients run as one stack of heads, at "
+        "most this many (1: one at a time); each holds its head's weights in memory.",
+    )
     task_runner: Literal["threads", "sequential", "dask"] = Field(
         "threads",
         description="How concurrent tasks run: a thread pool, one at a time, or on a Dask cluster.",

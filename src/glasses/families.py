@@ -45,6 +45,8 @@ class FamilySpec:
     classifier: Callable[[nn.Module], Classify]  # the part of the network that reads `inputs`
     # Fitted on the training rows of `inputs` before training: (model, inputs, rows).
     standardisation: Standardisation | None = None
+    # Its trainings on the same inputs run together as one stack of heads (`glasses.heads`).
+    stacked: bool = False
 
     def settings(self, config: GlassesConfig) -> BaseModel:
         return getattr(config, self.name)
@@ -93,6 +95,7 @@ SPECS: dict[Family, FamilySpec] = {
         to_input=_as_stored,
         classifier=_head_on_coefficients,
         standardisation=ScatNet.fit_standardisation,
+        stacked=True,
     ),
 }  # fmt: skip
 

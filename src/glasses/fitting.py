@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass
+from itertools import compress
 
 import numpy as np
 import pandas as pd
@@ -25,6 +26,7 @@ from glasses.augment import augment
 from glasses.config import GlassesConfig
 from glasses.data.splits import inner_validation_mask
 from glasses.families import SPECS, Family
+from glasses.heads import HeadTraining, train_heads
 from glasses.training import (
     Check,
     Classify,
@@ -32,6 +34,7 @@ from glasses.training import (
     Rows,
     Trained,
     final_scores,
+    resolve_device,
     train_steps,
 )
 
@@ -72,6 +75,17 @@ class Fitted:
     images: int  # rows the model was trained on
 
 
+@dataclass(frozen=True)
+class Job:
+    """One training of `train_many`: as `train_on` takes it."""
+
+    rows: np.ndarray
+    seed: int
+    steps: int | None = None
+    validation_rows: np.ndarray | None = None
+    on_check: Callable[[Check], None] | None = None
+
+
 def train_on(
     family: Family,
     config: GlassesConfig,
@@ -91,25 +105,71 @@ def train_on(
     training row's copies, while validation and the final scores read the originals only.
     Its standardisation is fitted on the training rows (and their copies) only.
     """
-    model = build_model(family, config, seed)
-    originals = Rows.of(inputs, labels, rows)
-    train = originals.with_copies()
-    SPECS[family].fit_standardisation(model, inputs, train.index)
-    classify, prepare = _adapters(family, model, config, seed + 1)
-    validation = None if validation_rows is None else Rows.of(inputs, labels, validation_rows)
-    trained = train_steps(
-        model,
-        classify,
-        train,
-        prepare,
-        SPECS[family].optimiser(config),
-        seed,
-        steps=steps,
-        validation=validation,
-        on_check=on_check,
-    )
-    final = final_scores(classify, originals, _adapters(family, model, None, seed)[1])
-    return Fitted(model.cpu().eval(), trained, final, len(rows))
+    job = Job(rows, seed, steps, validation_rows, on_check)
+    return train_many(family, config, inputs, labels, [job])[0]
+
+
+def train_many(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    jobs: list[Job],
+) -> list[Fitted]:
+    """`train_on` for every job, on the same inputs: a family whose trainings stack
+    (`FamilySpec.stacked`) trains them together, `runtime.stacked_trainings` at a time, each to
+    the result of its own training (`glasses.heads`); the others one after another."""
+    spec = SPECS[family]
+    device = resolve_device(config.runtime.device)
+    precision = config.runtime.precision
+    optimiser = spec.optimiser(config)
+    fitted: list[Fitted] = []
+    size = config.runtime.stacked_trainings if spec.stacked else 1
+    for start in range(0, len(jobs), size):
+        chunk = jobs[start : start + size]
+        models = [build_model(family, config, job.seed) for job in chunk]
+        originals = [Rows.of(inputs, labels, job.rows) for job in chunk]
+        trains = [rows.with_copies() for rows in originals]
+        validations = [
+            None if job.validation_rows is None else Rows.of(inputs, labels, job.validation_rows)
+            for job in chunk
+        ]
+        for model, train in zip(models, trains, strict=True):
+            spec.fit_standardisation(model, inputs, train.index)
+        if spec.stacked:
+            heads = [
+                HeadTraining(model, train, job.seed, job.steps, validation, job.on_check)
+                for model, train, job, validation in zip(
+                    models, trains, chunk, validations, strict=True
+                )
+            ]
+            trained = train_heads(heads, optimiser, device, precision)
+        else:
+            trained = []
+            for model, train, job, validation in zip(
+                models, trains, chunk, validations, strict=True
+            ):
+                classify, prepare = _adapters(family, model, config, job.seed + 1)
+                trained.append(
+                    train_steps(
+                        model,
+                        classify,
+                        train,
+                        prepare,
+                        optimiser,
+                        job.seed,
+                        steps=job.steps,
+                        validation=validation,
+                        on_check=job.on_check,
+                        device=device,
+                        precision=precision,
+                    )  # fmt: skip
+                )
+        for model, rows, result in zip(models, originals, trained, strict=True):
+            classify, prepare = _adapters(family, model, None, 0)
+            final = final_scores(classify, rows, prepare, device)
+            fitted.append(Fitted(model.cpu().eval(), result, final, len(rows)))
+    return fitted
 
 
 def fit(
@@ -126,12 +186,42 @@ def fit(
     """A model trained on exactly `rows`: for `steps` when given; else, with patience, for the
     step count early stopping chose on an inner split of `rows` (then refit on all of them);
     else for the whole budget."""
+    return fit_many(
+        family, config, inputs, labels, manifest, [Job(rows, seed, steps, None, on_check)]
+    )[0]
+
+
+def fit_many(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    manifest: pd.DataFrame,
+    jobs: list[Job],
+) -> list[Fitted]:
+    """`fit` for every job (its rows, seed, steps and checks; no validation rows), trained
+    together where the family stacks (`train_many`): the probes of those that stop early, then
+    every refit."""
     patience = SPECS[family].optimiser(config).patience
-    if steps is not None or not patience:
-        return train_on(family, config, inputs, labels, rows, seed, steps, on_check=on_check)
-    probed = probe(family, config, inputs, labels, manifest, rows, seed, on_check)
-    refit = train_on(family, config, inputs, labels, rows, seed, probed.trained.steps)
-    return Fitted(refit.model, probed.trained, refit.final, len(rows))
+    searched = [job.steps is None and patience > 0 for job in jobs]
+    probes = iter(
+        probe_many(family, config, inputs, labels, manifest, list(compress(jobs, searched)))
+    )
+    probed = [next(probes) if search else None for search in searched]
+    refits = train_many(
+        family,
+        config,
+        inputs,
+        labels,
+        [
+            job if chosen is None else Job(job.rows, job.seed, chosen.trained.steps)
+            for job, chosen in zip(jobs, probed, strict=True)
+        ],
+    )
+    return [
+        refit if chosen is None else Fitted(refit.model, chosen.trained, refit.final, refit.images)
+        for refit, chosen in zip(refits, probed, strict=True)
+    ]
 
 
 def probe(
@@ -145,5 +235,27 @@ def probe(
     on_check: Callable[[Check], None] | None,
 ) -> Fitted:
     """Trained on `rows` less an inner split, which early stopping watches."""
-    inner = inner_validation_mask(manifest.iloc[rows], config.split.inner_share, seed)
-    return train_on(family, config, inputs, labels, rows[~inner], seed, None, rows[inner], on_check)
+    return probe_many(
+        family, config, inputs, labels, manifest, [Job(rows, seed, None, None, on_check)]
+    )[0]
+
+
+def probe_many(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    manifest: pd.DataFrame,
+    jobs: list[Job],
+) -> list[Fitted]:
+    """`probe` for every job (its rows, seed and checks), trained together where the family
+    stacks."""
+    inner = [
+        inner_validation_mask(manifest.iloc[job.rows], config.split.inner_share, job.seed)
+        for job in jobs
+    ]
+    probes = [
+        Job(job.rows[~mask], job.seed, None, job.rows[mask], job.on_check)
+        for job, mask in zip(jobs, inner, strict=True)
+    ]
+    return train_many(family, config, inputs, labels, probes)

@@ -24,7 +24,7 @@ from torch import nn
 from glasses.data.images import to_rgb
 from glasses.families import SPECS, family_of
 from glasses.labels import CLASS_NAMES
-from glasses.training import Rows, default_device, pixels_to_input, predict
+from glasses.training import Rows, pixels_to_input, predict, resolve_device
 
 SPEC_VERSION = 1
 SPEC, WEIGHTS = "spec", "weights"  # artifact names: spec.json, weights.pt
@@ -94,7 +94,7 @@ def logits(
         classify, to_input = spec.classifier(model), spec.to_input
     else:
         classify, to_input = model, _images_as_input
-    device = device or default_device()
+    device = device or resolve_device()
     model.to(device).eval()
     chosen = images if rows is None else Rows.of(images, None, rows)
     try:

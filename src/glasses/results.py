@@ -30,9 +30,11 @@ if TYPE_CHECKING:
 
 T = TypeVar("T")
 
-# What training reads from the configuration; the rest (sweep, xai, promotion, retrain, runtime,
-# profile name) does not change a fold's or a sweep point's result, so changing it keeps them.
-TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet"}
+# What training reads from the configuration; the rest (sweep, xai, promotion, retrain, runtime
+# but its precision, profile name) does not change a fold's or a sweep point's result, so
+# changing it keeps them.
+TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet", "runtime"}
+TRAINING_RUNTIME = {"precision"}
 
 
 @lru_cache(maxsize=1)
@@ -47,7 +49,9 @@ def code_version() -> str:
 
 
 def training_settings(config: GlassesConfig) -> dict[str, Any]:
-    return config.model_dump(mode="json", include=TRAINING_SECTIONS)
+    return config.model_dump(
+        mode="json", include={**dict.fromkeys(TRAINING_SECTIONS, True), "runtime": TRAINING_RUNTIME}
+    )
 
 
 def rows_digest(*arrays: np.ndarray) -> str:

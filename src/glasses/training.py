@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
 
 import pandas as pd
@@ -33,9 +33,23 @@ def pixels_to_input(pixels: torch.Tensor) -> torch.Tensor:
     return pixels.float() / 255
 
 
-def default_device() -> torch.device:
-    """CUDA when present, so the same code trains on a GPU machine unchanged."""
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def resolve_device(name: str = "auto") -> torch.device:
+    """`runtime.device` as a torch device: `auto` takes CUDA when torch sees a GPU, so the same
+    code trains on a GPU machine unchanged."""
+    if name == "auto":
+        name = "cuda" if torch.cuda.is_available() else "cpu"
+    if name == "cuda" and not torch.cuda.is_available():
+        raise ValueError(
+            "runtime.device is 'cuda' but torch sees no CUDA device: set runtime.device to "
+            "'auto' or 'cpu'"
+        )
+    return torch.device(name)
+
+
+def autocast(device: torch.device, precision: str) -> AbstractContextManager[object]:
+    """bf16 autocast of matrix products and convolutions when `runtime.precision` asks for it;
+    weights, gradients and updates stay float32."""
+    return torch.autocast(device.type, dtype=torch.bfloat16, enabled=precision == "bfloat16")
 
 
 @dataclass(frozen=True)
@@ -132,7 +146,7 @@ def predict(
     return torch.cat(outputs) if outputs else torch.empty(0, 2)
 
 
-def _batches(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
+def batch_order(n: int, batch_size: int, generator: torch.Generator) -> Iterator[torch.Tensor]:
     """Row indices of successive batches, a fresh permutation each pass over the rows."""
     while True:
         order = torch.randperm(n, generator=generator)
@@ -151,6 +165,7 @@ def train_steps(
     validation: Rows | None = None,
     on_check: Callable[[Check], None] | None = None,
     device: torch.device | None = None,
+    precision: str = "float32",
 ) -> Trained:
     """SGD with cross-entropy on logits for `steps` (default: the budget) optimiser steps.
 
@@ -159,7 +174,7 @@ def train_steps(
     Every random draw (batch order, dropout) comes from generators seeded by `seed`, never from
     torch's global one, so concurrent trainings are reproducible.
     """
-    device = device or default_device()
+    device = device or resolve_device()
     budget = optimiser_config.steps if steps is None else steps
     model.to(device)
     generator = torch.Generator().manual_seed(seed)
@@ -172,7 +187,7 @@ def train_steps(
     best_loss, best_step, best_state, since_best = float("inf"), budget, None, 0
     early_stopped = False
     window_loss, window_correct, window_seen = 0.0, 0, 0
-    batches = _batches(len(train), optimiser_config.batch_size, generator)
+    batches = batch_order(len(train), optimiser_config.batch_size, generator)
     with _seeded_dropout(model, dropout):
         for step in range(1, budget + 1):
             model.train()
@@ -180,7 +195,8 @@ def train_steps(
             batch = prepare(train.inputs[index], True).to(device)
             target = train.labels[index].to(device)
             optimiser.zero_grad()
-            logits = classify(batch)
+            with autocast(device, precision):
+                logits = classify(batch).float()
             loss = loss_fn(logits, target)
             loss.backward()
             optimiser.step()
@@ -253,7 +269,7 @@ def final_scores(
 ) -> dict[str, float]:
     """Loss and accuracy on the training rows as they are (no augmentation), in evaluation mode:
     the convergence evidence a learning curve needs."""
-    device = device or default_device()
+    device = device or resolve_device()
     logits = predict(classify, train, prepare, 256, device)
     truth = train.targets()
     result = scores(truth.numpy(), logits.argmax(1).numpy())
