@@ -7,29 +7,35 @@ from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
-from glasses.families import FAMILIES
+from glasses.families import FAMILIES, SPECS
 from glasses.outer import PointPlan, comparison_plan, sweep_plan, sweep_sizes_kept
 from glasses.statistics import OuterDesign, SweepInference
-from tasks.outer import OuterPoint, outer_point, summarise_outer
+from tasks.outer import OuterPoint, outer_points, summarise_outer
 from tasks.sweep import filter_figures, summarise_sweep
 
 
 def _points(
     plans: list[PointPlan], config: GlassesConfig, data: DataRef, design: OuterDesign
 ) -> list[OuterPoint]:
-    """Both families at every plan, concurrently."""
-    calls = [
-        {
-            "family": family,
-            "plan": plan,
-            "config": config,
-            "data": data,
-            "test": design.test_mask(plan.outer),
-        }
-        for plan in plans
-        for family in FAMILIES
-    ]
-    return run_concurrently(outer_point, calls, config)
+    """Both families at every plan, concurrently, in plan order: a family whose trainings
+    stack gets `runtime.stacked_trainings` plans per task (submitted first, the longest
+    tasks), the other one plan per task."""
+    calls = []
+    for family in FAMILIES:
+        size = config.runtime.stacked_trainings if SPECS[family].stacked else 1
+        for start in range(0, len(plans), size):
+            chunk = plans[start : start + size]
+            tests = [design.test_mask(plan.outer) for plan in chunk]
+            call = {"family": family, "plans": chunk, "config": config, "data": data}
+            calls.append(call | {"tests": tests})
+    calls.sort(key=lambda call: -len(call["plans"]))
+    done = run_concurrently(outer_points, calls, config)
+    trained = {
+        (call["family"], id(plan)): point
+        for call, points in zip(calls, done, strict=True)
+        for plan, point in zip(call["plans"], points, strict=True)
+    }
+    return [trained[family, id(plan)] for plan in plans for family in FAMILIES]
 
 
 def compare(

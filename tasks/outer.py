@@ -15,7 +15,7 @@ from glasses.config import GlassesConfig
 from glasses.crossval import logits_for
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.families import FAMILIES, Family
-from glasses.fitting import fit
+from glasses.fitting import Fitted, Job, fit_many
 from glasses.metrics import scores
 from glasses.outer import PointPlan, outer_design, point_config, point_rows
 from glasses.result_format import stored
@@ -23,7 +23,7 @@ from glasses.results import point_seed, training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
 from glasses.training import plateaued
-from tasks.resume import reuse_when_resuming
+from tasks.resume import reuse_all_when_resuming
 from tasks.tracking import client, log_metrics, log_table
 
 
@@ -54,51 +54,79 @@ def outer_splits(data: DataRef, config: GlassesConfig) -> OuterDesign:
     return outer_design(image_set(data).manifest, config)
 
 
-@task(name="outer-point", cache_policy=NO_CACHE)
-def outer_point(
-    family: Family, plan: PointPlan, config: GlassesConfig, data: DataRef, test: np.ndarray
-) -> OuterPoint:
-    """One family trained on a point's rows of outer split `plan.outer` (`test`: its test flags)
-    and scored on the split's test rows. Both families of a plan draw the same rows, so their
-    scores pair up. A point finished by an earlier run (same settings, data, rows, code) is
-    reused."""
+@task(name="outer-points", cache_policy=NO_CACHE)
+def outer_points(
+    family: Family,
+    plans: list[PointPlan],
+    config: GlassesConfig,
+    data: DataRef,
+    tests: list[np.ndarray],
+) -> list[OuterPoint]:
+    """One family trained on each plan's rows of its outer split (`tests`: each plan's test
+    flags) and scored on the split's test rows. Both families of a plan draw the same rows, so
+    their scores pair up. Plans trained with the same settings train together where the family
+    stacks (`glasses.fitting.fit_many`); a point finished by an earlier run (same settings,
+    data, rows, code) is reused."""
     images = image_set(data)
-    seed = point_seed(config.seed, plan)
-    rows = point_rows(images.manifest, test, plan, seed)
-    test_rows = np.flatnonzero(test)
-    trained_config = point_config(config, plan)
+    seeds = [point_seed(config.seed, plan) for plan in plans]
+    rows = [
+        point_rows(images.manifest, test, plan, seed)
+        for plan, test, seed in zip(plans, tests, seeds, strict=True)
+    ]
+    test_rows = [np.flatnonzero(test) for test in tests]
+    settings = [point_config(config, plan) for plan in plans]
+    keys = [
+        training_key(
+            "outer-point",
+            trained,
+            data.images,
+            (chosen, tested),
+            family,
+            outer=plan.outer,
+            repeat=plan.repeat,
+        )
+        for plan, trained, chosen, tested in zip(plans, settings, rows, test_rows, strict=True)
+    ]
 
-    def train() -> OuterPoint:
+    def train(positions: list[int]) -> list[OuterPoint]:
         inputs = family_inputs(data, family)
         labels = torch.from_numpy(images.labels)
-        fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
-        predicted = logits_for(fitted.model, inputs, test_rows).argmax(1).numpy()
-        return OuterPoint(
-            outer=plan.outer,
-            size=len(rows),
-            whole=plan.size is None,
-            repeat=plan.repeat,
-            budget=plan.budget,
-            model=family,
-            steps=fitted.trained.steps,
-            early_stopped=fitted.trained.early_stopped,
-            converged=plateaued(fitted.trained.history),
-            final_train_loss=fitted.final["final_train_loss"],
-            final_train_accuracy=fitted.final["final_train_accuracy"],
-            predictions=predicted,
-            **scores(images.labels[test_rows], predicted),
-        )
+        groups: dict[int, list[int]] = {}  # positions by the first one of equal settings
+        for position in positions:
+            first = next(p for p in positions if settings[p] == settings[position])
+            groups.setdefault(first, []).append(position)
+        points: dict[int, OuterPoint] = {}
+        for first, group in groups.items():
+            jobs = [Job(rows[p], seeds[p]) for p in group]
+            fitted = fit_many(family, settings[first], inputs, labels, images.manifest, jobs)
+            for position, model in zip(group, fitted, strict=True):
+                tested = test_rows[position]
+                predicted = logits_for(model.model, inputs, tested).argmax(1).numpy()
+                truth = images.labels[tested]
+                points[position] = _point(family, plans[position], model, predicted, truth)
+        return [points[p] for p in positions]
 
-    key = training_key(
-        "outer-point",
-        trained_config,
-        data.images,
-        (rows, test_rows),
-        family,
+    return [point for point, _ in reuse_all_when_resuming(data, config, keys, train)]
+
+
+def _point(
+    family: Family, plan: PointPlan, fitted: Fitted, predicted: np.ndarray, truth: np.ndarray
+) -> OuterPoint:
+    return OuterPoint(
         outer=plan.outer,
+        size=fitted.images,
+        whole=plan.size is None,
         repeat=plan.repeat,
+        budget=plan.budget,
+        model=family,
+        steps=fitted.trained.steps,
+        early_stopped=fitted.trained.early_stopped,
+        converged=plateaued(fitted.trained.history),
+        final_train_loss=fitted.final["final_train_loss"],
+        final_train_accuracy=fitted.final["final_train_accuracy"],
+        predictions=predicted,
+        **scores(truth, predicted),
     )
-    return reuse_when_resuming(data, config, key, train)[0]
 
 
 def point_frame(points: list[OuterPoint]) -> pd.DataFrame:

@@ -21,11 +21,22 @@ def result_store(data: DataRef) -> ResultStore:
 def reuse_when_resuming(
     data: DataRef, config: GlassesConfig, key: str, compute: Callable[[], T]
 ) -> tuple[T, bool]:
-    """(result, reused): the store's `reuse_or_compute` when `runtime.resume` allows, else
-    computed afresh and kept for the next run."""
+    """(result, reused): the stored one when `runtime.resume` allows, else computed and kept
+    for the next run."""
+    return reuse_all_when_resuming(data, config, [key], lambda _: [compute()])[0]
+
+
+def reuse_all_when_resuming(
+    data: DataRef, config: GlassesConfig, keys: list[str], compute: Callable[[list[int]], list[T]]
+) -> list[tuple[T, bool]]:
+    """(result, reused) for every key: the stored ones when `runtime.resume` allows; the others
+    computed together, `compute(positions)` given their positions in `keys`, and kept for the
+    next run."""
     store = result_store(data)
-    if not config.runtime.resume:
-        value = compute()
-        store.put(key, value)
-        return value, False
-    return store.reuse_or_compute(key, compute)
+    found = [store.get(key) if config.runtime.resume else None for key in keys]
+    missing = [position for position, value in enumerate(found) if value is None]
+    computed = compute(missing) if missing else []
+    for position, value in zip(missing, computed, strict=True):
+        store.put(keys[position], value)
+        found[position] = value
+    return [(value, position not in missing) for position, value in enumerate(found)]

@@ -33,8 +33,7 @@ T = TypeVar("T")
 # What training reads from the configuration; the rest (sweep, xai, promotion, retrain, runtime
 # but its precision, profile name) does not change a fold's or a sweep point's result, so
 # changing it keeps them.
-TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet", "runtime"}
-TRAINING_RUNTIME = {"precision"}
+TRAINING_SECTIONS = {"seed", "data", "split", "augment", "cnn", "scatnet"}
 
 
 @lru_cache(maxsize=1)
@@ -49,9 +48,12 @@ def code_version() -> str:
 
 
 def training_settings(config: GlassesConfig) -> dict[str, Any]:
-    return config.model_dump(
-        mode="json", include={**dict.fromkeys(TRAINING_SECTIONS, True), "runtime": TRAINING_RUNTIME}
-    )
+    """The training sections, and `runtime.precision` where it is not float32 (bf16 products
+    change the results; float32 keys stay those of earlier releases)."""
+    settings = config.model_dump(mode="json", include=TRAINING_SECTIONS)
+    if config.runtime.precision != "float32":
+        settings["precision"] = config.runtime.precision
+    return settings
 
 
 def rows_digest(*arrays: np.ndarray) -> str:
