@@ -18,7 +18,7 @@ from glasses.config import GlassesConfig
 from glasses.crossval import refit_steps
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
-from glasses.families import FAMILIES
+from glasses.families import FAMILIES, SPECS, Family
 from mlflow import MlflowClient
 from tasks.registry import HeldOutResult, evaluate_on_test, refit_lineage, register_model
 from tasks.reporting import summarise_family
@@ -33,7 +33,7 @@ from tasks.tracking import (
     stage_timer,
     start_run,
 )
-from tasks.training import train_final, train_fold
+from tasks.training import train_final, train_folds
 
 Stage = Callable[[str], AbstractContextManager[None]]
 
@@ -74,6 +74,14 @@ def open_run(
     return tracking, experiment, run_id, url, stage
 
 
+def fold_tasks(family: Family, config: GlassesConfig) -> list[list[int]]:
+    """The folds of each cross-validation task of `family`: `runtime.stacked_trainings` per
+    task where its trainings stack, else one."""
+    size = config.runtime.stacked_trainings if SPECS[family].stacked else 1
+    folds = list(range(config.split.folds))
+    return [folds[start : start + size] for start in range(0, len(folds), size)]
+
+
 def train_and_register(
     config: GlassesConfig,
     data: DataRef,
@@ -98,7 +106,7 @@ def train_and_register(
             calls = [
                 {
                     "family": family,
-                    "fold": fold,
+                    "folds": folds,
                     "config": config,
                     "data": data,
                     "split": split,
@@ -106,10 +114,14 @@ def train_and_register(
                     "family_run_id": family_runs[family],
                 }
                 for family in FAMILIES
-                for fold in range(config.split.folds)
+                for folds in fold_tasks(family, config)
             ]
-            finished = run_concurrently(train_fold, calls, config)
-            results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
+            calls.sort(key=lambda call: -len(call["folds"]))  # the longest tasks first
+            finished = [r for done in run_concurrently(train_folds, calls, config) for r in done]
+            results = {
+                f: sorted((r for r in finished if r.family == f), key=lambda r: r.fold)
+                for f in FAMILIES
+            }
         train_rows = np.flatnonzero(~split.test)
         test_rows = np.flatnonzero(split.test)
         with stage("refit"):

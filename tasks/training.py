@@ -7,6 +7,8 @@ runner can send them to another process; finished work is reused from the result
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from contextlib import ExitStack
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,7 +19,7 @@ from prefect.cache_policies import NO_CACHE
 from torch import nn
 
 from glasses.config import GlassesConfig
-from glasses.crossval import FoldOutcome, run_fold
+from glasses.crossval import Fold, FoldOutcome, run_folds
 from glasses.data.reference import DataRef, family_inputs, image_set
 from glasses.data.splits import Split
 from glasses.families import SPECS, Family
@@ -28,7 +30,7 @@ from glasses.results import ResultStore, fold_seed, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.progress import run_logger
-from tasks.resume import REUSED, result_store, reuse_when_resuming
+from tasks.resume import REUSED, result_store, reuse_all_when_resuming, reuse_when_resuming
 from tasks.tracking import client, log_metrics, log_table, run_outcome, start_run
 
 
@@ -48,67 +50,88 @@ def _check_logger(tracking: MlflowClient, run_id: str):
     return on_check
 
 
-@task(name="train-fold", cache_policy=NO_CACHE)
-def train_fold(
+@task(name="train-folds", cache_policy=NO_CACHE)
+def train_folds(
     family: Family,
-    fold: int,
+    folds: list[int],
     config: GlassesConfig,
     data: DataRef,
     split: Split,
     experiment_id: str,
     family_run_id: str,
-) -> FoldResult:
-    """Runs in a worker thread or process: every MLflow call names its run explicitly. A fold
-    finished by an earlier run (same settings, data, rows and code) is logged, not retrained."""
+) -> list[FoldResult]:
+    """Runs in a worker thread or process: every MLflow call names its run explicitly. The
+    folds train together where the family stacks (`glasses.crossval.run_folds`), each logged
+    into its own nested run; a fold finished by an earlier run (same settings, data, rows and
+    code) is logged, not retrained."""
     tracking = client()
-    run_id = start_run(
-        tracking,
-        experiment_id,
-        f"{family}-fold-{fold + 1}",
-        family_run_id,
-        {"family": family, "fold": str(fold + 1)},
-    )
-    train_rows, val_rows = split.fold_indices(fold)
-    clock = TrainingClock(SPECS[family].optimiser(config).steps)
-    log_check = _check_logger(tracking, run_id)
+    run_ids = [
+        start_run(
+            tracking,
+            experiment_id,
+            f"{family}-fold-{fold + 1}",
+            family_run_id,
+            {"family": family, "fold": str(fold + 1)},
+        )
+        for fold in folds
+    ]
+    rows = [split.fold_indices(fold) for fold in folds]
+    loggers = [_check_logger(tracking, run_id) for run_id in run_ids]
 
-    def on_check(check: Check) -> None:
-        log_check(check)
-        run_logger().info(clock.line(family, fold + 1, check))
+    def on_check(fold: int, log_check: Callable[[Check], None]) -> Callable[[Check], None]:
+        clock = TrainingClock(SPECS[family].optimiser(config).steps)
 
-    def train() -> FoldOutcome:
-        return run_fold(
+        def logged(check: Check) -> None:
+            log_check(check)
+            run_logger().info(clock.line(family, fold + 1, check))
+
+        return logged
+
+    def train(positions: list[int]) -> list[FoldOutcome]:
+        return run_folds(
             family,
             config,
             family_inputs(data, family),
             torch.from_numpy(image_set(data).labels),
             image_set(data).manifest,
-            train_rows,
-            val_rows,
-            seed=fold_seed(config.seed, fold),
-            on_check=on_check,
+            [
+                Fold(*rows[p], fold_seed(config.seed, folds[p]), on_check(folds[p], loggers[p]))
+                for p in positions
+            ],
         )
 
-    key = training_key("fold", config, data.images, (train_rows, val_rows), family, fold=fold)
-    with run_outcome(tracking, run_id):
-        outcome, reused = reuse_when_resuming(data, config, key, train)
-        if reused:
-            tracking.set_tag(run_id, REUSED, key)
-            run_logger().info("%s fold %d: reused from an earlier run (%s)", family, fold + 1, key)
-            for check in outcome.history.to_dict("records"):
-                log_check(Check(**check))
-        log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
-        log_metrics(
-            tracking,
-            run_id,
-            {
-                **{f"fold_val_{k}": v for k, v in outcome.validation.items()},
-                **outcome.final,
-                "steps": outcome.steps,
-                "early_stopped": float(outcome.early_stopped),
-            },
-        )
-    return FoldResult(family=family, fold=fold, run_id=run_id, outcome=outcome)
+    keys = [
+        training_key("fold", config, data.images, tuple(rows[p]), family, fold=fold)
+        for p, fold in enumerate(folds)
+    ]
+    results = []
+    with ExitStack() as ends:  # every fold's run ends FINISHED, or FAILED with the error
+        for run_id in run_ids:
+            ends.enter_context(run_outcome(tracking, run_id))
+        done = reuse_all_when_resuming(data, config, keys, train)
+        for fold, run_id, key, log_check, (outcome, reused) in zip(
+            folds, run_ids, keys, loggers, done, strict=True
+        ):
+            if reused:
+                tracking.set_tag(run_id, REUSED, key)
+                run_logger().info(
+                    "%s fold %d: reused from an earlier run (%s)", family, fold + 1, key
+                )
+                for check in outcome.history.to_dict("records"):
+                    log_check(Check(**check))
+            log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
+            log_metrics(
+                tracking,
+                run_id,
+                {
+                    **{f"fold_val_{k}": v for k, v in outcome.validation.items()},
+                    **outcome.final,
+                    "steps": outcome.steps,
+                    "early_stopped": float(outcome.early_stopped),
+                },
+            )
+            results.append(FoldResult(family=family, fold=fold, run_id=run_id, outcome=outcome))
+    return results
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from torch import nn
 
 from glasses.config import GlassesConfig
 from glasses.families import SPECS, Family
-from glasses.fitting import probe, train_on
+from glasses.fitting import Fitted, Job, probe_many, train_many
 from glasses.inference import logits
 from glasses.metrics import scores
 from glasses.result_format import stored
@@ -45,10 +45,43 @@ def run_fold(
 ) -> FoldOutcome:
     """Train on the fold's training rows — stopping early on an inner split of them when the
     family has patience — and score on its validation rows, which chose nothing."""
+    fold = Fold(train_rows, val_rows, seed, on_check)
+    return run_folds(family, config, inputs, labels, manifest, [fold])[0]
+
+
+@dataclass(frozen=True)
+class Fold:
+    """A fold as `run_fold` takes it."""
+
+    train_rows: np.ndarray
+    val_rows: np.ndarray
+    seed: int
+    on_check: Callable[[Check], None] | None = None
+
+
+def run_folds(
+    family: Family,
+    config: GlassesConfig,
+    inputs: torch.Tensor,
+    labels: torch.Tensor,
+    manifest: pd.DataFrame,
+    folds: list[Fold],
+) -> list[FoldOutcome]:
+    """`run_fold` for every fold, trained together where the family stacks
+    (`glasses.fitting.train_many`)."""
+    jobs = [Job(fold.train_rows, fold.seed, on_check=fold.on_check) for fold in folds]
     if SPECS[family].optimiser(config).patience:
-        fitted = probe(family, config, inputs, labels, manifest, train_rows, seed, on_check)
+        fitted = probe_many(family, config, inputs, labels, manifest, jobs)
     else:
-        fitted = train_on(family, config, inputs, labels, train_rows, seed, on_check=on_check)
+        fitted = train_many(family, config, inputs, labels, jobs)
+    return [
+        _scored(one, inputs, labels, fold.val_rows) for one, fold in zip(fitted, folds, strict=True)
+    ]
+
+
+def _scored(
+    fitted: Fitted, inputs: torch.Tensor, labels: torch.Tensor, val_rows: np.ndarray
+) -> FoldOutcome:
     predicted = logits_for(fitted.model, inputs, val_rows)
     truth = labels[torch.from_numpy(val_rows)]
     validation = scores(truth.numpy(), predicted.argmax(1).numpy())

@@ -267,6 +267,9 @@ def train_heads(
     running = list(range(len(trainings)))  # training of each stack position
     rows = min(optimiser.batch_size, max(len(t.train) for t in trainings))
     hidden = stack.weights[-1].shape[1]
+    # Rows as feature vectors: a view, never a copy of the (possibly memory-mapped) cache.
+    features = trainings[0].train.inputs.view(len(trainings[0].train.inputs), -1)
+    batch = torch.empty(0, device=device)  # the stack's batch, gathered in place every step
     step = 0
     while running:
         step += 1
@@ -287,7 +290,11 @@ def train_heads(
             if masks is not None:
                 draw = torch.empty(size, hidden, device=device)
                 masks[position, :size] = draw.bernoulli_(1 - dropout, generator=state.dropout)
-        batch = trainings[0].train.inputs[index.flatten().to(device)].view(count, rows, -1)
+        if len(batch) != count:
+            batch = torch.empty(count, rows, features.shape[1], device=device)
+        torch.index_select(
+            features, 0, index.flatten().to(device), out=batch.view(count * rows, -1)
+        )
         batch.sub_(stack.mean).div_(stack.std)
         targets, weights = targets.to(device, non_blocking=True), weights.to(device)
         logits, loss = _step(stack, batch, targets, weights, masks, optimiser, dropout, precision)

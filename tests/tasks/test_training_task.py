@@ -22,7 +22,7 @@ from glasses.scattering import cached_coefficients
 from mlflow import MlflowClient
 from tasks.resume import REUSED
 from tasks.tracking import client, experiment_id, start_run
-from tasks.training import FoldResult, ModelRef, train_final, train_fold
+from tasks.training import FoldResult, ModelRef, train_final, train_folds
 
 
 @pytest.fixture
@@ -51,7 +51,7 @@ def test_fold_task_logs_a_nested_run_with_check_metrics(
     data, split = fold_inputs
     experiment, family_run_id = family_run(family)
 
-    result = train_fold.fn(family, 1, tiny_config, data, split, experiment, family_run_id)
+    (result,) = train_folds.fn(family, [1], tiny_config, data, split, experiment, family_run_id)
 
     assert isinstance(result, FoldResult)
     assert result.fold == 1
@@ -91,13 +91,13 @@ def test_a_finished_fold_is_reused_not_retrained(
     result store into a new run, with the same curves and scores, and nothing is trained."""
     data, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
-    first = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+    (first,) = train_folds.fn("cnn", [0], tiny_config, data, split, experiment, family_run_id)
 
     def untrainable(*args, **kwargs):
         raise AssertionError("trained again")
 
-    monkeypatch.setattr(training_task, "run_fold", untrainable)
-    again = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+    monkeypatch.setattr(training_task, "run_folds", untrainable)
+    (again,) = train_folds.fn("cnn", [0], tiny_config, data, split, experiment, family_run_id)
     assert again.run_id != first.run_id
     pd.testing.assert_frame_equal(again.outcome.history, first.outcome.history)
     assert again.outcome.validation == first.outcome.validation
@@ -115,7 +115,7 @@ def test_a_finished_fold_is_reused_not_retrained(
         (0, resolve_config("tiny", {"runtime": {"resume": False}})),
     ):
         with pytest.raises(AssertionError, match="trained again"):
-            train_fold.fn("cnn", fold, config, data, split, experiment, family_run_id)
+            train_folds.fn("cnn", [fold], config, data, split, experiment, family_run_id)
 
 
 def test_a_damaged_result_is_recomputed_with_a_warning(
@@ -123,11 +123,11 @@ def test_a_damaged_result_is_recomputed_with_a_warning(
 ) -> None:
     data, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
-    first = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+    (first,) = train_folds.fn("cnn", [0], tiny_config, data, split, experiment, family_run_id)
     (entry,) = (Path(data.cache_dir) / "results").glob("fold-*.npz")
     entry.write_bytes(entry.read_bytes()[:100])  # truncated by a full disk, say
     with pytest.warns(CacheWarning, match=rf"{entry}.*checksum mismatch.*recomputing"):
-        again = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+        (again,) = train_folds.fn("cnn", [0], tiny_config, data, split, experiment, family_run_id)
     assert REUSED not in MlflowClient().get_run(again.run_id).data.tags
     assert again.outcome.validation == first.outcome.validation  # same seed, same result
 
@@ -161,9 +161,9 @@ def test_fold_task_marks_its_run_failed(
     def broken(*args, **kwargs):
         raise RuntimeError("out of memory")
 
-    monkeypatch.setattr(training_task, "run_fold", broken)
+    monkeypatch.setattr(training_task, "run_folds", broken)
     with pytest.raises(RuntimeError, match="out of memory"):
-        train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+        train_folds.fn("cnn", [0], tiny_config, data, split, experiment, family_run_id)
     tracking = MlflowClient()
     (child,) = tracking.search_runs(
         [experiment], filter_string=f"tags.`{MLFLOW_PARENT_RUN_ID}` = '{family_run_id}'"
@@ -178,7 +178,7 @@ def test_fold_task_logs_one_progress_line_per_check(
     data, split = fold_inputs
     experiment, family_run_id = family_run("cnn")
     with caplog.at_level(logging.INFO, logger="glasses"):
-        result = train_fold.fn("cnn", 0, tiny_config, data, split, experiment, family_run_id)
+        (result,) = train_folds.fn("cnn", [0], tiny_config, data, split, experiment, family_run_id)
     budget = tiny_config.cnn.optimiser.steps
     lines = [r.getMessage() for r in caplog.records if " step " in r.getMessage()]
     steps = result.outcome.history["step"].tolist()
@@ -186,3 +186,26 @@ def test_fold_task_logs_one_progress_line_per_check(
     for step, line in zip(steps, lines, strict=True):
         assert line.startswith(f"cnn fold 1 step {step}/{budget}: loss ")
         assert "inner val accuracy" in line and "elapsed" in line and "ETA" in line
+
+
+def test_stacked_folds_each_log_their_own_run_and_equal_their_separate_training(
+    mlflow_local, fold_inputs, tiny_config
+) -> None:
+    data, split = fold_inputs
+    experiment, family_run_id = family_run("scatnet")
+    fresh = resolve_config("tiny", {"runtime": {"resume": False}})
+    alone = [
+        train_folds.fn("scatnet", [fold], fresh, data, split, experiment, family_run_id)[0]
+        for fold in (0, 1)
+    ]
+    together = train_folds.fn("scatnet", [0, 1], fresh, data, split, experiment, family_run_id)
+    tracking = MlflowClient()
+    assert [r.fold for r in together] == [0, 1] and len({r.run_id for r in together}) == 2
+    for one, other in zip(alone, together, strict=True):
+        assert tracking.get_run(other.run_id).data.tags["mlflow.runName"] == (
+            f"scatnet-fold-{one.fold + 1}"
+        )
+        assert other.outcome.steps == one.outcome.steps
+        assert other.outcome.validation == pytest.approx(one.outcome.validation, rel=1e-4)
+        logged = tracking.get_metric_history(other.run_id, "train_loss")
+        assert [m.step for m in logged] == one.outcome.history["step"].tolist()
