@@ -94,10 +94,8 @@ def main() -> None:
     table = pd.DataFrame(
         {"ms / image": measured, "/ floor": {k: v / floor for k, v in measured.items()}}
     ).rename_axis(f"ScatNet head, `{arguments.profile}`")
-    print(
-        f"GEMM floor {floor_rate:.0f} GFLOP/s ({', '.join(f'{k} {v:.0f}' for k, v in rates.items())})"
-        f"; head floor {floor:.3f} ms / image\n"
-    )
+    routes = ", ".join(f"{route} {rate:.0f}" for route, rate in rates.items())
+    print(f"GEMM floor {floor_rate:.0f} GFLOP/s ({routes}); head floor {floor:.3f} ms / image\n")
     print(markdown_table(table, digits=3))
     print(f"\nload average after: {os.getloadavg()}")
 

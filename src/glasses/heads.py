@@ -62,9 +62,7 @@ class _Progress:
     best_state: list[torch.Tensor] | None = None
     since_best: int = 0
     early_stopped: bool = False
-    window_loss: float = 0.0
-    window_correct: int = 0
-    window_seen: int = 0
+    window_seen: int = 0  # rows since the last check (their loss and hits: the stack's)
 
 
 def _linears(model: ScatNet) -> list[nn.Linear]:
@@ -73,7 +71,8 @@ def _linears(model: ScatNet) -> list[nn.Linear]:
 
 class _Stack:
     """The weights (transposed: M x in x out), biases (M x 1 x out), momentum buffers and
-    standardisation of the trainings still running."""
+    standardisation of the trainings still running, and their running loss (summed over rows)
+    and hits since their last check, kept on the device so that steps need no host copy."""
 
     def __init__(self, models: list[ScatNet], momentum: float, device: torch.device):
         layers = [_linears(model) for model in models]
@@ -91,14 +90,24 @@ class _Stack:
         self.mean = torch.stack([m.coefficient_mean.flatten() for m in models]).unsqueeze(1)
         self.std = torch.stack([m.coefficient_std.flatten() for m in models]).unsqueeze(1)
         self.mean, self.std = self.mean.to(device), self.std.to(device)
+        self.window_loss = torch.zeros(len(models), dtype=torch.float64, device=device)
+        self.window_correct = torch.zeros(len(models), dtype=torch.long, device=device)
 
     def tensors(self) -> list[torch.Tensor]:
         return self.weights + self.biases + (self.momenta or []) + [self.mean, self.std]
+
+    def window(self, position: int) -> tuple[float, int]:
+        """One training's summed loss and hits since its last check, which start again."""
+        loss, correct = float(self.window_loss[position]), int(self.window_correct[position])
+        self.window_loss[position], self.window_correct[position] = 0, 0
+        return loss, correct
 
     def keep(self, kept: torch.Tensor) -> None:
         """Only the trainings at positions `kept` stay (one copy of everything)."""
         depth = len(self.weights)
         chosen = [tensor.index_select(0, kept) for tensor in self.tensors()]
+        self.window_loss = self.window_loss.index_select(0, kept)
+        self.window_correct = self.window_correct.index_select(0, kept)
         self.weights, self.biases = chosen[:depth], chosen[depth : 2 * depth]
         self.momenta = chosen[2 * depth : 4 * depth] if self.momenta is not None else None
         self.mean, self.std = chosen[-2], chosen[-1]
@@ -298,13 +307,12 @@ def train_heads(
         batch.sub_(stack.mean).div_(stack.std)
         targets, weights = targets.to(device, non_blocking=True), weights.to(device)
         logits, loss = _step(stack, batch, targets, weights, masks, optimiser, dropout, precision)
-        correct = ((logits.argmax(2) == targets) & (weights > 0)).sum(1).cpu()
-        loss = loss.cpu()
+        counts = torch.tensor(sizes, dtype=torch.float64).to(device, non_blocking=True)
+        stack.window_loss += loss.double() * counts
+        stack.window_correct += ((logits.argmax(2) == targets) & (weights > 0)).sum(1)
         finished = []
         for position, number in enumerate(running):
             state, training = progress[number], trainings[number]
-            state.window_loss += float(loss[position]) * sizes[position]
-            state.window_correct += int(correct[position])
             state.window_seen += sizes[position]
             if step % optimiser.check_every and step != state.budget:
                 continue
@@ -363,9 +371,9 @@ def _check(
     precision: str,
 ) -> bool:
     """A check of one training (as `train_steps` makes it); whether that training is done."""
-    seen = state.window_seen
-    check = Check(step, state.window_loss / seen, state.window_correct / seen)
-    state.window_loss, state.window_correct, state.window_seen = 0.0, 0, 0
+    loss, correct = stack.window(position)
+    check = Check(step, loss / state.window_seen, correct / state.window_seen)
+    state.window_seen = 0
     validation = training.validation
     if validation is not None:
         logits = _predict(stack, position, validation, optimiser.batch_size * 4, precision)
