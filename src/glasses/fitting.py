@@ -204,9 +204,7 @@ def fit_many(
     every refit."""
     patience = SPECS[family].optimiser(config).patience
     searched = [job.steps is None and patience > 0 for job in jobs]
-    probes = iter(
-        probe_many(family, config, inputs, labels, manifest, list(compress(jobs, searched)))
-    )
+    probes = iter(probe(family, config, inputs, labels, manifest, list(compress(jobs, searched))))
     probed = [next(probes) if search else None for search in searched]
     refits = train_many(
         family,
@@ -230,26 +228,10 @@ def probe(
     inputs: torch.Tensor,
     labels: torch.Tensor,
     manifest: pd.DataFrame,
-    rows: np.ndarray,
-    seed: int,
-    on_check: Callable[[Check], None] | None,
-) -> Fitted:
-    """Trained on `rows` less an inner split, which early stopping watches."""
-    return probe_many(
-        family, config, inputs, labels, manifest, [Job(rows, seed, None, None, on_check)]
-    )[0]
-
-
-def probe_many(
-    family: Family,
-    config: GlassesConfig,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    manifest: pd.DataFrame,
     jobs: list[Job],
 ) -> list[Fitted]:
-    """`probe` for every job (its rows, seed and checks), trained together where the family
-    stacks."""
+    """Every job (its rows, seed and checks) trained on its rows less an inner split, which
+    early stopping watches; together where the family stacks."""
     inner = [
         inner_validation_mask(manifest.iloc[job.rows], config.split.inner_share, job.seed)
         for job in jobs

@@ -29,9 +29,8 @@ import torch
 from torch import nn
 
 from glasses.config import OptimiserConfig
-from glasses.metrics import scores
 from glasses.models.scatnet import ScatNet
-from glasses.training import Check, Rows, Trained, batch_order, resolve_device
+from glasses.training import Check, Rows, Trained, batch_order, resolve_device, validated
 
 BF16 = "bfloat16"
 
@@ -229,19 +228,6 @@ def _predict(
     return torch.cat(outputs) if outputs else torch.empty(0, 2)
 
 
-def _validated(check: Check, logits: torch.Tensor, validation: Rows) -> Check:
-    truth = validation.targets()
-    result = scores(truth.numpy(), logits.argmax(1).numpy())
-    return Check(
-        check.step,
-        check.train_loss,
-        check.train_accuracy,
-        float(nn.functional.cross_entropy(logits, truth)),
-        result["accuracy"],
-        result["balanced_accuracy"],
-    )
-
-
 def train_heads(
     trainings: list[HeadTraining],
     optimiser: OptimiserConfig,
@@ -377,7 +363,7 @@ def _check(
     validation = training.validation
     if validation is not None:
         logits = _predict(stack, position, validation, optimiser.batch_size * 4, precision)
-        check = _validated(check, logits, validation)
+        check = validated(check, logits, validation)
         state.since_best += 1
         if check.val_loss < state.best_loss:
             state.best_loss, state.best_step, state.since_best = check.val_loss, step, 0

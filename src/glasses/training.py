@@ -209,7 +209,10 @@ def train_steps(
             check = Check(step, window_loss / window_seen, window_correct / window_seen)
             window_loss, window_correct, window_seen = 0.0, 0, 0
             if validation is not None:
-                check = _validated(check, classify, validation, prepare, optimiser_config, device)
+                logits = predict(
+                    classify, validation, prepare, optimiser_config.batch_size * 4, device
+                )
+                check = validated(check, logits, validation)
                 since_best += 1
                 if check.val_loss < best_loss:
                     best_loss, best_step, since_best = check.val_loss, step, 0
@@ -227,15 +230,8 @@ def train_steps(
     return Trained(history, best_step if validation is not None else budget, early_stopped)
 
 
-def _validated(
-    check: Check,
-    classify: Callable[[torch.Tensor], torch.Tensor],
-    validation: Rows,
-    prepare: Prepare,
-    optimiser_config: OptimiserConfig,
-    device: torch.device,
-) -> Check:
-    logits = predict(classify, validation, prepare, optimiser_config.batch_size * 4, device)
+def validated(check: Check, logits: torch.Tensor, validation: Rows) -> Check:
+    """`check` with the validation scores of `logits` (CPU, one row per validation row)."""
     truth = validation.targets()
     result = scores(truth.numpy(), logits.argmax(1).numpy())
     return Check(
