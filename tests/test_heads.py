@@ -11,6 +11,7 @@ import torch
 from glasses.config import resolve_config
 from glasses.fitting import Job, build_model, fit, fit_many, train_many
 from glasses.heads import HeadTraining, train_heads
+from glasses.inference import build_from_spec, model_spec
 from glasses.models.scatnet import ScatNet, coefficient_count
 from glasses.training import Rows, Trained, resolve_device, train_steps
 
@@ -176,3 +177,14 @@ def test_device_setting_resolves_and_names_the_fix() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ValueError, match="set runtime.device to 'auto' or 'cpu'"):
             resolve_device("cuda")
+
+
+def test_a_stacked_training_registers_and_loads_as_before() -> None:
+    """The stack's transposed weights go back in nn.Linear's layout: the model's description
+    and state dict rebuild it (as the registry loads it) with the same logits."""
+    config = settings()
+    inputs, labels = coefficients(config)
+    (trained, _), _ = together(config, inputs, labels, JOBS[:2])
+    rebuilt = build_from_spec(model_spec(trained), trained.state_dict())
+    assert rebuilt.head.layers[0].weight.shape == (16, inputs[0].numel())  # out x in
+    torch.testing.assert_close(rebuilt.classify(inputs[:5]), trained.classify(inputs[:5]))
