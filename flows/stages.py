@@ -18,7 +18,8 @@ from glasses.config import GlassesConfig
 from glasses.crossval import refit_steps
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
-from glasses.families import FAMILIES, SPECS, Family
+from glasses.families import FAMILIES, Family
+from glasses.fitting import stack_size
 from mlflow import MlflowClient
 from tasks.registry import HeldOutResult, evaluate_on_test, refit_lineage, register_model
 from tasks.reporting import summarise_family
@@ -75,9 +76,9 @@ def open_run(
 
 
 def fold_tasks(family: Family, config: GlassesConfig) -> list[list[int]]:
-    """The folds of each cross-validation task of `family`: `runtime.stacked_trainings` per
-    task where its trainings stack, else one."""
-    size = config.runtime.stacked_trainings if SPECS[family].stacked else 1
+    """The folds of each cross-validation task of `family`: as many as train together
+    (`glasses.fitting.stack_size`)."""
+    size = stack_size(family, config)
     folds = list(range(config.split.folds))
     return [folds[start : start + size] for start in range(0, len(folds), size)]
 

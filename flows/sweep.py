@@ -7,7 +7,8 @@ from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
-from glasses.families import FAMILIES, SPECS
+from glasses.families import FAMILIES
+from glasses.fitting import stack_size
 from glasses.outer import PointPlan, comparison_plan, sweep_plan, sweep_sizes_kept
 from glasses.statistics import OuterDesign, SweepInference
 from tasks.outer import OuterPoint, outer_points, summarise_outer
@@ -17,12 +18,11 @@ from tasks.sweep import filter_figures, summarise_sweep
 def _points(
     plans: list[PointPlan], config: GlassesConfig, data: DataRef, design: OuterDesign
 ) -> list[OuterPoint]:
-    """Both families at every plan, concurrently, in plan order: a family whose trainings
-    stack gets `runtime.stacked_trainings` plans per task (submitted first, the longest
-    tasks), the other one plan per task."""
+    """Both families at every plan, concurrently, in plan order: each task gets as many plans
+    as train together (`glasses.fitting.stack_size`), the longest tasks submitted first."""
     calls = []
     for family in FAMILIES:
-        size = config.runtime.stacked_trainings if SPECS[family].stacked else 1
+        size = stack_size(family, config)
         for start in range(0, len(plans), size):
             chunk = plans[start : start + size]
             tests = [design.test_mask(plan.outer) for plan in chunk]

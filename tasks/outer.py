@@ -54,7 +54,7 @@ def outer_splits(data: DataRef, config: GlassesConfig) -> OuterDesign:
     return outer_design(image_set(data).manifest, config)
 
 
-@task(name="outer-points", cache_policy=NO_CACHE)
+@task(name="outer-point", cache_policy=NO_CACHE)
 def outer_points(
     family: Family,
     plans: list[PointPlan],

@@ -50,7 +50,7 @@ def _check_logger(tracking: MlflowClient, run_id: str):
     return on_check
 
 
-@task(name="train-folds", cache_policy=NO_CACHE)
+@task(name="train-fold", cache_policy=NO_CACHE)
 def train_folds(
     family: Family,
     folds: list[int],

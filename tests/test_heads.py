@@ -10,7 +10,7 @@ import torch
 
 from glasses.config import resolve_config
 from glasses.fitting import Job, build_model, fit, fit_many, train_many
-from glasses.heads import HeadTraining, train_heads
+from glasses.heads import HeadTraining, heads_per_stack, train_heads
 from glasses.inference import build_from_spec, model_spec
 from glasses.models.scatnet import ScatNet, coefficient_count
 from glasses.training import Rows, Trained, resolve_device, train_steps
@@ -130,15 +130,17 @@ def test_bf16_products_train_within_noise_of_float32() -> None:
 
 def test_fit_many_equals_fitting_one_at_a_time() -> None:
     """Through `glasses.fitting`: the same models, steps and final scores as separate `fit`s,
-    with early stopping on inner splits (probes stacked, then refits stacked, two at a time)."""
+    with early stopping on inner splits (probes stacked, then refits stacked, three at a time)."""
     config = settings(patience=2, steps=20, check_every=4)
     config = config.model_copy(
-        update={"runtime": config.runtime.model_copy(update={"stacked_trainings": 2})}
+        update={"runtime": config.runtime.model_copy(update={"stack_memory_mb": 1})}
     )
     inputs, labels = coefficients(config, rows=32)
     people = [f"p{i // 2}" for i in range(32)]
     manifest = pd.DataFrame({"label": labels.numpy(), "group": people, "sha256": range(32)})
-    jobs = [Job(np.arange(0, 16), 7), Job(np.arange(4, 20), 8), Job(np.arange(8, 32), 9, 6)]
+    assert heads_per_stack(config) == 3  # 1 MB of 300 kB heads: the last job a stack alone
+    jobs = [Job(np.arange(0, 16), 7), Job(np.arange(4, 20), 8), Job(np.arange(2, 30), 10)]
+    jobs.append(Job(np.arange(8, 32), 9, 6))
     alone = [
         fit("scatnet", config, inputs, labels, manifest, job.rows, job.seed, job.steps)
         for job in jobs
@@ -149,7 +151,7 @@ def test_fit_many_equals_fitting_one_at_a_time() -> None:
         assert other.final == pytest.approx(one.final, rel=1e-4)
         for name, tensor in one.model.state_dict().items():
             torch.testing.assert_close(other.model.state_dict()[name], tensor, rtol=1e-4, atol=1e-5)
-    assert stacked[2].trained.steps == 6
+    assert stacked[3].trained.steps == 6
 
 
 def test_trainings_that_stack_must_share_their_inputs() -> None:
@@ -188,3 +190,11 @@ def test_a_stacked_training_registers_and_loads_as_before() -> None:
     rebuilt = build_from_spec(model_spec(trained), trained.state_dict())
     assert rebuilt.head.layers[0].weight.shape == (16, inputs[0].numel())  # out x in
     torch.testing.assert_close(rebuilt.classify(inputs[:5]), trained.classify(inputs[:5]))
+
+
+def test_stacks_hold_as_many_heads_as_their_memory_allows() -> None:
+    quick = resolve_config("quick")  # 62,208 features x 128 units: 30.4 MB a head
+    assert heads_per_stack(quick) == 2048 // 30.375 // 1
+    one_at_a_time = resolve_config("quick", {"runtime": {"stack_memory_mb": 0}})
+    assert heads_per_stack(one_at_a_time) == 1
+    assert heads_per_stack(resolve_config("paper")) == 2  # 1 GB heads, 2 GB

@@ -157,12 +157,12 @@ class RuntimeConfig(_Strict):
         description="Matrix products and convolutions of training in bf16 (autocast; weights and "
         "updates stay float32): for GPUs with bf16 units; CPUs without them run slower.",
     )
-    stacked_trainings: int = Field(
-        8,
-        ge=1,
-        le=64,
-        description="ScatNet trainings on the same coefficients run as one stack of heads, at "
-        "most this many (1: one at a time); each holds its head's weights in memory.",
+    stack_memory_mb: int = Field(
+        2048,
+        ge=0,
+        description="ScatNet trainings on the same coefficients run as one stack of heads while "
+        "their first layers' weights fit in this many MB (`quick`: 30 MB each, `paper`: 1 GB); "
+        "0: one at a time.",
     )
     task_runner: Literal["threads", "sequential", "dask"] = Field(
         "threads",

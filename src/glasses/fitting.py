@@ -26,7 +26,7 @@ from glasses.augment import augment
 from glasses.config import GlassesConfig
 from glasses.data.splits import inner_validation_mask
 from glasses.families import SPECS, Family
-from glasses.heads import HeadTraining, train_heads
+from glasses.heads import HeadTraining, heads_per_stack, train_heads
 from glasses.training import (
     Check,
     Classify,
@@ -109,6 +109,12 @@ def train_on(
     return train_many(family, config, inputs, labels, [job])[0]
 
 
+def stack_size(family: Family, config: GlassesConfig) -> int:
+    """Trainings of `family` that `train_many` trains together (`glasses.heads.heads_per_stack`
+    where the family stacks, else one): also how many a task is given."""
+    return heads_per_stack(config) if SPECS[family].stacked else 1
+
+
 def train_many(
     family: Family,
     config: GlassesConfig,
@@ -117,14 +123,14 @@ def train_many(
     jobs: list[Job],
 ) -> list[Fitted]:
     """`train_on` for every job, on the same inputs: a family whose trainings stack
-    (`FamilySpec.stacked`) trains them together, `runtime.stacked_trainings` at a time, each to
-    the result of its own training (`glasses.heads`); the others one after another."""
+    (`FamilySpec.stacked`) trains them together, `stack_size` at a time, each to the result of
+    its own training (`glasses.heads`); the others one after another."""
     spec = SPECS[family]
     device = resolve_device(config.runtime.device)
     precision = config.runtime.precision
     optimiser = spec.optimiser(config)
     fitted: list[Fitted] = []
-    size = config.runtime.stacked_trainings if spec.stacked else 1
+    size = stack_size(family, config)
     for start in range(0, len(jobs), size):
         chunk = jobs[start : start + size]
         models = [build_model(family, config, job.seed) for job in chunk]

@@ -28,8 +28,8 @@ import pandas as pd
 import torch
 from torch import nn
 
-from glasses.config import OptimiserConfig
-from glasses.models.scatnet import ScatNet
+from glasses.config import GlassesConfig, OptimiserConfig
+from glasses.models.scatnet import ScatNet, coefficient_count
 from glasses.training import Check, Rows, Trained, batch_order, resolve_device, validated
 
 BF16 = "bfloat16"
@@ -321,6 +321,17 @@ def train_heads(
     ]
 
 
+def heads_per_stack(config: GlassesConfig) -> int:
+    """How many ScatNet trainings of `config` stack: as many as `runtime.stack_memory_mb` holds
+    of their first layers' float32 weights, at least one. (Each also holds them once more in its
+    module, and in a momentum buffer or its best check's copy where it has one.)"""
+    scatnet = config.scatnet
+    side = config.data.image_size // 2**scatnet.J
+    features = 3 * coefficient_count(scatnet.J, scatnet.L) * side * side
+    units = scatnet.head.hidden[0] if scatnet.head.hidden else 2
+    return max(1, config.runtime.stack_memory_mb * 2**20 // (4 * features * units))
+
+
 def _moved(trainings: list[HeadTraining], device: torch.device) -> list[HeadTraining]:
     """The trainings reading the rows they use from one copy on `device`, made once: batches
     are then gathered there, and only their row numbers travel each step. On the CPU, the
@@ -385,4 +396,4 @@ def _finish(stack: _Stack, position: int, training: HeadTraining, state: _Progre
     training.model.eval()
 
 
-__all__ = ["HeadTraining", "train_heads"]
+__all__ = ["HeadTraining", "heads_per_stack", "train_heads"]
