@@ -160,7 +160,7 @@ def _explain(arguments: argparse.Namespace) -> int:
     from glasses.config import XAIConfig
     from glasses.xai.methods import MAIN, explain, predicted_targets
     from glasses.xai.overlays import method_overlays_figure
-    from tasks.registry import load_registered_model
+    from tasks.model_loading import load_registered_model
 
     image_path = Path(arguments.image)
     model = load_registered_model(arguments.model)
@@ -194,7 +194,7 @@ def _predict(arguments: argparse.Namespace) -> int:
     """Class and probability per image, from a registered model."""
     from glasses.inference import class_probabilities, prediction_table
     from glasses.labels import CLASS_NAMES
-    from tasks.registry import load_registered_model
+    from tasks.model_loading import load_registered_model
 
     model = load_registered_model(arguments.model)
     paths = [Path(image) for image in arguments.images]
@@ -236,9 +236,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", default="glasses-cnn@champion", help="registered model URI")
     predict.set_defaults(handler=_predict)
     arguments = parser.parse_args(argv)
-    from tasks.tracking import configure_tracking
+    from tasks.tracking import open_store
 
-    configure_tracking()
+    open_store()
     try:
         return arguments.handler(arguments)
     except (ValueError, RuntimeError, OSError) as error:

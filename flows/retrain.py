@@ -33,7 +33,7 @@ from tasks.retrain import (
     tag_models,
     validate_batch,
 )
-from tasks.tracking import run_outcome
+from tasks.runs import run_outcome
 
 
 @flow(name="glasses-retrain", log_prints=True)

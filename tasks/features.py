@@ -12,7 +12,8 @@ from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
 from glasses.scattering import cached_augmented_coefficients, cached_coefficients
 from glasses.training import default_device
-from tasks.tracking import client, log_metrics
+from tasks.log import log_metrics
+from tasks.tracking import client
 
 
 @task(name="scattering-coefficients", cache_policy=NO_CACHE)

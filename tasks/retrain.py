@@ -33,14 +33,11 @@ from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
-from tasks.registry import (
-    CHAMPION,
-    HeldOutResult,
-    ModelUnavailable,
-    load_registered_model,
-    read_lineage,
-)
-from tasks.tracking import client, log_file, log_table
+from tasks.log import log_file, log_table
+from tasks.model_loading import ModelUnavailable, load_registered_model
+from tasks.promotion import HeldOutResult
+from tasks.registry import CHAMPION, read_lineage
+from tasks.tracking import client
 
 
 @task(name="reference-version", cache_policy=NO_CACHE)

@@ -26,9 +26,10 @@ from glasses.statistics import OuterDesign, sweep_inference, verdict_class
 from glasses.sweep import budget_caveats, budget_check, convergence, sweep_fits, sweep_verdict
 from glasses.tables import markdown_table
 from glasses.training import pixels_to_input
+from tasks.log import log_figure, log_metrics, log_table
+from tasks.model_loading import version_model
 from tasks.outer import OuterPoint, point_frame
-from tasks.registry import version_model
-from tasks.tracking import client, log_figure, log_metrics, log_table
+from tasks.tracking import client
 
 
 @task(name="summarise-sweep", cache_policy=NO_CACHE)
