@@ -17,15 +17,9 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from glasses.config import GlassesConfig, RuntimeConfig
+from glasses.cores import flow_threads, local_workers, threads_per_worker
 from glasses.entrypoint import ALLOCATOR, torch_threads
-from glasses.training import threads_per_worker
 from tasks.progress import StageProgress
-
-
-def local_workers(runtime: RuntimeConfig) -> int:
-    """Tasks that run at once in this process (threads) or on this machine (Dask workers)."""
-    return 1 if runtime.task_runner == "sequential" else runtime.workers
-
 
 WORKER_SETTINGS = Path(__file__).with_name("dask.yaml")
 
@@ -92,8 +86,7 @@ def on_task_runner(flow: Flow, config: GlassesConfig) -> Flow:
 def cores_divided(runtime: RuntimeConfig) -> Iterator[None]:
     """torch's threads (one setting per process) divided among the tasks that run in this
     process — threads of a pool; Dask workers set their own — and restored afterwards."""
-    in_process = 1 if runtime.task_runner == "dask" else local_workers(runtime)
-    with torch_threads(threads_per_worker(in_process)):
+    with torch_threads(flow_threads(runtime)):
         yield
 
 
