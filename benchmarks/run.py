@@ -60,15 +60,17 @@ def log_to_mlflow(
     """One run in `glasses-benchmarks` of the store `MLFLOW_TRACKING_URI` names, set up as a
     flow start sets it up: every table as a markdown artifact, the key numbers as metrics, the
     settings as params. Returns the tracking URI."""
-    import mlflow
-    from tasks.tracking import configure_tracking
+    from tasks.log import log_file, log_metrics, log_params
+    from tasks.runs import run_outcome, start_run
+    from tasks.tracking import client, experiment_id, open_store
 
-    uri = configure_tracking()
-    mlflow.set_experiment(EXPERIMENT)
-    with mlflow.start_run():
-        mlflow.log_params(params)
-        mlflow.log_metrics(metrics)
-        mlflow.log_text("\n\n".join(sections.values()), "benchmark.md")
+    uri = open_store()
+    tracking = client()
+    run_id = start_run(tracking, experiment_id(tracking, EXPERIMENT), "benchmark", None, {})
+    with run_outcome(tracking, run_id):
+        log_params(tracking, run_id, params)
+        log_metrics(tracking, run_id, metrics)
+        log_file(tracking, run_id, "\n\n".join(sections.values()), "benchmark.md")
     return uri
 
 

@@ -13,7 +13,7 @@ MLflow logging and the run summary, `overhead_share`. Numbers go to stdout as a 
 
 from __future__ import annotations
 
-from glasses.entrypoint import prepare_process
+from glasses.entrypoint import prepare_process, scoped_environment
 
 prepare_process()  # before torch, Prefect or MLflow load
 
@@ -89,21 +89,18 @@ def scratch_store(cache_dir: str | None) -> Iterator[None]:
     """A throw-away working folder and MLflow store (and cache, unless given); the caller's
     folder and environment come back afterwards (set and restored: the flows read the store
     and the cache folder from the environment, as in any process)."""
-    saved = {name: os.environ.get(name) for name in ("MLFLOW_TRACKING_URI", "GLASSES_CACHE_DIR")}
     home = Path.cwd()
     with tempfile.TemporaryDirectory() as scratch:
+        store = {
+            "MLFLOW_TRACKING_URI": f"sqlite:///{scratch}/mlflow.db",
+            "GLASSES_CACHE_DIR": cache_dir or str(Path(scratch) / "cache"),
+        }
         os.chdir(scratch)
-        os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{scratch}/mlflow.db"
-        os.environ["GLASSES_CACHE_DIR"] = cache_dir or str(Path(scratch) / "cache")
         try:
-            yield
+            with scoped_environment(store):
+                yield
         finally:
             os.chdir(home)
-            for name, value in saved.items():
-                if value is None:
-                    os.environ.pop(name, None)
-                else:
-                    os.environ[name] = value
 
 
 # The three runs, in this order, and their overrides. WARM redoes all the work on filled caches.

@@ -155,25 +155,13 @@ EXPLAIN_METHODS = ("all", *(name.replace("_", "-") for name in get_args(XAIMetho
 def _explain(arguments: argparse.Namespace) -> int:
     """Overlay PNG of the chosen methods for one image of the user's, for the class the
     registered model predicts."""
-    import torch
-
-    from glasses.config import XAIConfig
-    from glasses.xai.methods import MAIN, explain, predicted_targets
-    from glasses.xai.overlays import method_overlays_figure
-    from tasks.registry import load_registered_model
+    from glasses.xai.user_image import explained_image_figure, methods_named
+    from tasks.model_loading import load_registered_model
 
     image_path = Path(arguments.image)
     model = load_registered_model(arguments.model)
     pixels = _read_image(image_path, model.image_size)
-    images = torch.from_numpy(pixels.transpose(2, 0, 1)[None].copy())
-    targets = predicted_targets(model, images)
-    methods = MAIN if arguments.method == "all" else (arguments.method.replace("-", "_"),)
-    maps = {
-        method: explain(model, images, targets, method, XAIConfig(), seed=0).maps[0]
-        for method in methods
-    }
-    label = "glasses" if int(targets[0]) else "no glasses"
-    figure = method_overlays_figure(pixels, maps, f"{arguments.model}: {label}")
+    figure = explained_image_figure(model, pixels, methods_named(arguments.method), arguments.model)
     output = Path(arguments.output or f"{image_path.stem}_explained.png")
     figure.savefig(output, dpi=110)
     print(output)
@@ -194,7 +182,7 @@ def _predict(arguments: argparse.Namespace) -> int:
     """Class and probability per image, from a registered model."""
     from glasses.inference import class_probabilities, prediction_table
     from glasses.labels import CLASS_NAMES
-    from tasks.registry import load_registered_model
+    from tasks.model_loading import load_registered_model
 
     model = load_registered_model(arguments.model)
     paths = [Path(image) for image in arguments.images]
@@ -236,9 +224,9 @@ def main(argv: list[str] | None = None) -> int:
     predict.add_argument("--model", default="glasses-cnn@champion", help="registered model URI")
     predict.set_defaults(handler=_predict)
     arguments = parser.parse_args(argv)
-    from tasks.tracking import configure_tracking
+    from tasks.tracking import open_store
 
-    configure_tracking()
+    open_store()
     try:
         return arguments.handler(arguments)
     except (ValueError, RuntimeError, OSError) as error:

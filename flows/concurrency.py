@@ -10,7 +10,6 @@ from typing import Any
 
 import dask
 import distributed
-import torch
 import yaml
 from prefect import Flow, Task, get_run_logger
 from prefect.futures import PrefectFuture, as_completed
@@ -18,15 +17,9 @@ from prefect.task_runners import TaskRunner, ThreadPoolTaskRunner
 from prefect_dask import DaskTaskRunner
 
 from glasses.config import GlassesConfig, RuntimeConfig
-from glasses.entrypoint import ALLOCATOR
-from glasses.training import threads_per_worker
+from glasses.cores import flow_threads, local_workers, threads_per_worker
+from glasses.entrypoint import ALLOCATOR, torch_threads
 from tasks.progress import StageProgress
-
-
-def local_workers(runtime: RuntimeConfig) -> int:
-    """Tasks that run at once in this process (threads) or on this machine (Dask workers)."""
-    return 1 if runtime.task_runner == "sequential" else runtime.workers
-
 
 WORKER_SETTINGS = Path(__file__).with_name("dask.yaml")
 
@@ -93,15 +86,8 @@ def on_task_runner(flow: Flow, config: GlassesConfig) -> Flow:
 def cores_divided(runtime: RuntimeConfig) -> Iterator[None]:
     """torch's threads (one setting per process) divided among the tasks that run in this
     process — threads of a pool; Dask workers set their own — and restored afterwards."""
-    # Set and restored: the one change of a process-wide setting outside an entry point's set-up,
-    # as it lasts only as long as the flow.
-    before = torch.get_num_threads()
-    in_process = 1 if runtime.task_runner == "dask" else local_workers(runtime)
-    torch.set_num_threads(threads_per_worker(in_process))
-    try:
+    with torch_threads(flow_threads(runtime)):
         yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_concurrently(

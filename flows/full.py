@@ -24,7 +24,7 @@ from tasks.features import scattering_coefficients
 from tasks.outer import outer_splits
 from tasks.progress import failures_reported
 from tasks.reporting import log_augmented_samples, publish_summary
-from tasks.tracking import child_run, run_outcome
+from tasks.runs import child_run, run_outcome
 
 
 @flow(name="glasses", log_prints=True)

@@ -33,7 +33,7 @@ from tasks.retrain import (
     tag_models,
     validate_batch,
 )
-from tasks.tracking import run_outcome
+from tasks.runs import run_outcome
 
 
 @flow(name="glasses-retrain", log_prints=True)
@@ -90,27 +90,25 @@ def _steps(
     min_share = config.retrain.min_new_share
     with stage("discover"):
         reference = reference_version(dataset, data, config, cache_dir(), run_id)
-        batch = discover_batch(dataset, incoming, run_id)
+        found = discover_batch(dataset, incoming, reference, run_id)
     facts = Facts(
         str(incoming),
         reference,
-        batch=batch.id if batch else None,
-        batch_files=len(batch.table) if batch else 0,
+        batch=found.batch.id if found else None,
+        batch_files=len(found.batch.table) if found else 0,
     )
     if decision := decide(facts, min_share):
         return facts, decision
 
     with stage("validate"):
-        batch_images, report = validate_batch(
-            dataset, batch, reference, config, cache_dir(), run_id
-        )
+        batch_images, report = validate_batch(found, config, cache_dir(), run_id)
     facts = replace(facts, problems=tuple(report.failures))
     if decision := decide(facts, min_share):
-        quarantine_batch(dataset, batch, report, decision.reason, run_id)
+        quarantine_batch(found, report, decision.reason, run_id)
         return facts, decision
 
     with stage("stage_version"):
-        staged = stage_version(dataset, batch, reference, config, cache_dir(), run_id)
+        staged = stage_version(found, config, cache_dir(), run_id)
     with stage("drift"):
         trained = champions_training_images()
         drift = check_drift(staged, batch_images, trained, config, cache_dir(), run_id)

@@ -21,19 +21,12 @@ from glasses.data.splits import Split
 from glasses.families import FAMILIES, Family
 from glasses.fitting import stack_size
 from mlflow import MlflowClient
-from tasks.registry import HeldOutResult, evaluate_on_test, refit_lineage, register_model
+from tasks.log import log_params
+from tasks.promotion import HeldOutResult, evaluate_on_test
+from tasks.registry import refit_lineage, register_model
 from tasks.reporting import summarise_family
-from tasks.tracking import (
-    connect,
-    end_abandoned_runs,
-    experiment_id,
-    git_commit,
-    log_params,
-    run_outcome,
-    run_url,
-    stage_timer,
-    start_run,
-)
+from tasks.runs import end_abandoned_runs, git_commit, run_outcome, stage_timer, start_run
+from tasks.tracking import connect, experiment_id, run_url
 from tasks.training import train_final, train_folds
 
 Stage = Callable[[str], AbstractContextManager[None]]

@@ -15,7 +15,8 @@ from glasses.data.reference import DataRef, image_set, store_image_set
 from glasses.data.sources import load_source
 from glasses.data.splits import Split, make_split
 from glasses.validation import raise_for_failures, validate_manifest
-from tasks.tracking import client, log_dataset, log_file, log_table
+from tasks.log import log_dataset, log_file, log_table
+from tasks.tracking import client
 
 
 @task(name="load-images", cache_policy=NO_CACHE)

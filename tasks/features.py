@@ -12,7 +12,8 @@ from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
 from glasses.scattering import cached_augmented_coefficients, cached_coefficients
 from glasses.training import resolve_device
-from tasks.tracking import client, log_metrics
+from tasks.log import log_metrics
+from tasks.tracking import client
 
 
 @task(name="scattering-coefficients", cache_policy=NO_CACHE)
@@ -20,7 +21,8 @@ def scattering_coefficients(data: DataRef, config: GlassesConfig, run_id: str) -
     """`data` with its scattering coefficients, computed into the cache on a miss, and with
     their augmented copies when the ScatNet trains on some (`scatnet.augmented_copies`)."""
     started = time.perf_counter()
-    pixels, cache_dir, device = image_set(data).pixels, Path(data.cache_dir), str(resolve_device(config.runtime.device))
+    pixels, cache_dir = image_set(data).pixels, Path(data.cache_dir)
+    device = str(resolve_device(config.runtime.device))
     cached = cached_coefficients(pixels, config.scatnet.J, config.scatnet.L, cache_dir, device)
     tracking = client()
     tracking.set_tag(run_id, "scattering_cache", "hit" if cached.hit else "miss")

@@ -23,8 +23,9 @@ from glasses.results import point_seed, training_key
 from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_inference
 from glasses.tables import markdown_table
 from glasses.training import plateaued
+from tasks.log import log_metrics, log_table
 from tasks.resume import reuse_all_when_resuming
-from tasks.tracking import client, log_metrics, log_table
+from tasks.tracking import client
 
 
 @stored

@@ -20,8 +20,9 @@ from glasses.plots import fold_accuracy_curves, mean_curves, sample_grid
 from glasses.statistics import OuterDesign, SweepInference
 from glasses.tables import markdown_table
 from glasses.training import pixels_to_input
-from tasks.registry import HeldOutResult
-from tasks.tracking import client, log_figure, log_metrics, log_table
+from tasks.log import log_figure, log_metrics, log_table
+from tasks.promotion import HeldOutResult
+from tasks.tracking import client
 from tasks.training import FoldResult
 
 

@@ -33,14 +33,11 @@ from glasses.store import Batch, DatasetStore
 from glasses.tables import markdown_table
 from glasses.validation import ValidationReport, validate_manifest
 from tasks.data import source_table
-from tasks.registry import (
-    CHAMPION,
-    HeldOutResult,
-    ModelUnavailable,
-    load_registered_model,
-    read_lineage,
-)
-from tasks.tracking import client, log_file, log_table
+from tasks.log import log_file, log_table
+from tasks.model_loading import ModelUnavailable, load_registered_model
+from tasks.promotion import HeldOutResult
+from tasks.registry import CHAMPION, read_lineage
+from tasks.tracking import client
 
 
 @task(name="reference-version", cache_policy=NO_CACHE)
@@ -73,27 +70,34 @@ def _champion_version(store: DatasetStore) -> str | None:
     return tagged
 
 
+@dataclass(frozen=True)
+class Incoming:
+    """A batch found in the incoming folder, and the store version it would extend."""
+
+    store: DatasetStore
+    batch: Batch
+    reference: str
+
+
 @task(name="discover-batch", cache_policy=NO_CACHE)
-def discover_batch(store: DatasetStore, incoming: Path, run_id: str) -> Batch | None:
-    batch = store.discover(incoming)
-    if batch is not None:
-        client().set_tag(run_id, "batch", batch.id)
-    return batch
+def discover_batch(
+    store: DatasetStore, folder: Path, reference: str, run_id: str
+) -> Incoming | None:
+    batch = store.discover(folder)
+    if batch is None:
+        return None
+    client().set_tag(run_id, "batch", batch.id)
+    return Incoming(store, batch, reference)
 
 
 @task(name="validate-batch", cache_policy=NO_CACHE)
 def validate_batch(
-    store: DatasetStore,
-    batch: Batch,
-    reference: str,
-    config: GlassesConfig,
-    cache_dir: Path,
-    run_id: str,
+    incoming: Incoming, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> tuple[DataRef, ValidationReport]:
     """The main flow's Great Expectations suite on the new batch alone, with the batch's rows
     split as they will be if it is accepted (so leaks between its splits are caught)."""
-    images = batch.scan(config.data.image_size)
-    reference_rows = store.manifest(reference)[["label", "group"]]
+    images = incoming.batch.scan(config.data.image_size)
+    reference_rows = incoming.store.manifest(incoming.reference)[["label", "group"]]
     combined = pd.concat([reference_rows, images.manifest[["label", "group"]]], ignore_index=True)
     in_reference = np.arange(len(combined)) < len(reference_rows)
     batch_test = _test_mask(combined, in_reference, config)[~in_reference]
@@ -109,10 +113,10 @@ def validate_batch(
 
 @task(name="quarantine-batch", cache_policy=NO_CACHE)
 def quarantine_batch(
-    store: DatasetStore, batch: Batch, report: ValidationReport, reason: str, run_id: str
+    incoming: Incoming, report: ValidationReport, reason: str, run_id: str
 ) -> Path:
-    where = store.quarantine(
-        batch, json.dumps(report.result, indent=1, default=str), report.html, reason
+    where = incoming.store.quarantine(
+        incoming.batch, json.dumps(report.result, indent=1, default=str), report.html, reason
     )
     client().set_tag(run_id, "quarantine", str(where))
     return where
@@ -129,17 +133,13 @@ class StagedVersion:
 
 @task(name="stage-version", cache_policy=NO_CACHE)
 def stage_version(
-    store: DatasetStore,
-    batch: Batch,
-    reference: str,
-    config: GlassesConfig,
-    cache_dir: Path,
-    run_id: str,
+    incoming: Incoming, config: GlassesConfig, cache_dir: Path, run_id: str
 ) -> StagedVersion:
-    version = store.stage(batch)
+    store = incoming.store
+    version = store.stage(incoming.batch)
     client().set_tag(run_id, "dataset_version", version)
     images = scan_images(store.manifest(version), config.data.image_size)
-    in_reference = images.manifest["path"].isin(set(store.manifest(reference)["path"]))
+    in_reference = images.manifest["path"].isin(set(store.manifest(incoming.reference)["path"]))
     return StagedVersion(version, store_image_set(images, cache_dir), in_reference.to_numpy())
 
 

@@ -14,21 +14,21 @@ from glasses.data.splits import Split
 from glasses.filters import (
     cnn_feature_maps_figure,
     cnn_kernels_figure,
-    learning_curve_figure,
     scattering_coefficients_figure,
     wavelet_filters_figure,
 )
 from glasses.labels import CLASS_NAMES
 from glasses.metrics import confusion
 from glasses.outer import outer_baseline
-from glasses.plots import confusion_figure
+from glasses.plots import confusion_figure, learning_curve_figure
 from glasses.statistics import OuterDesign, sweep_inference, verdict_class
 from glasses.sweep import budget_caveats, budget_check, convergence, sweep_fits, sweep_verdict
 from glasses.tables import markdown_table
 from glasses.training import pixels_to_input
+from tasks.log import log_figure, log_metrics, log_table
+from tasks.model_loading import version_model
 from tasks.outer import OuterPoint, point_frame
-from tasks.registry import version_model
-from tasks.tracking import client, log_figure, log_metrics, log_table
+from tasks.tracking import client
 
 
 @task(name="summarise-sweep", cache_policy=NO_CACHE)

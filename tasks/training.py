@@ -29,9 +29,11 @@ from glasses.progress import TrainingClock
 from glasses.results import ResultStore, fold_seed, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
+from tasks.log import log_metrics, log_table
 from tasks.progress import run_logger
 from tasks.resume import REUSED, result_store, reuse_all_when_resuming, reuse_when_resuming
-from tasks.tracking import client, log_metrics, log_table, run_outcome, start_run
+from tasks.runs import run_outcome, start_run
+from tasks.tracking import client
 
 
 @dataclass

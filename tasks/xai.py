@@ -40,9 +40,10 @@ from glasses.xai.overlays import (
 )
 from glasses.xai.report import xai_report
 from glasses.xai.selection import NAMED, ImageSelection, select_images
-from tasks.registry import version_model
+from tasks.log import log_figure, log_metrics, log_table
+from tasks.model_loading import version_model
 from tasks.resume import reuse_when_resuming
-from tasks.tracking import client, log_figure, log_metrics, log_table
+from tasks.tracking import client
 
 
 @stored

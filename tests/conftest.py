@@ -148,31 +148,32 @@ def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def mlflow_local(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, _empty_mlflow_db: Path
 ) -> Iterator[str]:
-    """A fresh SQLite tracking store in tmp_path, configured as a flow start does (global
-    tracking URI included, reset afterwards); cwd is tmp_path, and the experiment's
-    artifacts go beside the database (`tmp_path/mlflow-artifacts`)."""
+    """A fresh SQLite tracking store in tmp_path, opened as a flow start does; cwd is tmp_path,
+    and the experiment's artifacts go beside the database (`tmp_path/mlflow-artifacts`)."""
     import mlflow
-    from tasks.tracking import configure_tracking
+    from tasks.tracking import open_store
 
     shutil.copyfile(_empty_mlflow_db, tmp_path / "mlflow.db")
     uri = f"sqlite:///{tmp_path}/mlflow.db"
     monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
     monkeypatch.chdir(tmp_path)
-    configure_tracking()
+    open_store()
     yield uri
     while mlflow.active_run() is not None:
         mlflow.end_run()
 
 
 @pytest.fixture(autouse=True)
-def _forget_tracking_uri(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """`configure_tracking` (a flow start, `glasses` main) sets MLflow's global tracking URI:
-    forget it after each test, so no test logs into another test's store."""
-    uri = os.environ.get("MLFLOW_TRACKING_URI")
-    if uri is not None:
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)  # restored after the reset below
+def _forget_tracking_uri() -> Iterator[None]:
+    """A flow start names its store in the environment (`glasses.entrypoint.use_tracking_uri`):
+    restore the variable after each test, so no test logs into another test's store."""
+    before = os.environ.get("MLFLOW_TRACKING_URI")
     yield
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
     if "mlflow" in sys.modules:
         sys.modules["mlflow"].set_tracking_uri(None)
 

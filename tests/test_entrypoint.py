@@ -11,7 +11,14 @@ from pathlib import Path
 
 import torch
 
-from glasses.entrypoint import ALLOCATOR, PROCESS_DEFAULTS, prepare_process
+from glasses.entrypoint import (
+    ALLOCATOR,
+    PROCESS_DEFAULTS,
+    prepare_process,
+    scoped_environment,
+    torch_threads,
+    use_tracking_uri,
+)
 
 
 def test_defaults_are_set_and_user_values_win(monkeypatch) -> None:
@@ -92,3 +99,32 @@ def test_importing_the_figure_modules_leaves_the_backend_to_the_process() -> Non
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == "None"  # not chosen yet: matplotlib picks at the first figure
+
+
+def test_torch_threads_are_set_for_the_block_and_restored() -> None:
+    before = torch.get_num_threads()
+    with torch_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+
+
+def test_a_scoped_environment_leaves_the_environment_as_it_was(monkeypatch) -> None:
+    monkeypatch.setenv("GLASSES_CACHE_DIR", "/kept")
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    with scoped_environment({"GLASSES_CACHE_DIR": "/x", "MLFLOW_TRACKING_URI": "sqlite:///y"}):
+        assert os.environ["GLASSES_CACHE_DIR"] == "/x"
+        assert os.environ["MLFLOW_TRACKING_URI"] == "sqlite:///y"
+    assert os.environ["GLASSES_CACHE_DIR"] == "/kept"
+    assert "MLFLOW_TRACKING_URI" not in os.environ
+
+
+def test_the_store_a_flow_opened_is_the_one_child_processes_log_to(monkeypatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    use_tracking_uri("sqlite:////srv/runs.db")
+    child = subprocess.run(
+        [sys.executable, "-c", "import mlflow; print(mlflow.get_tracking_uri())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert child.stdout.strip() == "sqlite:////srv/runs.db"

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import pytest
 import torch
 from kymatio import Scattering2D
@@ -13,20 +12,16 @@ from matplotlib.figure import Figure
 
 from glasses.config import resolve_config
 from glasses.filters import (
-    CURVE_METRICS,
     cnn_feature_maps_figure,
     cnn_kernels_figure,
     coefficient_orders,
     coefficient_paths,
     complex_to_rgb,
-    learning_curve_figure,
     scattering_coefficients_figure,
     wavelet_filters_figure,
 )
-from glasses.learning_curve import PowerLaw, fit_curves
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet, coefficient_count, scattering_transform
-from glasses.statistics import OuterDesign, sweep_inference
 
 CONFIG = resolve_config("tiny")
 SIZE = CONFIG.data.image_size
@@ -132,60 +127,3 @@ def test_scattering_coefficient_grids_by_order(close_figures):
     assert len(image_axes(gray)) == coefficient_count(J, L)
     with pytest.raises(ValueError, match="K = "):
         scattering_coefficients_figure(coefficients[:, :5], J, L, "wrong")
-
-
-def test_learning_curve_has_both_models_and_the_baseline_on_log_axes(close_figures):
-    rng = np.random.default_rng(0)
-    labels = (rng.random(60) < 0.6).astype(int)
-    rows = [
-        {"size": size, "outer": 0, "repeat": r, "model": m,
-         "predictions": np.where(rng.random(60) < 0.8, labels, 1 - labels)}
-        for size in (400, 100, 25)
-        for r in range(3)
-        for m in ("cnn", "scatnet")
-    ]  # fmt: skip
-    design = OuterDesign((np.arange(60),), labels, np.arange(60))
-    table = sweep_inference(pd.DataFrame(rows), design, resamples=100).table
-    baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
-    figure = learning_curve_figure(table, baseline, crossover=60.0)
-    axes = figure.get_axes()
-    assert [axis.get_title() for axis in axes] == [
-        "test accuracy",
-        "test balanced accuracy",
-        "test macro-F1",
-    ]
-    for axis, floor in zip(axes, baseline.values(), strict=True):
-        assert axis.get_xscale() == "log"
-        labels_ = [line.get_label() for line in axis.get_lines()]
-        assert labels_[:3] == ["CNN", "ScatNet", "majority class"]
-        assert axis.get_lines()[2].get_ydata()[0] == floor
-        assert len(axis.collections) == 2  # one interval band per model
-    assert "crossover ≈ 60" in [line.get_label() for line in axes[1].get_lines()]
-
-
-def test_learning_curve_draws_the_fits_dotted_beyond_the_tried_sizes(close_figures):
-    sizes = np.array([400.0, 100.0, 25.0])
-    table = pd.DataFrame(
-        [
-            {"size": size, "model": model, **{f"{m}_{p}": 0.7 for m in CURVE_METRICS for p in
-                                               ("mean", "low", "high")}}
-            for size in sizes
-            for model in ("cnn", "scatnet")
-        ]
-    )  # fmt: skip
-    curves = {"cnn": PowerLaw(0.9, 1.0, 0.5), "scatnet": PowerLaw(0.85, 0.5, 0.5)}
-    fits = fit_curves(
-        sizes,
-        {f: c(sizes) for f, c in curves.items()},
-        {f: np.tile(c(sizes), (20, 1)) for f, c in curves.items()},
-    )
-    baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
-    panel = learning_curve_figure(table, baseline, fits=fits).get_axes()[1]
-    dotted = [line for line in panel.get_lines() if line.get_linestyle() == ":"]
-    assert len(dotted) == 3  # each family's extrapolation, and the baseline
-    solid_x = [line.get_xdata() for line in panel.get_lines() if line.get_linewidth() == 1]
-    assert all(x.min() >= 25 and x.max() <= 400 for x in solid_x if len(x))
-    assert "power-law fit (dotted: extrapolated)" in [
-        line.get_label() for line in panel.get_lines()
-    ]
-    assert len(panel.collections) == 4  # two interval bands, two fit bands

@@ -9,7 +9,16 @@ import pytest
 from matplotlib.colors import to_rgba
 from matplotlib.figure import Figure
 
-from glasses.plots import confusion_figure, fold_accuracy_curves, mean_curves, sample_grid
+from glasses.learning_curve import PowerLaw, fit_curves
+from glasses.plots import (
+    CURVE_METRICS,
+    confusion_figure,
+    fold_accuracy_curves,
+    learning_curve_figure,
+    mean_curves,
+    sample_grid,
+)
+from glasses.statistics import OuterDesign, sweep_inference
 
 
 def history(checks: int, offset: float) -> pd.DataFrame:
@@ -102,3 +111,60 @@ def test_confusion_figure_counts_and_shares() -> None:
 def test_confusion_figure_with_an_empty_class() -> None:
     figure = confusion_figure(np.array([[0, 0], [3, 1]]), "no negatives")
     assert "0\n0%" in [text.get_text() for text in figure.axes[0].texts]
+
+
+def test_learning_curve_has_both_models_and_the_baseline_on_log_axes():
+    rng = np.random.default_rng(0)
+    labels = (rng.random(60) < 0.6).astype(int)
+    rows = [
+        {"size": size, "outer": 0, "repeat": r, "model": m,
+         "predictions": np.where(rng.random(60) < 0.8, labels, 1 - labels)}
+        for size in (400, 100, 25)
+        for r in range(3)
+        for m in ("cnn", "scatnet")
+    ]  # fmt: skip
+    design = OuterDesign((np.arange(60),), labels, np.arange(60))
+    table = sweep_inference(pd.DataFrame(rows), design, resamples=100).table
+    baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
+    figure = learning_curve_figure(table, baseline, crossover=60.0)
+    axes = figure.get_axes()
+    assert [axis.get_title() for axis in axes] == [
+        "test accuracy",
+        "test balanced accuracy",
+        "test macro-F1",
+    ]
+    for axis, floor in zip(axes, baseline.values(), strict=True):
+        assert axis.get_xscale() == "log"
+        labels_ = [line.get_label() for line in axis.get_lines()]
+        assert labels_[:3] == ["CNN", "ScatNet", "majority class"]
+        assert axis.get_lines()[2].get_ydata()[0] == floor
+        assert len(axis.collections) == 2  # one interval band per model
+    assert "crossover ≈ 60" in [line.get_label() for line in axes[1].get_lines()]
+
+
+def test_learning_curve_draws_the_fits_dotted_beyond_the_tried_sizes():
+    sizes = np.array([400.0, 100.0, 25.0])
+    table = pd.DataFrame(
+        [
+            {"size": size, "model": model, **{f"{m}_{p}": 0.7 for m in CURVE_METRICS for p in
+                                               ("mean", "low", "high")}}
+            for size in sizes
+            for model in ("cnn", "scatnet")
+        ]
+    )  # fmt: skip
+    curves = {"cnn": PowerLaw(0.9, 1.0, 0.5), "scatnet": PowerLaw(0.85, 0.5, 0.5)}
+    fits = fit_curves(
+        sizes,
+        {f: c(sizes) for f, c in curves.items()},
+        {f: np.tile(c(sizes), (20, 1)) for f, c in curves.items()},
+    )
+    baseline = {"accuracy": 0.6, "balanced_accuracy": 0.5, "macro_f1": 0.375}
+    panel = learning_curve_figure(table, baseline, fits=fits).get_axes()[1]
+    dotted = [line for line in panel.get_lines() if line.get_linestyle() == ":"]
+    assert len(dotted) == 3  # each family's extrapolation, and the baseline
+    solid_x = [line.get_xdata() for line in panel.get_lines() if line.get_linewidth() == 1]
+    assert all(x.min() >= 25 and x.max() <= 400 for x in solid_x if len(x))
+    assert "power-law fit (dotted: extrapolated)" in [
+        line.get_label() for line in panel.get_lines()
+    ]
+    assert len(panel.collections) == 4  # two interval bands, two fit bands

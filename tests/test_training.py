@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 
 import pandas as pd
 import pytest
@@ -21,7 +20,6 @@ from glasses.training import (
     pixels_to_input,
     plateaued,
     predict,
-    threads_per_worker,
     train_steps,
 )
 
@@ -184,19 +182,6 @@ def test_predict_keeps_order_and_runs_without_gradients() -> None:
     logits = predict(classify, inputs, lambda b, t: b * 2, batch_size=4, device=CPU)
     torch.testing.assert_close(logits[:, 0], torch.arange(10, dtype=torch.float32) * 2)
     assert modes == [False, False, False]
-
-
-def test_threads_per_worker_matches_the_cores() -> None:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    for workers in (1, 2, 3, 64):
-        threads = threads_per_worker(workers)
-        assert threads >= 1
-        assert threads == max(1, cores // workers)
-
-
-def test_threads_per_worker_divides_the_allowed_cores(monkeypatch) -> None:
-    monkeypatch.setattr(training.os, "sched_getaffinity", lambda _: set(range(8)), raising=False)
-    assert [threads_per_worker(w) for w in (1, 2, 3, 4, 8, 16)] == [8, 4, 2, 2, 1, 1]
 
 
 def test_final_scores_are_on_unaugmented_training_rows() -> None:

@@ -1,17 +1,20 @@
-"""Process-wide settings that every entry point makes first, before torch or Prefect load.
+"""The one module that changes process state: environment, allocator, torch's threads and the
+MLflow store every later call and child process uses.
 
-The one place in the library that changes process state. Only entry points call
-`prepare_process`: `glasses` (flows/cli.py), the deployment server (deployments/serve.py), the
-container stack's Prefect and Dask processes (`python -m flows.launch`), the benchmarks and the
-test suite; processes they start (flow runs of a Prefect worker, Dask workers) inherit the
-environment. Library calls and imports never change the environment or a global setting. Values
-already set by the user win. MLflow's process-wide state is `tasks.tracking.configure_tracking`'s.
+Entry points call `prepare_process` first, before torch, Prefect or MLflow load: `glasses`
+(flows/cli.py), the deployment server (deployments/serve.py), the container stack's Prefect and
+Dask processes (`python -m flows.launch`), the benchmarks and the test suite; processes they start
+(flow runs of a Prefect worker, Dask workers) inherit the environment. A flow start then names its
+MLflow store here (`use_tracking_uri`). Library calls and imports never change the environment or
+a global setting. Values already set by the user win.
 """
 
 from __future__ import annotations
 
 import ctypes
 import os
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
 
 # glibc's allocator, as it treats torch's tensors: blocks up to 32 MiB come from the heap, and
 # up to 128 MiB of freed heap stays with each of its arenas. By default it maps every block over
@@ -33,6 +36,13 @@ PROCESS_DEFAULTS = {
     "MPLBACKEND": "Agg",
     # Read by glibc when a process starts: for the processes started from here (Dask workers).
     **{name: str(value) for name, value in ALLOCATOR.items()},
+    # Bounded MLflow HTTP calls: a refused connection fails after ~10 s (3 retries, 1-2-4 s
+    # backoff), a server that hangs after ~2 min, instead of MLflow's default 7 retries of up to
+    # 120 s each; no progress bars in logs.
+    "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
+    "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
+    "MLFLOW_HTTP_REQUEST_TIMEOUT": "30",
+    "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": "false",
 }
 
 
@@ -48,3 +58,40 @@ def prepare_process() -> None:
     for name, option in _MALLOPT.items():
         if os.environ[name].isdigit():  # glibc, too, ignores any other value
             libc.mallopt(option, int(os.environ[name]))
+
+
+def use_tracking_uri(uri: str) -> None:
+    """Name the MLflow store this process opened for MLflow's fluent API (`log_model`), which
+    reads `MLFLOW_TRACKING_URI`, and for the processes it starts (Dask workers), so that all of
+    them log to one store. Set by the connection (`tasks.tracking.connect`), never by a getter."""
+    os.environ["MLFLOW_TRACKING_URI"] = uri
+
+
+@contextmanager
+def torch_threads(count: int) -> Iterator[None]:
+    """torch's thread count (one setting per process) for a block, restored afterwards: a flow
+    divides the cores among the tasks that run in its process."""
+    import torch  # not at import: entry points import this module before torch loads
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(count)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)  # the restore
+
+
+@contextmanager
+def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
+    """`values` in the environment for a block, the previous values (or their absence) restored
+    afterwards: a benchmark's throw-away store and cache, read by the flows as in any process."""
+    saved = {name: os.environ.get(name) for name in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():  # the restore
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -1,4 +1,4 @@
-"""What each model's filters look like, and the sweep's learning curves, as matplotlib figures.
+"""What each model's filters look like, as matplotlib figures.
 
 The CNN learns its kernels; the ScatNet's wavelets are fixed, so its figures are drawn from the
 exact kymatio filter bank and path ordering the model uses.
@@ -8,16 +8,12 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
-import pandas as pd
 import torch
 from matplotlib.axes import Axes
 from matplotlib.colors import hsv_to_rgb
 from matplotlib.figure import Figure
-from matplotlib.ticker import NullFormatter, ScalarFormatter
 from torch import nn
 
-from glasses.families import SPECS
-from glasses.learning_curve import CurveFits
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import coefficient_count, scattering_transform
 
@@ -274,71 +270,3 @@ def _label_path(axis: Axes, path: tuple[tuple[int, ...], tuple[int, ...]]) -> No
             axis.set_title(f"θ2 = {angles[1]}", fontsize=7)
         if angles[1] == 0:
             axis.set_ylabel(f"j1={scales[0]} θ1={angles[0]}\nj2={scales[1]}", fontsize=6)
-
-
-CURVE_METRICS = {
-    "accuracy": "accuracy",
-    "balanced_accuracy": "balanced accuracy",
-    "macro_f1": "macro-F1",
-}
-
-
-def learning_curve_figure(
-    table: pd.DataFrame,
-    baseline: dict[str, float],
-    crossover: float | None = None,
-    fits: CurveFits | None = None,
-) -> Figure:
-    """Test accuracy, balanced accuracy and macro-F1 against training-set size, both models
-    with their 95 % bootstrap intervals, and the majority-class baseline as a dashed line: a
-    curve near that line is a model that learned nothing.
-
-    `table` as `glasses.statistics.sweep_inference` makes it. Log size axis: the sweep's sizes
-    are spaced geometrically. `crossover` is marked on the balanced-accuracy panel when given;
-    `fits` (`glasses.learning_curve.fit_curves`) draws each family's inverse power law there
-    with its band, dotted where it extrapolates beyond the tried sizes.
-    """
-    sizes = sorted(table["size"].unique())
-    figure, axes = plt.subplots(1, len(CURVE_METRICS), figsize=(15, 4.2))
-    for axis, (metric, name) in zip(axes, CURVE_METRICS.items(), strict=True):
-        for model, rows in table.groupby("model"):
-            rows = rows.sort_values("size")
-            label = SPECS[model].title if model in SPECS else model
-            (line,) = axis.plot(rows["size"], rows[f"{metric}_mean"], marker="o", label=label)
-            axis.fill_between(
-                rows["size"],
-                rows[f"{metric}_low"],
-                rows[f"{metric}_high"],
-                color=line.get_color(),
-                alpha=0.2,
-            )
-        axis.axhline(baseline[metric], color="black", linestyle=":", label="majority class")
-        axis.set_xscale("log")
-        axis.set_xticks(sizes)
-        axis.xaxis.set_major_formatter(ScalarFormatter())
-        axis.xaxis.set_minor_formatter(NullFormatter())
-        axis.set(xlabel="training images", ylabel=f"test {name}", title=f"test {name}")
-        axis.grid(alpha=0.3)
-    if fits is not None:
-        _draw_fits(axes[1], fits)
-    if crossover is not None:
-        axes[1].axvline(
-            crossover, color="grey", linestyle="--", label=f"crossover ≈ {crossover:.0f}"
-        )
-    for axis in axes:
-        axis.legend(fontsize="small")
-    figure.suptitle("Learning curves: mean over outer splits and draws, 95 % bootstrap intervals")
-    figure.tight_layout()
-    return figure
-
-
-def _draw_fits(axis: Axes, fits: CurveFits) -> None:
-    inside = (fits.grid >= fits.tried[0]) & (fits.grid <= fits.tried[1])
-    colours = {line.get_label(): line.get_color() for line in axis.get_lines()}
-    for family, fit in fits.fits.items():
-        colour = colours.get(SPECS[family].title, "grey")
-        curve = fit(fits.grid)
-        axis.plot(fits.grid[inside], curve[inside], color=colour, linewidth=1, label=None)
-        axis.plot(fits.grid, np.where(inside, np.nan, curve), color=colour, linestyle=":")
-        axis.fill_between(fits.grid, fits.low[family], fits.high[family], color=colour, alpha=0.08)
-    axis.plot([], [], color="grey", linewidth=1, label="power-law fit (dotted: extrapolated)")

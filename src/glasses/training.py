@@ -10,7 +10,6 @@ not optimisation effort (docs/decisions/0004-training-budget.md).
 from __future__ import annotations
 
 import copy
-import os
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
 from dataclasses import asdict, dataclass
@@ -274,10 +273,3 @@ def final_scores(
         "final_train_accuracy": result["accuracy"],
         "final_train_balanced_accuracy": result["balanced_accuracy"],
     }
-
-
-def threads_per_worker(workers: int) -> int:
-    """torch threads for each of `workers` concurrent trainings, so together they fill, not
-    oversubscribe, the cores this process may use."""
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-    return max(1, (cores or 1) // workers)

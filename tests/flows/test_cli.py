@@ -64,7 +64,8 @@ def test_explain_writes_an_overlay_for_a_registered_model(
     torch.manual_seed(0)
     model = CNN(resolve_config("tiny").cnn, 32).eval()
     pixels = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8).numpy()
-    from tasks.tracking import client, experiment_id, start_run
+    from tasks.runs import start_run
+    from tasks.tracking import client, experiment_id
 
     tracking = client()
     run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {})

@@ -13,8 +13,8 @@ from prefect import flow, task
 
 from flows.concurrency import _result, cores_divided, on_task_runner, run_concurrently
 from glasses.config import GlassesConfig, resolve_config
+from glasses.cores import threads_per_worker
 from glasses.entrypoint import ALLOCATOR
-from glasses.training import threads_per_worker
 
 
 @task(name="threads-seen")

@@ -17,7 +17,8 @@ from glasses.config import resolve_config
 from glasses.liveness import Owner, abandoned_because, this_process
 from mlflow import MlflowClient
 from tasks.resume import REUSED
-from tasks.tracking import ENDED_BY, OWNER_TAGS, client, end_abandoned_runs, experiment_id
+from tasks.runs import ENDED_BY, OWNER_TAGS, end_abandoned_runs
+from tasks.tracking import client, experiment_id
 
 BIN = Path(sys.executable).parent
 

@@ -8,7 +8,7 @@ import pytest
 from flows.full import glasses
 from glasses.families import FAMILIES
 from mlflow import MlflowClient
-from tasks.tracking import DASK_WORKER
+from tasks.runs import DASK_WORKER
 
 # Resume off: the second run trains again, so equal metrics show that training is reproducible.
 FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}, "runtime": {"resume": False}}

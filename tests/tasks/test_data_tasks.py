@@ -16,7 +16,8 @@ from glasses.data.splits import Split, make_split
 from glasses.validation import DataValidationError
 from mlflow import MlflowClient
 from tasks.data import load_images, split_images, validate_images
-from tasks.tracking import client, experiment_id, start_run
+from tasks.runs import start_run
+from tasks.tracking import client, experiment_id
 
 
 def new_run(name: str = "data") -> str:

@@ -9,7 +9,8 @@ from glasses.config import resolve_config
 from glasses.data.reference import augmented_coefficients, coefficients, family_inputs
 from mlflow import MlflowClient
 from tasks.features import scattering_coefficients
-from tasks.tracking import client, experiment_id, start_run
+from tasks.runs import start_run
+from tasks.tracking import client, experiment_id
 
 TINY = resolve_config("tiny")
 COPIES = resolve_config("tiny", {"scatnet": {"augmented_copies": 2}})

@@ -24,16 +24,11 @@ from glasses.models.cnn import CNN
 from glasses.promotion import Lineage
 from glasses.training import Rows, pixels_to_input, train_steps
 from mlflow import MlflowClient
-from tasks.registry import (
-    CHAMPION,
-    HeldOutResult,
-    evaluate_on_test,
-    load_registered_model,
-    logged_model_id,
-    read_lineage,
-    register_model,
-)
-from tasks.tracking import client, configure_tracking, experiment_id, start_run
+from tasks.model_loading import load_registered_model, logged_model_id
+from tasks.promotion import HeldOutResult, evaluate_on_test
+from tasks.registry import CHAMPION, read_lineage, register_model
+from tasks.runs import start_run
+from tasks.tracking import client, experiment_id, open_store
 
 TINY = resolve_config("tiny")
 NAME = SPECS["cnn"].registered_name
@@ -91,7 +86,7 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays, references_in) -> St
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder}/mlflow.db")
         patch.chdir(folder)
-        configure_tracking()
+        open_store()
         pixels, labels = image_arrays(per_class=16)
         pixels = torch.from_numpy(pixels)
         test_pixels, test_labels = pixels[24:], labels[24:]

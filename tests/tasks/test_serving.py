@@ -27,12 +27,10 @@ from glasses.config import resolve_config
 from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from glasses.training import pixels_to_input
-from tasks.registry import (
-    ModelUnavailable,
-    load_registered_model,
-    register_model,
-)
-from tasks.tracking import client, experiment_id, start_run
+from tasks.model_loading import ModelUnavailable, load_registered_model
+from tasks.registry import register_model
+from tasks.runs import start_run
+from tasks.tracking import client, experiment_id
 
 NAME = SPECS["cnn"].registered_name
 BIN = Path(sys.executable).parent

@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 from mlflow import MlflowClient
-from tasks.tracking import client, experiment_id, stage_timer, start_run
+from tasks.runs import stage_timer, start_run
+from tasks.tracking import client, experiment_id
 
 
 def test_stage_logs_seconds_and_peak_memory(mlflow_local) -> None:

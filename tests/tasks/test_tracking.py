@@ -10,17 +10,16 @@ import pytest
 from mlflow.exceptions import MlflowException
 
 import mlflow
+from glasses.entrypoint import PROCESS_DEFAULTS, prepare_process
 from mlflow import MlflowClient
+from tasks.runs import run_outcome, start_run
 from tasks.tracking import (
-    MLFLOW_SETTINGS,
     ServerUnavailable,
     artifact_folder,
     client,
-    configure_tracking,
     connect,
     experiment_id,
-    run_outcome,
-    start_run,
+    open_store,
     tracking_uri,
 )
 
@@ -42,11 +41,14 @@ def test_client_changes_no_global_state(monkeypatch, tmp_path):
 
 
 def test_mlflow_calls_fail_within_bounded_time(monkeypatch, closed_port):
-    """A tracking server that died: the call fails in seconds, not after MLflow's ~4 min."""
-    for name in MLFLOW_SETTINGS:
-        monkeypatch.delenv(name, raising=False)
+    """A tracking server that died: after the process set-up, the call fails in seconds, not
+    after MLflow's ~4 min."""
+    for name in PROCESS_DEFAULTS:
+        if name.startswith("MLFLOW_"):
+            monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", f"http://127.0.0.1:{closed_port}")
-    configure_tracking()
+    prepare_process()
+    open_store()
     started = time.monotonic()
     with pytest.raises(MlflowException, match="Connection refused|Max retries"):
         client().get_experiment_by_name("glasses")
@@ -91,7 +93,7 @@ def test_each_sqlite_store_keeps_its_artifacts_beside_its_database(
         database.parent.mkdir()
         shutil.copyfile(_empty_mlflow_db, database)
         monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{database}")
-        configure_tracking()
+        open_store()
         tracking = client()
         experiment = tracking.get_experiment(experiment_id(tracking))
         artifacts = database.resolve().parent / "ref-artifacts"
@@ -114,10 +116,10 @@ def test_artifact_folder_is_named_after_the_database(tmp_path, monkeypatch):
     assert artifact_folder("http://127.0.0.1:5000") is None
 
 
-def test_configure_tracking_makes_the_database_in_its_own_folder_only(tmp_path, monkeypatch):
+def test_open_store_makes_the_database_in_its_own_folder_only(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "sqlite:///stores/ref.db")
-    configure_tracking()
+    open_store()
     assert [path.name for path in tmp_path.iterdir()] == ["stores"]
     assert sorted(path.name for path in (tmp_path / "stores").iterdir()) == [
         "ref.db",  # created, tables and all, under the lock beside it

@@ -21,7 +21,8 @@ from glasses.models.cnn import CNN
 from glasses.scattering import cached_coefficients
 from mlflow import MlflowClient
 from tasks.resume import REUSED
-from tasks.tracking import client, experiment_id, start_run
+from tasks.runs import start_run
+from tasks.tracking import client, experiment_id
 from tasks.training import FoldResult, ModelRef, train_final, train_folds
 
 

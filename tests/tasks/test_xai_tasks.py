@@ -11,8 +11,10 @@ from glasses.data.reference import DataRef, image_set
 from glasses.models.cnn import CNN
 from glasses.xai.explain import Explanation
 from glasses.xai.methods import explain
-from tasks.registry import register_model, version_model
-from tasks.tracking import client, experiment_id, start_run
+from tasks.model_loading import version_model
+from tasks.registry import register_model
+from tasks.runs import start_run
+from tasks.tracking import client, experiment_id
 from tasks.xai import Explained, check_randomisation, explain_rows, score_explanations
 
 TINY = resolve_config("tiny")
