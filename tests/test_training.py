@@ -239,3 +239,24 @@ def test_rows_with_copies_are_every_copy_of_each_row_under_its_label() -> None:
     assert plain.with_copies() is plain  # no copies: the rows as they are
     with pytest.raises(ValueError, match="10 input rows are no whole number of 4 images"):
         Rows.of(inputs[:10], labels, [2]).with_copies()
+
+
+def test_bf16_autocast_trains_the_cnn_within_noise_of_float32(separable) -> None:
+    """`runtime.precision: bfloat16` (CPU autocast here): convolutions and products in bf16,
+    weights and updates float32; the same seed learns the separable set as well."""
+    pixels, labels = separable
+    config = resolve_config("tiny").cnn
+    optimiser = config.optimiser.model_copy(update={"steps": 30, "check_every": 10, "patience": 0})
+    results = {}
+    for precision in ("float32", "bfloat16"):
+        torch.manual_seed(2)
+        model = CNN(config, 32)
+        trained = train_steps(
+            model, model, Rows.of(pixels, labels), no_augmentation, optimiser, seed=2,
+            device=CPU, precision=precision,
+        )  # fmt: skip
+        results[precision] = (trained.history["train_loss"].iloc[-1], model.features[1].weight)
+        assert model.features[1].weight.dtype == torch.float32
+    (exact, weights), (rounded, bf16_weights) = results["float32"], results["bfloat16"]
+    assert not torch.equal(weights, bf16_weights)  # bf16 did run
+    assert rounded == pytest.approx(exact, abs=0.1)
