@@ -5,15 +5,17 @@
 # CLI, and checks the registry and artifacts over HTTP (stack_check.py). Then twice more: trained
 # anew beside a busy loop on every core, and with a Dask worker container killed during
 # cross-validation (the flow must finish, or fail with one line and finish when run again,
-# reusing what was done). Prints the build, start and run times, and removes every container
-# and volume it made, also on failure.
+# reusing what was done). Prints the image's size, the build, start and run times, and removes
+# every container and volume it made, also on failure.
 #
 # Engine: Docker Compose, else podman + podman-compose (podman's settings for machines without
 # systemd are written under $STACK_TEST_DIR). Without either it says why and exits 0 (skipped).
 # BASE_IMAGE (default python:3.12-slim): when it can be neither found nor pulled, a Debian
 # bookworm image is built with debootstrap and kept as localhost/debian:bookworm.
-# Wheels this machine keeps on disk (STACK_TEST_WHEEL_DIRS) for the torch stack of .venv are
-# handed to the build instead of downloading them again.
+# TORCH_FLAVOUR (default cpu; cuda) is the image's torch. Wheels of it that this machine keeps on
+# disk (STACK_TEST_WHEEL_DIRS) are handed to the build instead of downloading them: for cpu the
+# newest CPU build of torch in the project's range (here its index cannot be reached), for cuda
+# the torch stack of .venv.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -21,6 +23,7 @@ bin="$root/.venv/bin"
 state="${STACK_TEST_DIR:-$root/.stack/containers}"
 project="${STACK_TEST_PROJECT:-glasses-stacktest}"
 base="${BASE_IMAGE:-python:3.12-slim}"
+flavour="${TORCH_FLAVOUR:-cpu}"
 wheel_dirs="${STACK_TEST_WHEEL_DIRS:-/opt/wheels /opt/pypi-more/files}"
 export GLASSES_PG_PORT="${GLASSES_PG_PORT:-15432}" GLASSES_MLFLOW_PORT="${GLASSES_MLFLOW_PORT:-15000}"
 export GLASSES_PREFECT_PORT="${GLASSES_PREFECT_PORT:-14200}" GLASSES_DASK_PORT="${GLASSES_DASK_PORT:-18786}"
@@ -97,27 +100,41 @@ choose_base() {  # the base image, built from the Debian mirror when no registry
   rm -rf "$rootfs"
 }
 
-stage_wheels() {  # hard links to the local wheels of .venv's torch stack; prints their names
+stage_wheels() {  # hard links to local wheels of the image's torch (see above); prints their names
   rm -rf "$state/wheels" && mkdir -p "$state/wheels"
-  "$bin/python" - "$state/wheels" $wheel_dirs <<'EOF'
-import os, re, shutil, sys
+  "$bin/python" - "$flavour" "$state/wheels" $wheel_dirs <<'EOF'
+import os, re, shutil, sys, tomllib
 from importlib.metadata import distributions
 
-dest, *folders = sys.argv[1:]
-for dist in distributions():
-    name = re.sub(r"[-_.]+", "_", dist.metadata["Name"]).lower()
-    if name not in ("torch", "torchvision") and not name.startswith(("nvidia_", "cuda_")):
-        continue
-    prefix = f"{name}-{dist.version.split('+')[0]}-"
-    for folder in filter(os.path.isdir, folders):
-        found = [f for f in os.listdir(folder) if f.lower().startswith(prefix) and f.endswith(".whl")]
-        if found:
-            try:
-                os.link(os.path.join(folder, found[0]), os.path.join(dest, found[0]))
-            except OSError:
-                shutil.copy(os.path.join(folder, found[0]), dest)
-            print(found[0])
-            break
+from packaging.requirements import Requirement
+from packaging.utils import parse_wheel_filename
+
+flavour, dest, *folders = sys.argv[1:]
+found = {f: os.path.join(d, f) for d in filter(os.path.isdir, folders) for f in sorted(os.listdir(d))}
+wheels = {f: parse_wheel_filename(f)[:2] for f in found if f.endswith(".whl")}
+if flavour == "cpu":  # per Python tag (the build takes the one that fits) the newest in range
+    deps = tomllib.load(open("pyproject.toml", "rb"))["project"]["dependencies"]
+    torch = next(r for r in map(Requirement, deps) if r.name == "torch")
+    newest = {}
+    for wheel, (name, version) in wheels.items():
+        if name == "torch" and version.local == "cpu" and torch.specifier.contains(version):
+            tag = wheel.split("-")[2]
+            if tag not in newest or version > wheels[newest[tag]][1]:
+                newest[tag] = wheel
+    chosen = list(newest.values())
+else:  # the wheels of .venv's torch and of the CUDA libraries it installed
+    stack = {
+        (re.sub(r"[-_.]+", "-", dist.metadata["Name"]).lower(), dist.version)
+        for dist in distributions()
+        if re.match(r"(torch|triton|nvidia|cuda)([-_.]|$)", dist.metadata["Name"].lower())
+    }
+    chosen = {wheels[f]: f for f in wheels if (wheels[f][0], str(wheels[f][1])) in stack}.values()
+for wheel in chosen:
+    try:
+        os.link(found[wheel], os.path.join(dest, wheel))
+    except OSError:
+        shutil.copy(found[wheel], dest)
+    print(wheel)
 EOF
 }
 
@@ -128,12 +145,19 @@ build() {
     ca=(-v "$PIP_CERT:/etc/ssl/pip-ca.crt:ro" --build-arg PIP_CERT=/etc/ssl/pip-ca.crt)
   fi
   wheels=$(stage_wheels | sort | tr '\n' ' ')
-  echo "local wheels: ${wheels:-none}"
+  echo "torch: $flavour; local wheels: ${wheels:-none}"
   "$engine" build "${build_net[@]}" --build-arg BASE_IMAGE="$base" \
     -f docker/postgres.Dockerfile -t glasses-postgres .
   "$engine" build "${build_net[@]}" "${ca[@]}" --build-arg BASE_IMAGE="$base" \
+    --build-arg TORCH_FLAVOUR="$flavour" \
     --build-context wheels="$state/wheels" --build-arg LOCAL_WHEELS="$wheels" \
     -f docker/Dockerfile -t glasses .
+  size="$(image_size glasses) (torch $flavour; glasses-postgres $(image_size glasses-postgres))"
+  echo "image glasses: $size"
+}
+
+image_size() {  # in GB (10^9 bytes), as `docker images` and `podman images` count
+  "$engine" image inspect -f '{{.Size}}' "$1" | awk '{printf "%.2f GB", $1 / 1e9}'
 }
 
 stack() { "${compose[@]}" -p "$project" -f docker/compose.yaml -f docker/compose.host.yaml "$@"; }
@@ -227,7 +251,7 @@ main() {
   kill_a_worker_mid_cv
   t5=$(now)
 
-  echo "stack-test PASSED: build $((t1 - t0)) s, start $((t2 - t1)) s, tiny run $((t3 - t2)) s," \
+  echo "stack-test PASSED: image glasses $size, build $((t1 - t0)) s, start $((t2 - t1)) s, tiny run $((t3 - t2)) s," \
     "under stress $((t4 - t3)) s, with a worker killed $((t5 - t4)) s"
 }
 

@@ -64,9 +64,6 @@ def sweep(
     points = _points(sweep_plan(config, design), config, data, design)
     dropped = sweep_sizes_kept(config, design)[1]
     line = summarise_sweep(points, design, dropped, config, run_id)
-    if not points:
-        print(line)
-        return line
-    filter_figures(versions, data, split, config, run_id)
     print(line)
+    filter_figures(versions, data, split, config, run_id)
     return line

@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from glasses.augment import augment, shift_hue
+from glasses.augment import augment, grayscale, shift_hue
 from glasses.config import AugmentConfig
 
 OFF = AugmentConfig(
@@ -101,6 +101,13 @@ def test_input_batch_is_not_modified() -> None:
     before = images.clone()
     augment(images, OFF.model_copy(update={"hflip": 1.0}), generator(0))
     torch.testing.assert_close(images, before, rtol=0, atol=0)
+
+
+def test_grayscale_is_torchvisions_rgb_to_grayscale() -> None:
+    images = batch(4, seed=5)
+    torch.testing.assert_close(
+        grayscale(images), TF.rgb_to_grayscale(images, num_output_channels=3), rtol=0, atol=0
+    )
 
 
 def test_shift_hue_is_torchvisions_adjust_hue_per_image() -> None:

@@ -16,7 +16,6 @@ import math
 
 import torch
 import torch.nn.functional as F
-from torchvision.transforms.v2 import functional as TF
 
 from glasses.config import AugmentConfig
 
@@ -44,12 +43,22 @@ def augment(
     # Brightness, then contrast about the brightened mean, as one affine map per image.
     mean = images.mean(dim=(1, 2, 3), keepdim=True)
     images = torch.addcmul(brightness * mean * (1 - contrast), images, brightness * contrast)
-    gray = TF.rgb_to_grayscale(images.clamp(0, 1), num_output_channels=3)
+    gray = grayscale(images.clamp(0, 1))
     saturation = _uniform(n, config.saturation, generator, 1.0).view(-1, 1, 1, 1)
     images = torch.lerp(gray, images, saturation).clamp_(0, 1)
     if config.hue > 0:
         images = shift_hue(images, _uniform(n, config.hue, generator))
     return images
+
+
+def grayscale(images: torch.Tensor) -> torch.Tensor:
+    """Each image's luma (ITU-R 601) in all three channels: torchvision's
+    `rgb_to_grayscale(images, 3)`, term for term, so that the library needs no torchvision (its
+    PyPI build cannot be imported beside the CPU build of torch that the container image takes).
+    """
+    red, green, blue = images.unbind(1)
+    luma = red.mul(0.2989).add_(green, alpha=0.587).add_(blue, alpha=0.114)
+    return luma.unsqueeze(1).expand_as(images)
 
 
 def shift_hue(images: torch.Tensor, shifts: torch.Tensor) -> torch.Tensor:
