@@ -1,10 +1,10 @@
 """Many ScatNet trainings as one: their heads stacked, each layer one batched matrix product.
 
 The ScatNet's trainings (the sweep's draws, the folds) are small MLPs on the same cached
-coefficients. Trained one at a time, each step is a skinny product per layer plus optimiser
-passes over the first layer's weights, and most of the time goes around the products. Here the
-heads of M trainings are stacked (`torch.baddbmm` over M x rows x features), with forward,
-backward and SGD written out so that:
+coefficients. Through autograd and torch's SGD each step also allocates the first layer's
+gradient (as large as its weights: 1 GB at `paper` sizes) and passes over it again to update.
+Here the heads of M trainings are stacked (`torch.baddbmm` over M x rows x features), with
+forward, backward and SGD written out so that:
 
 - every training keeps its own batch order and dropout (generators seeded as `train_steps`
   seeds them), its own standardisation, budget, checks and early stopping, so each ends where
@@ -12,6 +12,10 @@ backward and SGD written out so that:
 - the first layer's weights are stored transposed (features x units) for the stack, and its
   gradient is never materialised: the product adds it straight into the momentum buffer (or,
   without momentum, into the weights), so a step allocates nothing the size of the weights.
+
+A stack saves the per-step work around the products and lets a threaded product spread its
+trainings over the cores; on one thread each training's products run at the rate they run
+alone (`python -m benchmarks.stacked_heads`).
 
 The modules keep nn.Linear's layout: weights are copied out of the stack into each training's
 `Classifier` when it ends, so registered models keep their state-dict keys and load as before.
@@ -127,7 +131,9 @@ class _Stack:
                 layer.bias.copy_(bias[position, 0])
 
 
-def _affine(bias: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, precision: str):
+def _affine(
+    bias: torch.Tensor, inputs: torch.Tensor, weight: torch.Tensor, precision: str
+) -> torch.Tensor:
     """bias + inputs @ weight for every training, in float32 or bf16 (float32 result)."""
     if precision == BF16:
         return torch.baddbmm(bias.bfloat16(), inputs.bfloat16(), weight.bfloat16()).float()
