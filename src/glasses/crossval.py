@@ -15,7 +15,7 @@ from torch import nn
 
 from glasses.config import GlassesConfig
 from glasses.families import SPECS, Family
-from glasses.fitting import Fitted, Job, probe, train_many
+from glasses.fitting import Fitted, Job, probe_jobs, train_many
 from glasses.inference import logits
 from glasses.metrics import scores
 from glasses.result_format import stored
@@ -71,9 +71,8 @@ def run_folds(
     (`glasses.fitting.train_many`)."""
     jobs = [Job(fold.train_rows, fold.seed, on_check=fold.on_check) for fold in folds]
     if SPECS[family].optimiser(config).patience:
-        fitted = probe(family, config, inputs, labels, manifest, jobs)
-    else:
-        fitted = train_many(family, config, inputs, labels, jobs)
+        jobs = probe_jobs(jobs, manifest, config.split.inner_share)
+    fitted = train_many(family, config, inputs, labels, jobs)
     return [
         _scored(one, inputs, labels, fold.val_rows) for one, fold in zip(fitted, folds, strict=True)
     ]

@@ -210,7 +210,8 @@ def fit_many(
     every refit."""
     patience = SPECS[family].optimiser(config).patience
     searched = [job.steps is None and patience > 0 for job in jobs]
-    probes = iter(probe(family, config, inputs, labels, manifest, list(compress(jobs, searched))))
+    searching = probe_jobs(list(compress(jobs, searched)), manifest, config.split.inner_share)
+    probes = iter(train_many(family, config, inputs, labels, searching))
     probed = [next(probes) if search else None for search in searched]
     refits = train_many(
         family,
@@ -228,22 +229,11 @@ def fit_many(
     ]
 
 
-def probe(
-    family: Family,
-    config: GlassesConfig,
-    inputs: torch.Tensor,
-    labels: torch.Tensor,
-    manifest: pd.DataFrame,
-    jobs: list[Job],
-) -> list[Fitted]:
-    """Every job (its rows, seed and checks) trained on its rows less an inner split, which
-    early stopping watches; together where the family stacks."""
-    inner = [
-        inner_validation_mask(manifest.iloc[job.rows], config.split.inner_share, job.seed)
-        for job in jobs
-    ]
-    probes = [
-        Job(job.rows[~mask], job.seed, None, job.rows[mask], job.on_check)
-        for job, mask in zip(jobs, inner, strict=True)
-    ]
-    return train_many(family, config, inputs, labels, probes)
+def probe_jobs(jobs: list[Job], manifest: pd.DataFrame, inner_share: float) -> list[Job]:
+    """Every job (its rows, seed and checks) on its rows less an inner split, which early
+    stopping watches: what `train_many` trains to choose a step count."""
+    probes = []
+    for job in jobs:
+        inner = inner_validation_mask(manifest.iloc[job.rows], inner_share, job.seed)
+        probes.append(Job(job.rows[~inner], job.seed, None, job.rows[inner], job.on_check))
+    return probes
