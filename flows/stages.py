@@ -15,12 +15,14 @@ from prefect.runtime import flow_run
 from flows.concurrency import run_concurrently
 from glasses.cache_layout import CacheLayout
 from glasses.config import GlassesConfig
+from glasses.cores import local_workers
 from glasses.crossval import refit_steps
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
 from mlflow import MlflowClient
 from tasks.log import log_params
+from tasks.progress import whole_run_estimate
 from tasks.promotion import HeldOutResult, evaluate_on_test
 from tasks.registry import refit_lineage, register_model
 from tasks.reporting import summarise_family
@@ -62,7 +64,7 @@ def open_run(
     get_run_logger().info("MLflow run: %s", url)
 
     def stage(name: str) -> AbstractContextManager[None]:
-        return stage_timer(tracking, run_id, name)
+        return stage_timer(tracking, run_id, name, config.runtime.progress_seconds)
 
     return tracking, experiment, run_id, url, stage
 
@@ -76,10 +78,12 @@ def train_and_register(
     run_id: str,
     margin: float,
     stage: Stage,
+    trainings: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, HeldOutResult]]:
     """Both families' folds concurrently, then per family: fold table and figures, the model
     refit on the whole training split registered (alias `challenger`), tested from the registry,
-    and promoted to `champion` only when it is comparable and wins by `margin`."""
+    and promoted to `champion` only when it is comparable and wins by `margin`. With the run's
+    count of `trainings`, the first fold timed gives a whole-run estimate."""
     family_runs = {
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
@@ -101,7 +105,9 @@ def train_and_register(
                 for family in FAMILIES
                 for fold in range(config.split.folds)
             ]
-            finished = run_concurrently(train_fold, calls, config)
+            at_once = local_workers(config.runtime)
+            estimate = None if trainings is None else whole_run_estimate(trainings, at_once)
+            finished = run_concurrently(train_fold, calls, config, estimate)
             results = {f: [r for r in finished if r.family == f] for f in FAMILIES}
         train_rows = np.flatnonzero(~split.test)
         test_rows = np.flatnonzero(split.test)

@@ -10,11 +10,12 @@ import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
 from glasses.config import GlassesConfig
 from glasses.crossval import logits_for
 from glasses.data.reference import DataRef, family_inputs, image_set
-from glasses.families import FAMILIES, Family
+from glasses.families import FAMILIES, SPECS, Family
 from glasses.fitting import fit
 from glasses.metrics import scores
 from glasses.outer import PointPlan, outer_design, point_config, point_rows
@@ -24,6 +25,7 @@ from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_infer
 from glasses.tables import markdown_table
 from glasses.training import plateaued
 from tasks.log import log_metrics, log_table
+from tasks.progress import training_lines
 from tasks.resume import reuse_when_resuming
 from tasks.tracking import client
 
@@ -55,7 +57,12 @@ def outer_splits(data: DataRef, config: GlassesConfig) -> OuterDesign:
     return outer_design(image_set(data).manifest, config)
 
 
-@task(name="outer-point", cache_policy=NO_CACHE)
+def _point_name() -> str:
+    """`cnn-outer-1`, `scatnet-sweep-150-split-1-r2` (`PointPlan.name`)."""
+    return task_run.parameters["plan"].name(task_run.parameters["family"])
+
+
+@task(name="outer-point", task_run_name=_point_name, cache_policy=NO_CACHE)
 def outer_point(
     family: Family, plan: PointPlan, config: GlassesConfig, data: DataRef, test: np.ndarray
 ) -> OuterPoint:
@@ -72,7 +79,17 @@ def outer_point(
     def train() -> OuterPoint:
         inputs = family_inputs(data, family)
         labels = torch.from_numpy(images.labels)
-        fitted = fit(family, trained_config, inputs, labels, images.manifest, rows, seed)
+        steps = SPECS[family].optimiser(trained_config).steps
+        fitted = fit(
+            family,
+            trained_config,
+            inputs,
+            labels,
+            images.manifest,
+            rows,
+            seed,
+            on_check=training_lines(plan.name(family), steps),
+        )
         predicted = logits_for(fitted.model, inputs, test_rows).argmax(1).numpy()
         return OuterPoint(
             outer=plan.outer,

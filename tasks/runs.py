@@ -24,8 +24,10 @@ from mlflow.utils.mlflow_tags import (
 from glasses.entrypoint import PROCESS_DEFAULTS
 from glasses.liveness import Owner, abandoned_because, this_process
 from glasses.memory import peak_rss_mb, reset_peak
+from glasses.progress import duration
 from mlflow import MlflowClient
 from tasks.log import log_metrics
+from tasks.progress import heartbeat, report
 from tasks.tracking import ServerUnavailable, require_tracking_server
 
 OWNER_TAGS = ("glasses.host", "glasses.pid", "glasses.process_started")
@@ -158,17 +160,28 @@ def git_commit() -> str:
 
 
 @contextmanager
-def stage_timer(tracking: MlflowClient, run_id: str, name: str) -> Iterator[None]:
+def stage_timer(
+    tracking: MlflowClient, run_id: str, name: str, heartbeat_seconds: float
+) -> Iterator[None]:
     """Log a stage's wall time as `stage_<name>_seconds`, the baseline later work is measured by,
-    and the process's peak resident memory during it as `stage_<name>_peak_rss_mb`."""
+    and the process's peak resident memory during it as `stage_<name>_peak_rss_mb`; its start
+    and end as progress lines, and a heartbeat while it runs (`tasks.progress`)."""
     reset_peak()
     started = time.perf_counter()
-    yield
+    report(f"stage {name}: started")
+    try:
+        with heartbeat(f"stage {name}", heartbeat_seconds):
+            yield
+    except BaseException:
+        report(f"stage {name}: failed after {duration(time.perf_counter() - started)}")
+        raise
+    seconds = time.perf_counter() - started
+    report(f"stage {name}: finished in {duration(seconds)}")
     log_metrics(
         tracking,
         run_id,
         {
-            f"stage_{name}_seconds": time.perf_counter() - started,
+            f"stage_{name}_seconds": seconds,
             f"stage_{name}_peak_rss_mb": peak_rss_mb(),
         },
     )

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from torch import nn
 
 from glasses.config import GlassesConfig
@@ -23,12 +24,11 @@ from glasses.data.splits import Split
 from glasses.families import SPECS, Family
 from glasses.fitting import fit
 from glasses.inference import build_from_spec, model_spec
-from glasses.progress import TrainingClock
 from glasses.results import ResultStore, fold_seed, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
 from tasks.log import log_metrics, log_table
-from tasks.progress import run_logger
+from tasks.progress import report, training_lines
 from tasks.resume import REUSED, result_store, reuse_when_resuming
 from tasks.runs import run_outcome, start_run
 from tasks.tracking import client
@@ -50,7 +50,17 @@ def _check_logger(tracking: MlflowClient, run_id: str):
     return on_check
 
 
-@task(name="train-fold", cache_policy=NO_CACHE)
+def _fold_name() -> str:
+    """`cnn-fold-1`: the task run's name, folds counted from 1 as the MLflow runs count them."""
+    parameters = task_run.parameters
+    return f"{parameters['family']}-fold-{parameters['fold'] + 1}"
+
+
+def _refit_name() -> str:
+    return f"{task_run.parameters['family']}-refit"
+
+
+@task(name="train-fold", task_run_name=_fold_name, cache_policy=NO_CACHE)
 def train_fold(
     family: Family,
     fold: int,
@@ -71,12 +81,12 @@ def train_fold(
         {"family": family, "fold": str(fold + 1)},
     )
     train_rows, val_rows = split.fold_indices(fold)
-    clock = TrainingClock(SPECS[family].optimiser(config).steps)
     log_check = _check_logger(tracking, run_id)
+    log_line = training_lines(f"{family}-fold-{fold + 1}", SPECS[family].optimiser(config).steps)
 
     def on_check(check: Check) -> None:
         log_check(check)
-        run_logger().info(clock.line(family, fold + 1, check))
+        log_line(check)
 
     def train() -> FoldOutcome:
         return run_fold(
@@ -96,7 +106,7 @@ def train_fold(
         outcome, reused = reuse_when_resuming(data, config, key, train)
         if reused:
             tracking.set_tag(run_id, REUSED, key)
-            run_logger().info("%s fold %d: reused from an earlier run (%s)", family, fold + 1, key)
+            report(f"{family}-fold-{fold + 1}: reused from an earlier run ({key})")
             for check in outcome.history.to_dict("records"):
                 log_check(Check(**check))
         log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
@@ -130,7 +140,7 @@ class ModelRef:
         return build_from_spec(entry["spec"], entry["state"])
 
 
-@task(name="train-final", cache_policy=NO_CACHE)
+@task(name="train-final", task_run_name=_refit_name, cache_policy=NO_CACHE)
 def train_final(
     family: Family,
     config: GlassesConfig,
@@ -152,6 +162,7 @@ def train_final(
             rows,
             config.seed,
             steps=steps,
+            on_check=training_lines(f"{family}-refit", steps),
         )
         state = fitted.model.state_dict()
         return {"spec": model_spec(fitted.model), "state": state, "final": fitted.final}

@@ -185,5 +185,5 @@ def test_fold_task_logs_one_progress_line_per_check(
     steps = result.outcome.history["step"].tolist()
     assert len(lines) == len(steps)
     for step, line in zip(steps, lines, strict=True):
-        assert line.startswith(f"cnn fold 1 step {step}/{budget}: loss ")
+        assert line.startswith(f"cnn-fold-1 step {step}/{budget}: loss ")
         assert "inner val accuracy" in line and "elapsed" in line and "ETA" in line
