@@ -28,7 +28,7 @@ from tasks.registry import refit_lineage, register_model
 from tasks.reporting import summarise_family
 from tasks.runs import end_abandoned_runs, git_commit, run_outcome, stage_timer, start_run
 from tasks.tracking import connect, experiment_id, run_url
-from tasks.training import train_final, train_fold
+from tasks.training import log_family_params, train_final, train_fold
 
 Stage = Callable[[str], AbstractContextManager[None]]
 
@@ -88,6 +88,8 @@ def train_and_register(
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
     }
+    for family in FAMILIES:
+        log_family_params(family, config, data, family_runs[family])
     with ExitStack() as ends:  # both family runs end FINISHED, or FAILED with the error
         for family in FAMILIES:
             ends.enter_context(run_outcome(tracking, family_runs[family]))

@@ -27,7 +27,7 @@ from glasses.inference import build_from_spec, model_spec
 from glasses.results import ResultStore, fold_seed, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
-from tasks.log import log_metrics, log_table
+from tasks.log import log_metrics, log_params, log_table
 from tasks.progress import report, training_lines
 from tasks.resume import REUSED, result_store, reuse_when_resuming
 from tasks.runs import run_outcome, start_run
@@ -48,6 +48,16 @@ def _check_logger(tracking: MlflowClient, run_id: str):
         log_metrics(tracking, run_id, values, step=check.step)
 
     return on_check
+
+
+@task(name="family-params", cache_policy=NO_CACHE)
+def log_family_params(family: Family, config: GlassesConfig, data: DataRef, run_id: str) -> None:
+    """The family run's parameters (`FamilySpec.params`: optimiser, head, steps, image size)
+    and the fingerprint of the images it learns from, as a parameter and a tag."""
+    tracking = client()
+    fingerprint = image_set(data).fingerprint
+    log_params(tracking, run_id, {**SPECS[family].params(config), "data_fingerprint": fingerprint})
+    tracking.set_tag(run_id, "data_fingerprint", fingerprint)
 
 
 def _fold_name() -> str:

@@ -17,7 +17,7 @@ from glasses.config import resolve_config
 from glasses.liveness import Owner, abandoned_because, this_process
 from mlflow import MlflowClient
 from tasks.resume import REUSED
-from tasks.runs import ENDED_BY, OWNER_TAGS, end_abandoned_runs
+from tasks.runs import ENDED_BY, FORMER_OWNER_TAGS, OWNER_TAGS, end_abandoned_runs
 from tasks.tracking import client, experiment_id
 
 BIN = Path(sys.executable).parent
@@ -57,6 +57,16 @@ def test_end_abandoned_runs_ends_only_orphans(mlflow_local) -> None:
     assert ended.info.status == "KILLED"
     assert "is gone" in ended.data.tags[ENDED_BY]
     assert tracking.get_run(alive).info.status == "RUNNING"
+
+
+def test_a_run_tagged_by_an_older_version_is_still_recognised(mlflow_local) -> None:
+    tracking = client()
+    experiment = experiment_id(tracking)
+    me = this_process()
+    orphan = tracking.create_run(
+        experiment, tags={FORMER_OWNER_TAGS[0]: me.host, FORMER_OWNER_TAGS[1]: str(dead_pid())}
+    ).info.run_id
+    assert end_abandoned_runs(tracking, experiment, 24) == [orphan]
 
 
 def test_a_run_under_an_ended_parent_is_ended_whatever_its_host(mlflow_local) -> None:
