@@ -81,9 +81,9 @@ def train_and_register(
     trainings: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, HeldOutResult]]:
     """Both families' folds concurrently, then per family: fold table and figures, the model
-    refit on the whole training split registered (alias `challenger`), tested from the registry,
-    and promoted to `champion` only when it is comparable and wins by `margin`. With the run's
-    count of `trainings`, the first fold timed gives a whole-run estimate."""
+    refit on the whole training split registered, tested from the registry, and aliased
+    `champion` when it is the first or is comparable and wins by `margin`, else `challenger`.
+    With the run's count of `trainings`, the first fold timed gives a whole-run estimate."""
     family_runs = {
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
