@@ -42,31 +42,23 @@ def test_liveness_decisions() -> None:
     assert "unknown process" in abandoned_because(None, 25.0, 24)
 
 
-def test_end_abandoned_runs_ends_only_orphans(mlflow_local) -> None:
+@pytest.mark.parametrize("names", [OWNER_TAGS, FORMER_OWNER_TAGS], ids=["tags", "former tags"])
+def test_end_abandoned_runs_ends_only_orphans(mlflow_local, names) -> None:
+    """Runs tagged by this version, and by one before the tags moved under `glasses.owner.`."""
     tracking = client()
     experiment = experiment_id(tracking)
     me = this_process()
     orphan = tracking.create_run(
-        experiment, tags={OWNER_TAGS[0]: me.host, OWNER_TAGS[1]: str(dead_pid())}
+        experiment, tags={names[0]: me.host, names[1]: str(dead_pid())}
     ).info.run_id
     alive = tracking.create_run(
-        experiment, tags={OWNER_TAGS[0]: me.host, OWNER_TAGS[1]: str(me.pid)}
+        experiment, tags={names[0]: me.host, names[1]: str(me.pid)}
     ).info.run_id
     assert end_abandoned_runs(tracking, experiment, 24) == [orphan]
     ended = tracking.get_run(orphan)
     assert ended.info.status == "KILLED"
     assert "is gone" in ended.data.tags[ENDED_BY]
     assert tracking.get_run(alive).info.status == "RUNNING"
-
-
-def test_a_run_tagged_by_an_older_version_is_still_recognised(mlflow_local) -> None:
-    tracking = client()
-    experiment = experiment_id(tracking)
-    me = this_process()
-    orphan = tracking.create_run(
-        experiment, tags={FORMER_OWNER_TAGS[0]: me.host, FORMER_OWNER_TAGS[1]: str(dead_pid())}
-    ).info.run_id
-    assert end_abandoned_runs(tracking, experiment, 24) == [orphan]
 
 
 def test_a_run_under_an_ended_parent_is_ended_whatever_its_host(mlflow_local) -> None:
