@@ -79,6 +79,11 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
         with stage("outer"), child_run(tracking, experiment, "outer", run_id) as outer_run:
             family_runs = {f: tests[f].run_id for f in FAMILIES}
             comparison = compare(config, images, design, family_runs, outer_run)
+        later = [name for name in ("sweep", "xai") if getattr(config, name).enabled]
+        if later:  # the test scores, on the run's page and in Prefect, while the rest runs
+            publish_summary(
+                tables, tests, comparison, None, design, url, run_id, " and ".join(later)
+            )
         verdict = None
         if config.sweep.enabled:
             with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:
