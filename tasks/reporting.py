@@ -6,6 +6,7 @@ import numpy as np
 import pandas as pd
 import torch
 from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -74,6 +75,13 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
         },
     )
     return table
+
+
+def _as_tag(text: str, rest: str) -> str:
+    """`text` cut to what an MLflow tag holds, saying where the rest is when it is cut."""
+    if len(text) <= MAX_TAG_VAL_LENGTH:
+        return text
+    return f"{text[: MAX_TAG_VAL_LENGTH - len(rest) - 8]}\n\n… ({rest})"
 
 
 @task(name="publish-summary", cache_policy=NO_CACHE)
@@ -160,8 +168,8 @@ def publish_summary(
         },
     )
     tracking.log_text(run_id, markdown, "summary.md")
-    tracking.set_tag(run_id, "verdict", verdict)
-    tracking.set_tag(run_id, MLFLOW_RUN_NOTE, markdown)
+    tracking.set_tag(run_id, "verdict", _as_tag(verdict, "see summary.md"))
+    tracking.set_tag(run_id, MLFLOW_RUN_NOTE, _as_tag(markdown, "the whole summary: summary.md"))
     create_markdown_artifact(
         key="glasses-results",
         markdown=markdown,
