@@ -3,7 +3,7 @@ table and registry, and Prefect's flow runs, in the system's Chromium driven by 
 
 Out of `make test` (minutes: a stack and a run): it runs only with GLASSES_UI_TEST=1, which
 `make ui-test` sets, and is skipped, saying why, without Playwright or Chromium. Screenshots, one
-per assertion, go to `.ui-test/`.
+per assertion, go to `.ui-test/`, with the `--watch` output of the run (`watch.txt`).
 """
 
 from __future__ import annotations
@@ -44,13 +44,14 @@ def browser():
 @pytest.fixture(scope="module")
 def finished(stack):  # noqa: F811 - the stack fixture imported above
     """The tiny run, and what the pages are checked against."""
-    run_deployment(stack, "glasses/full", "profile=tiny", "data=synthetic")
+    watched = run_deployment(stack, "glasses/full", "profile=tiny", "data=synthetic")
+    SHOTS.mkdir(exist_ok=True)
+    (SHOTS / "watch.txt").write_text(watched.stdout)  # what `make demo`'s terminal shows
     uri = stack["MLFLOW_TRACKING_URI"]
     tracking = MlflowClient(uri, registry_uri=uri)
     experiment = tracking.get_experiment_by_name("glasses").experiment_id
     runs = tracking.search_runs([experiment])
     parent = next(r for r in runs if "profile" in r.data.tags)
-    SHOTS.mkdir(exist_ok=True)
     return stack, tracking, experiment, parent
 
 
