@@ -20,7 +20,8 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
 )
-from prefect.runtime import deployment, flow_run
+from prefect import get_client
+from prefect.runtime import deployment
 
 from glasses.entrypoint import PROCESS_DEFAULTS
 from glasses.liveness import Owner, abandoned_because, this_process
@@ -44,11 +45,12 @@ def source_name() -> str:
     (`prefect deployment run glasses/full`), else the command line (`glasses run --profile
     tiny`), not the interpreter's entry file."""
     try:
-        deployment_name = deployment.name
-    except Exception:  # noqa: BLE001 - no API to ask: the command line says enough
-        deployment_name = None
-    if deployment_name:
-        return f"prefect deployment run {flow_run.flow_name}/{deployment_name}"
+        if deployment.id:  # named as `prefect deployment run` takes it: the deployment's flow
+            with get_client(sync_client=True) as prefect:
+                flow_id = prefect.read_deployment(deployment.id).flow_id
+                return f"prefect deployment run {prefect.read_flow(flow_id).name}/{deployment.name}"
+    except Exception:  # noqa: BLE001, S110 - no API to ask: the command line says enough
+        pass
     command = " ".join([Path(sys.argv[0]).name or "python", *sys.argv[1:]])
     return command[:500]
 

@@ -62,7 +62,12 @@ def _shot(page, name: str) -> Path:
 
 
 def _sees(page, text: str | re.Pattern) -> None:
-    page.get_by_text(text).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    """Waits for `text`; a screenshot of the page as it was when it did not come."""
+    try:
+        page.get_by_text(text).first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    except sync_api.TimeoutError:
+        _shot(page, f"missing-{re.sub(r'[^a-z0-9]+', '-', str(text).lower())[:40]}")
+        raise
 
 
 def test_mlflow_parent_run_shows_verdict_and_headline_metric(browser, finished) -> None:
@@ -73,13 +78,14 @@ def test_mlflow_parent_run_shows_verdict_and_headline_metric(browser, finished) 
     )
     _sees(page, "ScatNet − CNN test balanced accuracy")  # the description
     _sees(page, "cnn_test_balanced_accuracy")
+    _sees(page, "prefect deployment run glasses/full")  # the Source
     _shot(page, "mlflow-parent-run")
 
 
-def test_mlflow_experiment_opens_on_the_runs_table(browser, finished) -> None:
+def test_mlflow_runs_table_lists_the_run(browser, finished) -> None:
     servers, _, experiment, parent = finished
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.goto(f"{servers['MLFLOW_TRACKING_URI']}/#/experiments/{experiment}")
+    page.goto(f"{servers['MLFLOW_TRACKING_URI']}/#/experiments/{experiment}/runs")
     _sees(page, parent.info.run_name)
     _shot(page, "mlflow-runs-table")
 
@@ -99,7 +105,7 @@ def test_prefect_flow_run_shows_progress_and_named_tasks(browser, finished) -> N
     study = parent.data.tags["prefect_flow_run_id"]
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(f"{ui}/runs/flow-run/{study}")
-    page.get_by_role("tab", name=re.compile("Task Runs")).first.click()
+    page.get_by_text(re.compile("^ *Task Runs")).first.click(timeout=TIMEOUT_MS)
     _sees(page, "cnn-fold-1")
     _shot(page, "prefect-task-runs")
     api = servers["PREFECT_API_URL"]
