@@ -106,7 +106,9 @@ def test_prefect_flow_run_shows_progress_and_named_tasks(browser, finished) -> N
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(f"{ui}/runs/flow-run/{study}")
     page.get_by_text(re.compile("^ *Task Runs")).first.click(timeout=TIMEOUT_MS)
+    page.get_by_placeholder("Search by run name").fill("fold")  # the list shows the newest first
     _sees(page, "cnn-fold-1")
+    _sees(page, "scatnet-fold-2")
     _shot(page, "prefect-task-runs")
     api = servers["PREFECT_API_URL"]
     caller = httpx.get(f"{api}/flow_runs/{study}").json()["parent_task_run_id"]
