@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 DATA ?= synthetic
 PROFILE ?= quick
 
-.PHONY: install demo up down status test lint format benchmark stack-test
+.PHONY: install demo up down status test lint format benchmark stack-test ui-test
 
 install: $(STAMP)
 
@@ -36,6 +36,12 @@ demo: up
 
 test: install
 	$(BIN)/python -m pytest -q
+
+# The MLflow and Prefect UIs in Chromium after a tiny run on a stack of its own (minutes, not in
+# `test`; needs `apt-get install -y chromium` and the `ui` extra). Screenshots in .ui-test/.
+ui-test: install
+	$(BIN)/python -m pip install --quiet -e '.[ui]'
+	GLASSES_UI_TEST=1 $(BIN)/python -m pytest -q -rs tests/e2e/test_ui.py
 
 # The stack in containers, built and run for real (docker/stack_test.sh; minutes, not in `test`).
 stack-test: install

@@ -5,6 +5,7 @@ workers (the container stack, docker/compose.yaml)."""
 from __future__ import annotations
 
 from prefect.deployments.runner import EntrypointType, RunnerDeployment
+from prefect.schedules import Cron
 
 from flows.full import glasses
 from flows.retrain import retrain
@@ -25,8 +26,10 @@ def deployments(entrypoint: EntrypointType = EntrypointType.FILE_PATH) -> list[R
         name="scheduled",
         description="New data in incoming/ → validation → drift → retrain → champion or not.",
         parameters={"incoming": "incoming", "data": "synthetic", "profile": "quick"},
-        cron=RetrainConfig().schedule,
-        paused=True,  # shipped paused: resume it in the UI or with `prefect deployment resume`
+        # Shipped paused, its schedule inactive too, so both of the UI's switches say off:
+        # resume it in the UI or with `prefect deployment resume`, then turn the schedule on.
+        schedules=[Cron(RetrainConfig().schedule, active=False)],
+        paused=True,
         tags=["glasses"],
         entrypoint_type=entrypoint,
     )

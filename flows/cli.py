@@ -11,6 +11,7 @@ from glasses.entrypoint import prepare_process
 prepare_process()  # before torch, Prefect or MLflow load
 
 import argparse  # noqa: E402
+import json  # noqa: E402
 import logging  # noqa: E402
 import os  # noqa: E402
 import sys  # noqa: E402
@@ -119,6 +120,12 @@ def _run(arguments: argparse.Namespace) -> int:
 
 
 def _summary(arguments: argparse.Namespace) -> int:
+    """The latest study run's results: its summary when it finished; else, marked as partial,
+    the stages it finished so far and the results it published by then (the test scores are
+    published before the sweep and the explanations run)."""
+    from mlflow.exceptions import MlflowException
+
+    from glasses.progress import duration
     from tasks.tracking import client, experiment_name
 
     tracking = client()
@@ -128,21 +135,33 @@ def _summary(arguments: argparse.Namespace) -> int:
         if experiment is None
         else tracking.search_runs(
             [experiment.experiment_id],
-            filter_string="attributes.status = 'FINISHED'",
+            filter_string="tags.profile != ''",
             order_by=["attributes.start_time DESC"],
             max_results=50,
         )
     )
-    parents = [run for run in runs if "profile" in run.data.tags]
-    if not parents:
-        print(f"no finished glasses run in {tracking.tracking_uri}", file=sys.stderr)
+    if not runs:
+        print(f"no glasses run in {tracking.tracking_uri}", file=sys.stderr)
         return 1
+    run = runs[0]
+    if run.info.status != "FINISHED":
+        print(f"{run.info.status} run {run.info.run_name} ({run.info.run_id}): partial results")
+        timings = [
+            tracking.get_metric_history(run.info.run_id, key)[-1]
+            for key in run.data.metrics
+            if key.startswith("stage_") and key.endswith("_seconds")
+        ]
+        for timing in sorted(timings, key=lambda metric: metric.timestamp):  # in finishing order
+            stage = timing.key.removeprefix("stage_").removesuffix("_seconds")
+            print(f"  stage {stage}: finished in {duration(timing.value)}")
+        if not timings:
+            print("  no stage finished yet")
     with tempfile.TemporaryDirectory() as scratch:
-        print(
-            Path(
-                tracking.download_artifacts(parents[0].info.run_id, "summary.md", scratch)
-            ).read_text()
-        )
+        try:
+            summary = tracking.download_artifacts(run.info.run_id, "summary.md", scratch)
+        except (OSError, MlflowException):
+            return 0  # no results published yet: the stages say how far it got
+        print(Path(summary).read_text())
     return 0
 
 
@@ -179,17 +198,45 @@ def _read_image(path: Path, size: int) -> np.ndarray:
 
 
 def _predict(arguments: argparse.Namespace) -> int:
-    """Class and probability per image, from a registered model."""
+    """Class and probability per image, from a registered model, under a line that names the
+    model (name, version, aliases); `--format csv` or `json` for other programs, where every
+    row, or the object, names it."""
     from glasses.inference import class_probabilities, prediction_table
     from glasses.labels import CLASS_NAMES
-    from tasks.model_loading import load_registered_model
+    from tasks.model_loading import load_registered_model, model_version
+    from tasks.tracking import client
 
+    version = model_version(client(), arguments.model)
     model = load_registered_model(arguments.model)
     paths = [Path(image) for image in arguments.images]
     pixels = [_read_image(path, model.image_size) for path in paths]
     table = prediction_table(class_probabilities(model, pixels), list(CLASS_NAMES))
-    for path, row in zip(paths, table.itertuples(index=False), strict=True):
-        print(f"{path}\t{row.label}\t{row.probability:.3f}")
+    table.insert(0, "path", [str(path) for path in paths])
+    table["probability"] = table["probability"].round(3)
+    aliases = sorted(version.aliases)
+    if arguments.format == "json":
+        print(
+            json.dumps(
+                {
+                    "model": version.name,
+                    "version": str(version.version),
+                    "aliases": aliases,
+                    "predictions": table[["path", "label", "probability"]].to_dict("records"),
+                },
+                indent=2,
+            )
+        )
+    elif arguments.format == "csv":
+        named = table.assign(
+            model=version.name, version=str(version.version), aliases=" ".join(aliases)
+        )
+        columns = ["model", "version", "aliases", "path", "label", "probability"]
+        print(named[columns].to_csv(index=False), end="")
+    else:
+        shown = " ".join(f"@{alias}" for alias in aliases)
+        print(f"model {version.name} v{version.version} {shown}".rstrip())
+        for row in table.itertuples(index=False):
+            print(f"{row.path}\t{row.label}\t{row.probability:.3f}")
     return 0
 
 
@@ -211,7 +258,9 @@ def main(argv: list[str] | None = None) -> int:
     show.add_argument("--profile", default="quick", choices=sorted(PROFILES))
     show.add_argument("--set", action="append", default=[], metavar="KEY=VALUE")
     show.set_defaults(handler=_config)
-    summary = commands.add_parser("summary", help="print the latest finished run's results")
+    summary = commands.add_parser(
+        "summary", help="print the latest run's results (partial while it runs or if it failed)"
+    )
     summary.set_defaults(handler=_summary)
     explain = commands.add_parser("explain", help="write attribution overlays for one image")
     explain.add_argument("image")
@@ -222,6 +271,7 @@ def main(argv: list[str] | None = None) -> int:
     predict = commands.add_parser("predict", help="print class and probability per image")
     predict.add_argument("images", nargs="+", metavar="IMAGE")
     predict.add_argument("--model", default="glasses-cnn@champion", help="registered model URI")
+    predict.add_argument("--format", default="table", choices=("table", "csv", "json"))
     predict.set_defaults(handler=_predict)
     arguments = parser.parse_args(argv)
     from tasks.tracking import open_store

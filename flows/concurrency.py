@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import CancelledError
 from contextlib import contextmanager
 from pathlib import Path
@@ -91,12 +91,16 @@ def cores_divided(runtime: RuntimeConfig) -> Iterator[None]:
 
 
 def run_concurrently(
-    task: Task, parameters: list[dict[str, Any]], config: GlassesConfig
+    task: Task,
+    parameters: list[dict[str, Any]],
+    config: GlassesConfig,
+    on_first: Callable[[float], None] | None = None,
 ) -> list[Any]:
     """Submit every call through the flow's task runner and return the results in submission
-    order; a progress artifact and a log line follow each finished call."""
+    order; a progress artifact and a log line follow each finished call, and `on_first` gets
+    the seconds the first one took."""
     bounded = task.with_options(retries=config.runtime.retries)
-    progress = StageProgress(task.name, len(parameters))
+    progress = StageProgress(task.name, len(parameters), on_first)
     futures = [bounded.submit(**call) for call in parameters]
     for _ in as_completed(futures):
         progress.advance()

@@ -19,6 +19,7 @@ from flows.sweep import compare, sweep
 from flows.xai import xai
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
 from glasses.families import FAMILIES
+from glasses.outer import study_trainings
 from tasks.data import load_images, record_fingerprint, split_images, validate_images
 from tasks.features import scattering_coefficients
 from tasks.outer import outer_splits
@@ -62,14 +63,27 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
             log_augmented_samples(images, split, config, run_id)
         with stage("scattering"):
             images = scattering_coefficients(images, config, run_id)
+        design = outer_splits(images, config)
         tables, tests = train_and_register(
-            config, images, split, tracking, experiment, run_id, config.promotion.margin, stage
+            config,
+            images,
+            split,
+            tracking,
+            experiment,
+            run_id,
+            config.promotion.margin,
+            stage,
+            study_trainings(config, design),
         )
         versions = {f: tests[f].version for f in FAMILIES}
-        design = outer_splits(images, config)
         with stage("outer"), child_run(tracking, experiment, "outer", run_id) as outer_run:
             family_runs = {f: tests[f].run_id for f in FAMILIES}
             comparison = compare(config, images, design, family_runs, outer_run)
+        later = [name for name in ("sweep", "xai") if getattr(config, name).enabled]
+        if later:  # the test scores, on the run's page and in Prefect, while the rest runs
+            publish_summary(
+                tables, tests, comparison, None, design, url, run_id, " and ".join(later)
+            )
         verdict = None
         if config.sweep.enabled:
             with stage("sweep"), child_run(tracking, experiment, "sweep", run_id) as sweep_run:

@@ -15,6 +15,7 @@ from prefect.runtime import flow_run
 from flows.concurrency import run_concurrently
 from glasses.cache_layout import CacheLayout
 from glasses.config import GlassesConfig
+from glasses.cores import local_workers
 from glasses.crossval import refit_steps
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
@@ -22,12 +23,13 @@ from glasses.families import FAMILIES, Family
 from glasses.fitting import stack_size
 from mlflow import MlflowClient
 from tasks.log import log_params
+from tasks.progress import whole_run_estimate
 from tasks.promotion import HeldOutResult, evaluate_on_test
 from tasks.registry import refit_lineage, register_model
 from tasks.reporting import summarise_family
 from tasks.runs import end_abandoned_runs, git_commit, run_outcome, stage_timer, start_run
 from tasks.tracking import connect, experiment_id, run_url
-from tasks.training import train_final, train_folds
+from tasks.training import log_family_params, train_final, train_folds
 
 Stage = Callable[[str], AbstractContextManager[None]]
 
@@ -63,7 +65,7 @@ def open_run(
     get_run_logger().info("MLflow run: %s", url)
 
     def stage(name: str) -> AbstractContextManager[None]:
-        return stage_timer(tracking, run_id, name)
+        return stage_timer(tracking, run_id, name, config.runtime.progress_seconds)
 
     return tracking, experiment, run_id, url, stage
 
@@ -85,14 +87,18 @@ def train_and_register(
     run_id: str,
     margin: float,
     stage: Stage,
+    trainings: int | None = None,
 ) -> tuple[dict[str, Any], dict[str, HeldOutResult]]:
     """Both families' folds concurrently, then per family: fold table and figures, the model
-    refit on the whole training split registered (alias `challenger`), tested from the registry,
-    and promoted to `champion` only when it is comparable and wins by `margin`."""
+    refit on the whole training split registered, tested from the registry, and aliased
+    `champion` when it is the first or is comparable and wins by `margin`, else `challenger`.
+    With the run's count of `trainings`, the first fold timed gives a whole-run estimate."""
     family_runs = {
         family: start_run(tracking, experiment, family, run_id, {"family": family})
         for family in FAMILIES
     }
+    for family in FAMILIES:
+        log_family_params(family, config, data, family_runs[family])
     with ExitStack() as ends:  # both family runs end FINISHED, or FAILED with the error
         for family in FAMILIES:
             ends.enter_context(run_outcome(tracking, family_runs[family]))
@@ -111,7 +117,10 @@ def train_and_register(
                 for folds in fold_tasks(family, config)
             ]
             calls.sort(key=lambda call: -len(call["folds"]))  # the longest tasks first
-            finished = [r for done in run_concurrently(train_folds, calls, config) for r in done]
+            at_once = local_workers(config.runtime)
+            estimate = None if trainings is None else whole_run_estimate(trainings, at_once)
+            done = run_concurrently(train_folds, calls, config, estimate)
+            finished = [r for folds in done for r in folds]
             results = {
                 f: sorted((r for r in finished if r.family == f), key=lambda r: r.fold)
                 for f in FAMILIES

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
 from prefect import task
@@ -12,7 +11,6 @@ from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef, image_set
 from glasses.scattering import cached_augmented_coefficients, cached_coefficients
 from glasses.training import resolve_device
-from tasks.log import log_metrics
 from tasks.tracking import client
 
 
@@ -20,7 +18,6 @@ from tasks.tracking import client
 def scattering_coefficients(data: DataRef, config: GlassesConfig, run_id: str) -> DataRef:
     """`data` with its scattering coefficients, computed into the cache on a miss, and with
     their augmented copies when the ScatNet trains on some (`scatnet.augmented_copies`)."""
-    started = time.perf_counter()
     pixels, cache_dir = image_set(data).pixels, Path(data.cache_dir)
     device = str(resolve_device(config.runtime.device))
     cached = cached_coefficients(pixels, config.scatnet.J, config.scatnet.L, cache_dir, device)
@@ -33,5 +30,4 @@ def scattering_coefficients(data: DataRef, config: GlassesConfig, run_id: str) -
         )
         tracking.set_tag(run_id, "augmented_scattering_cache", "hit" if augmented.hit else "miss")
         data = data.with_augmented(augmented)
-    log_metrics(tracking, run_id, {"scattering_seconds": time.perf_counter() - started})
     return data

@@ -10,11 +10,12 @@ import pandas as pd
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 
 from glasses.config import GlassesConfig
 from glasses.crossval import logits_for
 from glasses.data.reference import DataRef, family_inputs, image_set
-from glasses.families import FAMILIES, Family
+from glasses.families import FAMILIES, SPECS, Family
 from glasses.fitting import Fitted, Job, fit_many
 from glasses.metrics import scores
 from glasses.outer import PointPlan, outer_design, point_config, point_rows
@@ -24,6 +25,7 @@ from glasses.statistics import METRICS, OuterDesign, SweepInference, sweep_infer
 from glasses.tables import markdown_table
 from glasses.training import plateaued
 from tasks.log import log_metrics, log_table
+from tasks.progress import training_lines
 from tasks.resume import reuse_all_when_resuming
 from tasks.tracking import client
 
@@ -55,7 +57,16 @@ def outer_splits(data: DataRef, config: GlassesConfig) -> OuterDesign:
     return outer_design(image_set(data).manifest, config)
 
 
-@task(name="outer-point", cache_policy=NO_CACHE)
+def _points_name() -> str:
+    """`cnn-outer-1`, `scatnet-sweep-150-split-1-r2` (`PointPlan.name`); a task that trains
+    several points together is named after its first, with the count of the others."""
+    parameters = task_run.parameters
+    plans, family = parameters["plans"], parameters["family"]
+    more = f"-and-{len(plans) - 1}-more" if len(plans) > 1 else ""
+    return f"{plans[0].name(family)}{more}"
+
+
+@task(name="outer-point", task_run_name=_points_name, cache_policy=NO_CACHE)
 def outer_points(
     family: Family,
     plans: list[PointPlan],
@@ -98,7 +109,11 @@ def outer_points(
             groups.setdefault(first, []).append(position)
         points: dict[int, OuterPoint] = {}
         for first, group in groups.items():
-            jobs = [Job(rows[p], seeds[p]) for p in group]
+            steps = SPECS[family].optimiser(settings[first]).steps
+            jobs = [
+                Job(rows[p], seeds[p], on_check=training_lines(plans[p].name(family), steps))
+                for p in group
+            ]
             fitted = fit_many(family, settings[first], inputs, labels, images.manifest, jobs)
             for position, model in zip(group, fitted, strict=True):
                 tested = test_rows[position]

@@ -15,11 +15,17 @@ from prefect.cache_policies import NO_CACHE
 from glasses.data.reference import DataRef, image_set
 from glasses.families import SPECS, Family
 from glasses.plots import confusion_figure
-from glasses.promotion import Lineage, decide_champion, held_out_scores
+from glasses.promotion import (
+    Lineage,
+    accuracy_interval,
+    decide_champion,
+    held_out_scores,
+    version_description,
+)
 from tasks.log import log_figure, log_metrics
 from tasks.model_loading import ModelUnavailable, load_registered_model, logged_model_id
 from tasks.registry import CHALLENGER, CHAMPION, read_lineage, record_lineage
-from tasks.tracking import client
+from tasks.tracking import client, run_url
 
 
 @dataclass(frozen=True)
@@ -47,10 +53,11 @@ def evaluate_on_test(
 ) -> HeldOutResult:
     """Score the registered version, loaded from the registry (not memory), on the test split.
 
-    The new version records its `lineage` and takes the `challenger` alias; `champion` moves to
-    it only when the current champion can be compared on this test split (same input size, none
-    of these test images in its training data) and the new version beats it, re-scored on the
-    same test data, by `margin` (`glasses.promotion`).
+    The new version records its `lineage` and a description (scores, interval, data, run link)
+    and takes one alias: `champion` when it is the first, or when the current champion can be
+    compared on this test split (same input size, none of these test images in its training
+    data) and the new version beats it, re-scored on the same test data, by `margin`
+    (`glasses.promotion`); else `challenger`.
     """
     tracking = client()
     images = image_set(data)
@@ -67,12 +74,25 @@ def evaluate_on_test(
     log_figure(
         tracking, run_id, confusion_figure(matrix, title), f"figures/{family}_confusion_test.png"
     )
-    tracking.set_registered_model_alias(name, CHALLENGER, version)
     champion, decision = _decide_champion(
         tracking, name, version, result, pixels, labels, test_sha256, margin
     )
-    if champion == version:
-        tracking.set_registered_model_alias(name, CHAMPION, version)
+    # One alias a version: `champion` when it won (a first version too), else `challenger`.
+    tracking.set_registered_model_alias(
+        name, CHAMPION if champion == version else CHALLENGER, version
+    )
+    run = tracking.get_run(run_id)
+    tracking.update_model_version(
+        name,
+        version,
+        version_description(
+            result,
+            accuracy_interval(matrix),
+            images.fingerprint,
+            run_url(tracking, run.info.experiment_id, run.info.run_id),
+            decision,
+        ),
+    )
     tracking.set_model_version_tag(name, version, "champion_decision", decision)
     tracking.set_tag(run_id, "champion_decision", decision)
     return HeldOutResult(run_id, version, result, champion, decision)

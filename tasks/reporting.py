@@ -5,6 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import torch
+from mlflow.utils.mlflow_tags import MLFLOW_RUN_NOTE
+from mlflow.utils.validation import MAX_TAG_VAL_LENGTH
 from prefect import task
 from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
@@ -75,6 +77,13 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
     return table
 
 
+def _as_tag(text: str, rest: str) -> str:
+    """`text` cut to what an MLflow tag holds, saying where the rest is when it is cut."""
+    if len(text) <= MAX_TAG_VAL_LENGTH:
+        return text
+    return f"{text[: MAX_TAG_VAL_LENGTH - len(rest) - 8]}\n\n… ({rest})"
+
+
 @task(name="publish-summary", cache_policy=NO_CACHE)
 def publish_summary(
     tables: dict[str, pd.DataFrame],
@@ -84,10 +93,16 @@ def publish_summary(
     design: OuterDesign,
     url: str,
     run_id: str,
+    pending: str | None = None,
 ) -> str:
     """The run's headline table as a Prefect markdown artifact and an MLflow text artifact; the
     study's test scores (outer splits, with intervals) also as metrics of the parent run; the
-    majority baseline of the outer splits of `design` beside them."""
+    majority baseline of the outer splits of `design` beside them. The verdict is the parent
+    run's `verdict` tag and, with the table, its description (`mlflow.note.content`): what the
+    run's page shows first.
+
+    Published as soon as the test scores exist, with `pending` naming the stages still to run,
+    and again at the end, in the same places."""
     baseline = outer_baseline(design)
 
     def spread(table: pd.DataFrame, column: str) -> str:
@@ -123,16 +138,22 @@ def publish_summary(
     )
     headline.index.name = "metric"
     difference = comparison.tests.iloc[0]
-    markdown = (
-        f"# glasses: results\n\n{markdown_table(headline)}\n\n"
-        "Test scores: mean over the outer splits, 95 % interval from a bootstrap over outer splits "
-        "and test people. ScatNet − CNN balanced accuracy: "
+    verdict = (
+        "ScatNet − CNN test balanced accuracy "
         f"{difference['difference']:+.4f} [{difference['low']:+.4f}, {difference['high']:+.4f}] "
-        f"(p = {difference['p_value']:.2g}). The registered model is one refit on the training "
-        f"split, checked on its held-out split.\n\nMLflow run: {url}\n"
+        f"(p = {difference['p_value']:.2g})"
     )
     if sweep_verdict is not None:
-        markdown += f"\nShrinking-dataset sweep: **{sweep_verdict}**\n"
+        verdict += f"; sweep: {sweep_verdict}"
+    markdown = "# glasses: results\n\n"
+    if pending is not None:
+        markdown += f"**Partial: {pending} still running.**\n\n"
+    markdown += (
+        f"**{verdict}**\n\n{markdown_table(headline)}\n\n"
+        "Test scores: mean over the outer splits, 95 % interval from a bootstrap over outer splits "
+        "and test people. The registered model is one refit on the training split, checked on "
+        f"its held-out split.\n\nMLflow run: {url}\n"
+    )
     for family, table in tables.items():
         markdown += f"\n## {family} folds\n\n{markdown_table(table)}\n"
     tracking = client()
@@ -147,7 +168,12 @@ def publish_summary(
         },
     )
     tracking.log_text(run_id, markdown, "summary.md")
+    tracking.set_tag(run_id, "verdict", _as_tag(verdict, "see summary.md"))
+    tracking.set_tag(run_id, MLFLOW_RUN_NOTE, _as_tag(markdown, "the whole summary: summary.md"))
     create_markdown_artifact(
-        key="glasses-results", markdown=markdown, description="CV and test results"
+        key="glasses-results",
+        markdown=markdown,
+        description="CV and test results"
+        + (f" (partial: {pending} still running)" if pending else ""),
     )
     return markdown

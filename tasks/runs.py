@@ -20,17 +20,39 @@ from mlflow.utils.mlflow_tags import (
     MLFLOW_SOURCE_TYPE,
     MLFLOW_USER,
 )
+from prefect import get_client
+from prefect.runtime import deployment
 
 from glasses.entrypoint import PROCESS_DEFAULTS
 from glasses.liveness import Owner, abandoned_because, this_process
 from glasses.memory import peak_rss_mb, reset_peak
+from glasses.progress import duration
 from mlflow import MlflowClient
 from tasks.log import log_metrics
+from tasks.progress import heartbeat, report
 from tasks.tracking import ServerUnavailable, require_tracking_server
 
-OWNER_TAGS = ("glasses.host", "glasses.pid", "glasses.process_started")
+# The process that owns a run (for `end_abandoned_runs`), under one prefix the UI groups.
+OWNER_TAGS = ("glasses.owner.host", "glasses.owner.pid", "glasses.owner.started")
+# Their names before issue 22: still read, so a run left RUNNING by an older version ends too.
+FORMER_OWNER_TAGS = ("glasses.host", "glasses.pid", "glasses.process_started")
 ENDED_BY = "glasses.ended_by"
-DASK_WORKER = "glasses.dask_worker"
+DASK_WORKER = "glasses.owner.dask_worker"
+
+
+def source_name() -> str:
+    """What started the run, as MLflow's Source column shows it: the Prefect deployment
+    (`prefect deployment run glasses/full`), else the command line (`glasses run --profile
+    tiny`), not the interpreter's entry file."""
+    try:
+        if deployment.id:  # named as `prefect deployment run` takes it: the deployment's flow
+            with get_client(sync_client=True) as prefect:
+                flow_id = prefect.read_deployment(deployment.id).flow_id
+                return f"prefect deployment run {prefect.read_flow(flow_id).name}/{deployment.name}"
+    except Exception:  # noqa: BLE001, S110 - no API to ask: the command line says enough
+        pass
+    command = " ".join([Path(sys.argv[0]).name or "python", *sys.argv[1:]])
+    return command[:500]
 
 
 def _source_tags() -> dict[str, str]:
@@ -38,7 +60,7 @@ def _source_tags() -> dict[str, str]:
     `end_abandoned_runs`)."""
     owner = this_process()
     tags = {
-        MLFLOW_SOURCE_NAME: Path(sys.argv[0]).name or "python",
+        MLFLOW_SOURCE_NAME: source_name(),
         MLFLOW_SOURCE_TYPE: "JOB",
         MLFLOW_USER: getpass.getuser(),
         OWNER_TAGS[0]: owner.host,
@@ -66,14 +88,19 @@ def _dask_worker() -> str | None:
 def start_run(
     tracking: MlflowClient, experiment: str, name: str, parent: str | None, tags: dict[str, str]
 ) -> str:
+    """A run named `name` under `parent`, whose source it shares (a task's process may have been
+    started by a Dask worker, not by what started the study)."""
     run_tags = {MLFLOW_RUN_NAME: name, **_source_tags(), **tags}
     if parent is not None:
         run_tags[MLFLOW_PARENT_RUN_ID] = parent
+        source = tracking.get_run(parent).data.tags.get(MLFLOW_SOURCE_NAME)
+        run_tags[MLFLOW_SOURCE_NAME] = source or run_tags[MLFLOW_SOURCE_NAME]
     return tracking.create_run(experiment, run_name=name, tags=run_tags).info.run_id
 
 
 def _owner(tags: dict[str, str]) -> Owner | None:
-    host, pid, started = (tags.get(key) for key in OWNER_TAGS)
+    names = OWNER_TAGS if OWNER_TAGS[1] in tags else FORMER_OWNER_TAGS
+    host, pid, started = (tags.get(key) for key in names)
     if not host or not pid or not pid.isdigit():
         return None
     return Owner(host, int(pid), started or "")
@@ -158,17 +185,28 @@ def git_commit() -> str:
 
 
 @contextmanager
-def stage_timer(tracking: MlflowClient, run_id: str, name: str) -> Iterator[None]:
+def stage_timer(
+    tracking: MlflowClient, run_id: str, name: str, heartbeat_seconds: float
+) -> Iterator[None]:
     """Log a stage's wall time as `stage_<name>_seconds`, the baseline later work is measured by,
-    and the process's peak resident memory during it as `stage_<name>_peak_rss_mb`."""
+    and the process's peak resident memory during it as `stage_<name>_peak_rss_mb`; its start
+    and end as progress lines, and a heartbeat while it runs (`tasks.progress`)."""
     reset_peak()
     started = time.perf_counter()
-    yield
+    report(f"stage {name}: started")
+    try:
+        with heartbeat(f"stage {name}", heartbeat_seconds):
+            yield
+    except BaseException:
+        report(f"stage {name}: failed after {duration(time.perf_counter() - started)}")
+        raise
+    seconds = time.perf_counter() - started
+    report(f"stage {name}: finished in {duration(seconds)}")
     log_metrics(
         tracking,
         run_id,
         {
-            f"stage_{name}_seconds": time.perf_counter() - started,
+            f"stage_{name}_seconds": seconds,
             f"stage_{name}_peak_rss_mb": peak_rss_mb(),
         },
     )

@@ -16,6 +16,7 @@ import numpy as np
 import torch
 from prefect import task
 from prefect.cache_policies import NO_CACHE
+from prefect.runtime import task_run
 from torch import nn
 
 from glasses.config import GlassesConfig
@@ -25,12 +26,11 @@ from glasses.data.splits import Split
 from glasses.families import SPECS, Family
 from glasses.fitting import fit
 from glasses.inference import build_from_spec, model_spec
-from glasses.progress import TrainingClock
 from glasses.results import ResultStore, fold_seed, training_key
 from glasses.training import Check
 from mlflow import MlflowClient
-from tasks.log import log_metrics, log_table
-from tasks.progress import run_logger
+from tasks.log import log_metrics, log_params, log_table
+from tasks.progress import report, training_lines
 from tasks.resume import REUSED, result_store, reuse_all_when_resuming, reuse_when_resuming
 from tasks.runs import run_outcome, start_run
 from tasks.tracking import client
@@ -52,7 +52,30 @@ def _check_logger(tracking: MlflowClient, run_id: str):
     return on_check
 
 
-@task(name="train-fold", cache_policy=NO_CACHE)
+@task(name="family-params", cache_policy=NO_CACHE)
+def log_family_params(family: Family, config: GlassesConfig, data: DataRef, run_id: str) -> None:
+    """The family run's parameters (`FamilySpec.params`: optimiser, head, steps, image size)
+    and the fingerprint of the images it learns from, as a parameter and a tag."""
+    tracking = client()
+    fingerprint = image_set(data).fingerprint
+    log_params(tracking, run_id, {**SPECS[family].params(config), "data_fingerprint": fingerprint})
+    tracking.set_tag(run_id, "data_fingerprint", fingerprint)
+
+
+def _fold_name() -> str:
+    """`cnn-fold-1` (`scatnet-folds-1-2-3` for folds stacked in one task): the task run's name,
+    folds counted from 1 as the MLflow runs count them."""
+    parameters = task_run.parameters
+    folds = [fold + 1 for fold in parameters["folds"]]
+    plural = "s" if len(folds) > 1 else ""
+    return f"{parameters['family']}-fold{plural}-{'-'.join(map(str, folds))}"
+
+
+def _refit_name() -> str:
+    return f"{task_run.parameters['family']}-refit"
+
+
+@task(name="train-fold", task_run_name=_fold_name, cache_policy=NO_CACHE)
 def train_folds(
     family: Family,
     folds: list[int],
@@ -81,11 +104,13 @@ def train_folds(
     loggers = [_check_logger(tracking, run_id) for run_id in run_ids]
 
     def on_check(fold: int, log_check: Callable[[Check], None]) -> Callable[[Check], None]:
-        clock = TrainingClock(SPECS[family].optimiser(config).steps)
+        log_line = training_lines(
+            f"{family}-fold-{fold + 1}", SPECS[family].optimiser(config).steps
+        )
 
         def logged(check: Check) -> None:
             log_check(check)
-            run_logger().info(clock.line(family, fold + 1, check))
+            log_line(check)
 
         return logged
 
@@ -116,9 +141,7 @@ def train_folds(
         ):
             if reused:
                 tracking.set_tag(run_id, REUSED, key)
-                run_logger().info(
-                    "%s fold %d: reused from an earlier run (%s)", family, fold + 1, key
-                )
+                report(f"{family}-fold-{fold + 1}: reused from an earlier run ({key})")
                 for check in outcome.history.to_dict("records"):
                     log_check(Check(**check))
             log_table(tracking, run_id, outcome.history.set_index("step"), "history.csv")
@@ -153,7 +176,7 @@ class ModelRef:
         return build_from_spec(entry["spec"], entry["state"])
 
 
-@task(name="train-final", cache_policy=NO_CACHE)
+@task(name="train-final", task_run_name=_refit_name, cache_policy=NO_CACHE)
 def train_final(
     family: Family,
     config: GlassesConfig,
@@ -175,6 +198,7 @@ def train_final(
             rows,
             config.seed,
             steps=steps,
+            on_check=training_lines(f"{family}-refit", steps),
         )
         state = fitted.model.state_dict()
         return {"spec": model_spec(fitted.model), "state": state, "final": fitted.final}

@@ -13,6 +13,7 @@ from glasses.outer import (
     outer_baseline,
     outer_design,
     point_config,
+    study_trainings,
     sweep_plan,
     sweep_sizes_kept,
 )
@@ -124,3 +125,20 @@ def test_sizes_larger_than_the_smallest_training_part_are_named() -> None:
     kept, dropped = sweep_sizes_kept(config, outer_design(people(), config))
     assert kept == [50]
     assert dropped == ["size 300 dropped: larger than the smallest outer training part (60 images)"]
+
+
+def test_plan_names_say_family_split_size_and_draw_from_one() -> None:
+    assert PointPlan(0, None, 0).name("cnn") == "cnn-outer-1"
+    assert PointPlan(1, 150, 1).name("scatnet") == "scatnet-sweep-150-split-2-r2"
+    assert PointPlan(2, 20, 0, budget=2.0, matched=True).name("scatnet") == (
+        "scatnet-sweep-20-split-3-r1-x2-matched"
+    )
+
+
+def test_study_trainings_count_folds_refits_comparison_and_sweep() -> None:
+    config = quick({"sweep": {"sizes": (50, 20), "repeats": 7, "budget_factors": ()}})
+    design = outer_design(people(), config)
+    points = len(comparison_plan(design)) + len(sweep_plan(config, design))
+    assert study_trainings(config, design) == 2 * (3 + 1 + points)
+    off = config.model_copy(update={"sweep": config.sweep.model_copy(update={"enabled": False})})
+    assert study_trainings(off, design) == 2 * (3 + 1 + 6)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from glasses.progress import TrainingClock, duration, remaining
+from glasses.progress import TrainingClock, duration, remaining, study_estimate
 from glasses.training import Check
 
 
@@ -24,10 +24,16 @@ def test_remaining_extrapolates_the_pace_so_far() -> None:
 def test_line_names_family_fold_step_and_inner_validation_when_there_is_one() -> None:
     clock = TrainingClock(steps=100, started=0.0)
     watched = Check(step=25, train_loss=0.5, train_accuracy=0.8, val_loss=0.6, val_accuracy=0.75)
-    line = clock.line("cnn", 2, watched)
-    assert line.startswith("cnn fold 2 step 25/100: loss 0.5000 / 0.6000 inner val")
+    line = clock.line("cnn-fold-2", watched)
+    assert line.startswith("cnn-fold-2 step 25/100: loss 0.5000 / 0.6000 inner val")
     assert "inner val accuracy 0.750" in line and "ETA at most" in line
     unwatched = Check(step=50, train_loss=0.4, train_accuracy=0.9)
-    assert clock.line("scatnet", 1, unwatched).startswith(
-        "scatnet fold 1 step 50/100: loss 0.4000 train,"
+    assert clock.line("scatnet-refit", unwatched).startswith(
+        "scatnet-refit step 50/100: loss 0.4000 train,"
     )
+
+
+def test_study_estimate_counts_rounds_of_parallel_trainings() -> None:
+    assert study_estimate(60.0, 5, 2) == 180.0  # 3 rounds of 2 at once
+    assert study_estimate(60.0, 4, 1) == 240.0
+    assert study_estimate(60.0, 0, 2) == 0.0

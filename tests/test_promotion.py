@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+import pytest
 import torch
 
 from glasses.promotion import (
     Lineage,
+    accuracy_interval,
     challenger_wins,
     comparison_blocker,
     decide_champion,
@@ -149,3 +151,11 @@ def test_held_out_scores_of_a_constant_model():
     result, matrix = held_out_scores(Always(), pixels, np.array([0, 1, 1, 1]))
     assert result["accuracy"] == 0.75 and result["balanced_accuracy"] == 0.5
     np.testing.assert_array_equal(matrix, [[0, 1], [0, 3]])
+
+
+def test_accuracy_interval_brackets_the_held_out_accuracy() -> None:
+    matrix = np.array([[30, 10], [5, 55]])  # 85 of 100 right
+    accuracy, low, high = accuracy_interval(matrix)
+    assert accuracy == pytest.approx(0.85)
+    assert 0.75 < low < 0.85 < high < 0.93  # about ± 1.96 * sqrt(.85 * .15 / 100) = ± 0.07
+    assert accuracy_interval(np.array([[4, 0], [0, 4]]))[0] == 1.0  # no spread: no bounds

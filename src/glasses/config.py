@@ -202,6 +202,12 @@ class RuntimeConfig(_Strict):
         "including behind other first runs that create the same database (a start took over "
         "2 min at load 20 on 2 cores).",
     )
+    progress_seconds: float = Field(
+        50,
+        gt=0,
+        description="A stage that logged no progress line for this long logs `still running`, "
+        "so the watched run's log never goes quiet for a minute.",
+    )
     health_timeout_seconds: float = Field(
         30,
         gt=0,

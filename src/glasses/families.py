@@ -54,6 +54,14 @@ class FamilySpec:
     def optimiser(self, config: GlassesConfig) -> OptimiserConfig:
         return getattr(config, self.name).optimiser
 
+    def params(self, config: GlassesConfig) -> dict[str, str]:
+        """What a family run logs as parameters, so MLflow's "compare runs" sets the families
+        side by side: its section of `config` (`optimiser.steps`, `head.hidden`, …) without
+        the family prefix, and the image size it was trained at."""
+        prefix = f"{self.name}."
+        own = {k.removeprefix(prefix): v for k, v in config.flat().items() if k.startswith(prefix)}
+        return {**own, "image_size": str(config.data.image_size)}
+
     def build(self, settings: BaseModel, image_size: int) -> nn.Module:
         return self.network(settings, image_size)
 

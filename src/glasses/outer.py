@@ -46,10 +46,28 @@ class PointPlan:
     budget: float = 1.0  # multiplier of both families' step budgets (the budget check)
     matched: bool = False  # the ScatNet with the CNN's head and optimiser (`sweep.matched`)
 
+    def name(self, family: str) -> str:
+        """`cnn-outer-1`, `scatnet-sweep-150-split-1-r2`, `cnn-sweep-20-split-3-r1-x2`: one
+        family's training of this plan (split and draw counted from 1), as its task run and its
+        progress lines name it."""
+        where = (
+            f"sweep-{self.size}-split-{self.outer + 1}" if self.size else f"outer-{self.outer + 1}"
+        )
+        repeat = f"-r{self.repeat + 1}" if self.size is not None or self.repeat else ""
+        budget = f"-x{self.budget:g}" if self.budget != 1 else ""
+        return f"{family}-{where}{repeat}{budget}{'-matched' if self.matched else ''}"
+
 
 def comparison_plan(design: OuterDesign) -> list[PointPlan]:
     """The main comparison: each family trained once on each outer split's training part."""
     return [PointPlan(outer, None, 0) for outer in range(len(design.tests))]
+
+
+def study_trainings(config: GlassesConfig, design: OuterDesign) -> int:
+    """Trainings of one study run: both families' folds and refit, the main comparison and the
+    sweep points; what a whole-run estimate counts (`glasses.progress.study_estimate`)."""
+    plans = comparison_plan(design) + (sweep_plan(config, design) if config.sweep.enabled else [])
+    return len(FAMILIES) * (config.split.folds + 1 + len(plans))
 
 
 def sweep_sizes_kept(config: GlassesConfig, design: OuterDesign) -> tuple[list[int], list[str]]:

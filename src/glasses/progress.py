@@ -38,7 +38,8 @@ class TrainingClock:
     steps: int
     started: float = field(default_factory=time.monotonic)
 
-    def line(self, family: str, fold: int, check: CheckScores) -> str:
+    def line(self, training: str, check: CheckScores) -> str:
+        """`training` names it in the line: `cnn fold 2`, `scatnet refit`, `cnn sweep 150 r2`."""
         elapsed = time.monotonic() - self.started
         eta = remaining(elapsed, check.step, self.steps)
         validation = (
@@ -47,7 +48,14 @@ class TrainingClock:
             else " train"
         )
         return (
-            f"{family} fold {fold} step {check.step}/{self.steps}: "
+            f"{training} step {check.step}/{self.steps}: "
             f"loss {check.train_loss:.4f}{validation}, "
             f"elapsed {duration(elapsed)}, ETA at most {duration(eta)}"
         )
+
+
+def study_estimate(one_training: float, trainings_left: int, at_once: int) -> float:
+    """Seconds the study's remaining trainings take, `at_once` in parallel, each as long as the
+    first one timed. Rough on purpose: sweep points train on fewer images (shorter), and the
+    explanations are not counted (longer)."""
+    return one_training * math.ceil(max(0, trainings_left) / max(1, at_once))

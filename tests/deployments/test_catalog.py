@@ -6,6 +6,7 @@ from prefect.deployments.runner import EntrypointType
 from prefect.flows import load_flow_from_entrypoint
 
 from deployments.catalog import deployments
+from glasses.config import RetrainConfig
 
 
 def test_module_path_entrypoints_load_the_flows_a_worker_runs():
@@ -24,3 +25,11 @@ def test_both_runners_get_the_same_deployments():
         (d.name, d.parameters, d.paused) for d in pooled
     ]
     assert {d.name: d.paused for d in served} == {"full": False, "scheduled": True}
+
+
+def test_the_paused_deployment_has_its_schedule_off_too():
+    """The UI shows a deployment switch and a schedule switch: both off, not one of each."""
+    scheduled = {d.name: d for d in deployments()}["scheduled"]
+    assert scheduled.paused
+    assert [s.active for s in scheduled.schedules] == [False]
+    assert scheduled.schedules[0].schedule.cron == RetrainConfig().schedule

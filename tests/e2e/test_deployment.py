@@ -69,6 +69,9 @@ def run_deployment(stack: dict[str, str], name: str, *params: str) -> subprocess
 def test_deployment_run_logs_everything(stack, tmp_path):
     run = run_deployment(stack, "glasses/full", "profile=tiny", "data=synthetic")
     assert "Completed" in run.stdout
+    # `--watch` follows the parent flow run: the study sub-flow's progress reaches it.
+    for line in ("stage cross_validation: started", "train-fold: 4/4 done", "cnn-refit step"):
+        assert line in run.stdout, run.stdout[-3000:]
 
     client = MlflowClient(stack["MLFLOW_TRACKING_URI"], registry_uri=stack["MLFLOW_TRACKING_URI"])
     experiment = client.get_experiment_by_name("glasses")
@@ -101,7 +104,8 @@ def test_deployment_run_logs_everything(stack, tmp_path):
         assert steps and steps[0] == 4 and all(s % 4 == 0 for s in steps)  # one per check
         champion = client.get_model_version_by_alias(name, "champion")
         assert champion.run_id == family_run.info.run_id
-        assert client.get_model_version_by_alias(name, "challenger").version == champion.version
+        assert champion.aliases == ["champion"]  # a first version: champion only
+        assert "Held-out balanced accuracy" in champion.description
 
     sweep = children["sweep"]
     assert sweep.data.tags["sweep_verdict"]

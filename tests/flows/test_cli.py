@@ -140,3 +140,28 @@ def test_config_prints_the_resolved_configuration(capsys):
     assert main(["config", "--profile", "quick", "--set", "seed=7"]) == 0
     printed = yaml.safe_load(capsys.readouterr().out)
     assert printed == resolve_config("quick", {"seed": 7}).model_dump(mode="json")
+
+
+def test_summary_of_a_running_run_shows_its_finished_stages_and_published_results(
+    mlflow_local, capsys
+):
+    from tasks.log import log_metrics
+    from tasks.runs import start_run
+    from tasks.tracking import client, experiment_id
+
+    tracking = client()
+    run_id = start_run(tracking, experiment_id(tracking), "glasses-tiny", None, {"profile": "tiny"})
+    log_metrics(tracking, run_id, {"stage_load_seconds": 65.0})
+    log_metrics(tracking, run_id, {"stage_validate_seconds": 3.0})
+    assert main(["summary"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0] == f"RUNNING run glasses-tiny ({run_id}): partial results"
+    assert shown[1:] == ["  stage load: finished in 1m05s", "  stage validate: finished in 3s"]
+    tracking.log_text(
+        run_id, "# glasses: results\n\n**Partial: sweep still running.**", "summary.md"
+    )
+    tracking.set_terminated(run_id, "FAILED")
+    assert main(["summary"]) == 0
+    shown = capsys.readouterr().out
+    assert shown.startswith(f"FAILED run glasses-tiny ({run_id}): partial results")
+    assert "**Partial: sweep still running.**" in shown

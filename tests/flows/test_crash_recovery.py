@@ -17,7 +17,7 @@ from glasses.config import resolve_config
 from glasses.liveness import Owner, abandoned_because, this_process
 from mlflow import MlflowClient
 from tasks.resume import REUSED
-from tasks.runs import ENDED_BY, OWNER_TAGS, end_abandoned_runs
+from tasks.runs import ENDED_BY, FORMER_OWNER_TAGS, OWNER_TAGS, end_abandoned_runs
 from tasks.tracking import client, experiment_id
 
 BIN = Path(sys.executable).parent
@@ -42,15 +42,17 @@ def test_liveness_decisions() -> None:
     assert "unknown process" in abandoned_because(None, 25.0, 24)
 
 
-def test_end_abandoned_runs_ends_only_orphans(mlflow_local) -> None:
+@pytest.mark.parametrize("names", [OWNER_TAGS, FORMER_OWNER_TAGS], ids=["tags", "former tags"])
+def test_end_abandoned_runs_ends_only_orphans(mlflow_local, names) -> None:
+    """Runs tagged by this version, and by one before the tags moved under `glasses.owner.`."""
     tracking = client()
     experiment = experiment_id(tracking)
     me = this_process()
     orphan = tracking.create_run(
-        experiment, tags={OWNER_TAGS[0]: me.host, OWNER_TAGS[1]: str(dead_pid())}
+        experiment, tags={names[0]: me.host, names[1]: str(dead_pid())}
     ).info.run_id
     alive = tracking.create_run(
-        experiment, tags={OWNER_TAGS[0]: me.host, OWNER_TAGS[1]: str(me.pid)}
+        experiment, tags={names[0]: me.host, names[1]: str(me.pid)}
     ).info.run_id
     assert end_abandoned_runs(tracking, experiment, 24) == [orphan]
     ended = tracking.get_run(orphan)

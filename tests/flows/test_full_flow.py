@@ -11,7 +11,12 @@ from prefect.client.schemas.filters import (
     ArtifactFilter,
     ArtifactFilterFlowRunId,
     ArtifactFilterKey,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
 )
+from prefect.logging.handlers import APILogWorker
 
 from flows.full import glasses
 from mlflow import MlflowClient
@@ -105,4 +110,44 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
     assert [(a.type, float(a.data)) for a in progress] == [("progress", 100.0)]
     # Tasks: the CNN's 2 folds one each, the ScatNet's 2 stacked in one (`glasses.heads`).
     assert progress[0].description.startswith("train-fold: 3/3 done")
+
+    # What a newcomer sees first (issue 22): the parent run's verdict, description and headline
+    # metrics; family parameters; named task runs; progress on the watched (root) flow run.
+    tags = run.data.tags
+    assert tags["verdict"].startswith("ScatNet − CNN test balanced accuracy")
+    assert tags["mlflow.note.content"].startswith("# glasses: results")
+    assert "Partial" not in tags["mlflow.note.content"]  # the final summary replaced the first
+    assert {"cnn_test_balanced_accuracy_low", "scatnet_test_balanced_accuracy_high"} <= set(
+        run.data.metrics
+    )
+    assert "scattering_seconds" not in run.data.metrics
+    assert family[0].data.params["optimiser.steps"] and family[0].data.params["data_fingerprint"]
+    study_run = run.data.tags["prefect_flow_run_id"]  # the sub-flow's; the user watches its parent
+    APILogWorker.drain_all(timeout=10)
+    with get_client(sync_client=True) as prefect:
+        study = prefect.read_flow_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[study_run]))
+        )[0]
+        parent_task = prefect.read_task_run(study.parent_task_run_id)
+        names = {
+            t.name
+            for t in prefect.read_task_runs(
+                flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[study_run]))
+            )
+        }
+        watched = [
+            log.message
+            for log in prefect.read_logs(
+                log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[parent_task.flow_run_id]))
+            )
+        ]
+    assert {"cnn-fold-1", "scatnet-folds-1-2", "cnn-refit", "cnn-outer-1"} <= names
+    assert any(name.startswith("scatnet-outer-1") for name in names)
+    assert any(name.startswith("cnn-sweep-20-split-") for name in names)
+    assert "stage cross_validation: started" in watched
+    assert any(m.startswith("stage cross_validation: finished in ") for m in watched)
+    assert any(m.startswith("train-fold: 3/3 done") for m in watched)
+    assert any(m.startswith("whole run: about ") for m in watched)
+    assert any(m.startswith("cnn-refit step ") for m in watched)
+    assert any(m.startswith("scatnet-sweep-") and " step " in m for m in watched)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in OLIVETTI.parent.rglob("*")) == before

@@ -75,6 +75,8 @@ class Story:
     champion_after: list[str]  # alias target after each evaluation
     version_tags: list[dict[str, str]]  # each new version's tags right after its evaluation
     run_decisions: list[str]  # the run's champion_decision tag after each evaluation
+    aliases: list[list[str]]  # each new version's aliases right after its evaluation
+    descriptions: list[str]  # each new version's description
 
 
 @pytest.fixture(scope="module")
@@ -99,7 +101,7 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays, references_in) -> St
         run_id = start_run(tracking, experiment_id(tracking), "cnn", None, {"family": "cnn"})
         registry = MlflowClient()
         test_data = references.data(test_pixels.numpy(), test_labels, TEST_HASHES)
-        story = Story(run_id, test_data, test_labels, better_accuracy, [], [], [], [])
+        story = Story(run_id, test_data, test_labels, better_accuracy, [], [], [], [], [], [])
         lineage = Lineage(32, frozenset(TRAIN_HASHES))
         small = torch.nn.functional.interpolate(test_pixels.float(), size=24).to(torch.uint8)
         evaluations = [
@@ -120,7 +122,10 @@ def story(tmp_path_factory, _empty_mlflow_db, image_arrays, references_in) -> St
             story.champion_after.append(
                 str(registry.get_model_version_by_alias(NAME, CHAMPION).version)
             )
-            story.version_tags.append(dict(registry.get_model_version(NAME, version).tags))
+            registered = registry.get_model_version(NAME, version)
+            story.version_tags.append(dict(registered.tags))
+            story.aliases.append(sorted(registered.aliases))
+            story.descriptions.append(registered.description)
             story.run_decisions.append(registry.get_run(run_id).data.tags["champion_decision"])
         yield story
     mlflow.set_tracking_uri(None)
@@ -232,3 +237,18 @@ def test_held_out_metrics_are_linked_to_the_logged_model(story) -> None:
         model_id = logged_model_id(registry.get_model_version(NAME, result.version))
         metrics = {m.key: m.value for m in registry.get_logged_model(model_id).metrics}
         assert metrics["holdout_accuracy"] == pytest.approx(result.accuracy)
+
+
+def test_each_version_takes_one_alias_and_a_first_version_only_champion(story) -> None:
+    assert story.aliases[0] == ["champion"]  # no `challenger` beside it
+    assert story.aliases[1] == ["challenger"]  # worse: kept v1
+    assert story.aliases[2] == ["champion"]  # better: promoted
+
+
+def test_version_description_tells_score_interval_data_and_run(story) -> None:
+    best, text = story.results[2], story.descriptions[2]
+    assert f"balanced accuracy **{best.scores['balanced_accuracy']:.3f}**" in text
+    assert f"accuracy {best.accuracy:.3f} (95 % interval over test images [" in text
+    assert f"`{image_set(story.data).fingerprint}`" in text
+    assert story.run_id in text
+    assert best.decision in text

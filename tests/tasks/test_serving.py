@@ -7,7 +7,9 @@ probabilities, `glasses predict` prints them, and the project's loader never unp
 from __future__ import annotations
 
 import base64
+import csv
 import io
+import json
 import os
 import socket
 import subprocess
@@ -27,6 +29,7 @@ from glasses.config import resolve_config
 from glasses.families import SPECS
 from glasses.models.cnn import CNN
 from glasses.training import pixels_to_input
+from mlflow import MlflowClient
 from tasks.model_loading import ModelUnavailable, load_registered_model
 from tasks.registry import register_model
 from tasks.runs import start_run
@@ -138,14 +141,36 @@ def test_glasses_predict_prints_class_and_probability(registered, tmp_path, caps
         paths.append(tmp_path / f"face{index}.png")
         paths[-1].write_bytes(png(image))
     assert main(["predict", *map(str, paths), "--model", f"{NAME}/{version}"]) == 0
-    lines = capsys.readouterr().out.strip().splitlines()
+    header, *lines = capsys.readouterr().out.strip().splitlines()
     expected = expected_probabilities(model, pixels)
+    registered_version = MlflowClient().get_model_version(NAME, version)
+    aliases = "".join(f" @{alias}" for alias in sorted(registered_version.aliases))
+    assert header == f"model {NAME} v{version}{aliases}"
     assert len(lines) == 2
     for line, path, row in zip(lines, paths, expected, strict=True):
         shown_path, label, probability = line.split("\t")
         assert shown_path == str(path)
         assert label == ("no glasses", "glasses")[int(row.argmax())]
         assert float(probability) == pytest.approx(row.max(), abs=1e-3)
+
+
+def test_glasses_predict_csv_and_json_name_the_model(registered, tmp_path, capsys) -> None:
+    model, version = registered
+    image = np.random.default_rng(1).integers(0, 255, size=(32, 32, 3), dtype=np.uint8)
+    path = tmp_path / "face.png"
+    path.write_bytes(png(image))
+    expected = expected_probabilities(model, image[None])[0]
+    label = ("no glasses", "glasses")[int(expected.argmax())]
+    assert main(["predict", str(path), "--model", f"{NAME}/{version}", "--format", "csv"]) == 0
+    rows = list(csv.DictReader(io.StringIO(capsys.readouterr().out)))
+    assert [(r["model"], r["version"], r["path"], r["label"]) for r in rows] == [
+        (NAME, str(version), str(path), label)
+    ]
+    assert float(rows[0]["probability"]) == pytest.approx(expected.max(), abs=1e-3)
+    assert main(["predict", str(path), "--model", f"{NAME}/{version}", "--format", "json"]) == 0
+    answer = json.loads(capsys.readouterr().out)
+    assert (answer["model"], answer["version"]) == (NAME, str(version))
+    assert answer["predictions"][0]["label"] == label
 
 
 def test_glasses_predict_names_an_unreadable_image(registered, tmp_path, capsys) -> None:

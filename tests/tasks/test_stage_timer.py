@@ -12,7 +12,7 @@ from tasks.tracking import client, experiment_id
 def test_stage_logs_seconds_and_peak_memory(mlflow_local) -> None:
     tracking = client()
     run_id = start_run(tracking, experiment_id(tracking), "glasses-test", None, {})
-    with stage_timer(tracking, run_id, "load"):
+    with stage_timer(tracking, run_id, "load", 50):
         block = np.ones(200 * 2**20 // 8)  # 200 MiB, touched inside the stage
     del block
     metrics = MlflowClient().get_run(run_id).data.metrics

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import os
 import shutil
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from mlflow.exceptions import MlflowException
@@ -74,10 +76,15 @@ def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch
     created = tracking.get_experiment(experiment)
     assert created.name == "faces"
     assert created.tags["mlflow.experimentKind"] == "custom_model_development"
-    tags = tracking.get_run(start_run(tracking, experiment, "x", None, {})).data.tags
-    assert tags["mlflow.user"] and tags["mlflow.source.name"]
+    run_id = start_run(tracking, experiment, "x", None, {})
+    tags = tracking.get_run(run_id).data.tags
+    assert tags["mlflow.user"] and tags["mlflow.source.name"] != "engine.py"
+    assert tags["mlflow.source.name"].startswith(Path(sys.argv[0]).name)  # the command line
     assert tags["mlflow.source.type"] == "JOB"
-    assert tags["glasses.pid"] == str(os.getpid())
+    assert tags["glasses.owner.pid"] == str(os.getpid())
+    assert not {"glasses.pid", "glasses.host", "glasses.process_started"} & tags.keys()
+    child = start_run(tracking, experiment, "y", run_id, {})
+    assert tracking.get_run(child).data.tags["mlflow.source.name"] == tags["mlflow.source.name"]
 
 
 def test_each_sqlite_store_keeps_its_artifacts_beside_its_database(

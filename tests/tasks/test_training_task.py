@@ -23,7 +23,7 @@ from mlflow import MlflowClient
 from tasks.resume import REUSED
 from tasks.runs import start_run
 from tasks.tracking import client, experiment_id
-from tasks.training import FoldResult, ModelRef, train_final, train_folds
+from tasks.training import FoldResult, ModelRef, log_family_params, train_final, train_folds
 
 
 @pytest.fixture
@@ -185,7 +185,7 @@ def test_fold_task_logs_one_progress_line_per_check(
     steps = result.outcome.history["step"].tolist()
     assert len(lines) == len(steps)
     for step, line in zip(steps, lines, strict=True):
-        assert line.startswith(f"cnn fold 1 step {step}/{budget}: loss ")
+        assert line.startswith(f"cnn-fold-1 step {step}/{budget}: loss ")
         assert "inner val accuracy" in line and "elapsed" in line and "ETA" in line
 
 
@@ -210,3 +210,20 @@ def test_stacked_folds_each_log_their_own_run_and_equal_their_separate_training(
         assert other.outcome.validation == pytest.approx(one.outcome.validation, rel=1e-4)
         logged = tracking.get_metric_history(other.run_id, "train_loss")
         assert [m.step for m in logged] == one.outcome.history["step"].tolist()
+
+
+def test_family_run_logs_what_compare_runs_sets_side_by_side(
+    mlflow_local, fold_inputs, tiny_config
+) -> None:
+    data, _ = fold_inputs
+    _, run_id = family_run("scatnet")
+    log_family_params.fn("scatnet", tiny_config, data, run_id)
+    run = MlflowClient().get_run(run_id)
+    params = run.data.params
+    assert params["optimiser.steps"] == str(tiny_config.scatnet.optimiser.steps)
+    assert params["head.hidden"] == str(list(tiny_config.scatnet.head.hidden))
+    assert params["J"] == str(tiny_config.scatnet.J)
+    assert params["image_size"] == str(tiny_config.data.image_size)
+    assert params["data_fingerprint"] == image_set(data).fingerprint
+    assert run.data.tags["data_fingerprint"] == image_set(data).fingerprint
+    assert not [key for key in params if key.startswith(("cnn.", "scatnet."))]
