@@ -92,3 +92,32 @@ def test_importing_the_figure_modules_leaves_the_backend_to_the_process() -> Non
         [sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True
     )
     assert shown.stdout.strip() == "None"  # not chosen yet: matplotlib picks at the first figure
+
+
+def test_a_gpu_process_gets_the_deterministic_flags(monkeypatch) -> None:
+    """Set in the one place that sets process state, where CUDA is present; a CPU process is
+    left as it was."""
+    from glasses.entrypoint import deterministic_gpu
+
+    before = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    try:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        torch.backends.cudnn.deterministic = False
+        torch.use_deterministic_algorithms(False)
+        deterministic_gpu()
+        assert not torch.backends.cudnn.deterministic
+        assert not torch.are_deterministic_algorithms_enabled()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        deterministic_gpu()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert PROCESS_DEFAULTS["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])

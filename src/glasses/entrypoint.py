@@ -31,6 +31,9 @@ PROCESS_DEFAULTS = {
     # Figures are drawn in worker threads and on machines with no screen; matplotlib reads this
     # when it loads (`glasses.plots` and friends leave the backend to the process).
     "MPLBACKEND": "Agg",
+    # Read by cuBLAS when CUDA starts: without it, deterministic matrix products on a GPU are not
+    # available (`deterministic_gpu`).
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
     # Read by glibc when a process starts: for the processes started from here (Dask workers).
     **{name: str(value) for name, value in ALLOCATOR.items()},
 }
@@ -38,7 +41,8 @@ PROCESS_DEFAULTS = {
 
 def prepare_process() -> None:
     """Set `PROCESS_DEFAULTS` where the environment does not already say otherwise, and apply
-    the allocator settings to this process, which glibc read before Python could set them."""
+    the allocator settings to this process, which glibc read before Python could set them;
+    then the deterministic GPU flags (`deterministic_gpu`)."""
     for name, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
@@ -48,3 +52,25 @@ def prepare_process() -> None:
     for name, option in _MALLOPT.items():
         if os.environ[name].isdigit():  # glibc, too, ignores any other value
             libc.mallopt(option, int(os.environ[name]))
+    deterministic_gpu()
+
+
+def deterministic_gpu() -> None:
+    """Where a GPU is used, kernels that give the same numbers every run: cuDNN's deterministic
+    algorithms without autotuning, and torch's deterministic implementations (a warning, not an
+    error, where an operation has none). Results are keyed by device (`glasses.results`), so a
+    GPU's maps never stand in for a CPU's; these make a GPU's own re-run reproduce them. A
+    machine without CUDA is left alone. Dask workers run it through `dask_setup`."""
+    import torch  # after the environment above: OpenMP reads it when torch loads
+
+    if not torch.cuda.is_available():
+        return
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def dask_setup(worker: object) -> None:
+    """Dask's preload hook (`distributed.worker.preload` in flows/dask.yaml): a worker process
+    prepares itself like every other entry point."""
+    prepare_process()
