@@ -34,6 +34,9 @@ PROCESS_DEFAULTS = {
     # Read by cuBLAS when CUDA starts: without it, deterministic matrix products on a GPU are not
     # available (`deterministic_gpu`).
     "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    # `deterministic_gpu` asks whether CUDA is there before any work: through NVML, so that the
+    # question does not start the CUDA driver in a process that forks workers later.
+    "PYTORCH_NVML_BASED_CUDA_CHECK": "1",
     # Read by glibc when a process starts: for the processes started from here (Dask workers).
     **{name: str(value) for name, value in ALLOCATOR.items()},
 }
