@@ -65,7 +65,7 @@ def xai(
             {
                 "explained": e,
                 "version": versions[e.family],
-                "masks": selection.masks,
+                "selection": selection,
                 "randomisation": table,
                 **common,
             }
@@ -73,6 +73,6 @@ def xai(
         ],
         config,
     )
-    summary = publish_xai_summary(explained, evidence, agreement, config, run_id)
+    summary = publish_xai_summary(explained, evidence, agreement, selection.counts, config, run_id)
     print(summary)
     return summary

@@ -18,17 +18,15 @@ from glasses.data.splits import Split
 from glasses.families import Family
 from glasses.inference import weights_digest
 from glasses.result_format import stored
-from glasses.results import explanation_key
+from glasses.results import explanation_key, model_runtime
 from glasses.training import pixels_to_input
 from glasses.xai.agreement import agreement_values, model_agreement_tests, summarise_agreement
 from glasses.xai.correctness import (
     Evidence,
     cascading_randomisation,
-    deletion_area,
-    deletion_curve,
-    mask_area_share,
-    pointing_game,
-    relevance_mass_accuracy,
+    deletion_evidence,
+    deletion_fill,
+    localisation_evidence,
 )
 from glasses.xai.explain import Explanation
 from glasses.xai.methods import SCATTER_PAIRS, explain
@@ -42,6 +40,7 @@ from glasses.xai.report import xai_report
 from glasses.xai.selection import NAMED, ImageSelection, select_images
 from tasks.log import log_figure, log_metrics, log_table
 from tasks.model_loading import version_model
+from tasks.progress import run_logger
 from tasks.resume import reuse_when_resuming
 from tasks.tracking import client
 
@@ -62,8 +61,12 @@ def _inputs(data: DataRef, rows: np.ndarray) -> tuple[torch.Tensor, torch.Tensor
 
 @task(name="select-images", cache_policy=NO_CACHE)
 def select_xai_images(data: DataRef, split: Split, config: GlassesConfig) -> ImageSelection:
-    """Which test images each method explains and checks (`glasses.xai.selection`)."""
-    return select_images(image_set(data), split, config)
+    """Which test images each method explains and checks (`glasses.xai.selection`); says how
+    many of each class (the report repeats it)."""
+    selection = select_images(image_set(data), split, config)
+    counts = ", ".join(f"{count} {name}" for name, count in selection.counts.items())
+    run_logger().info("explaining %s test images", counts)
+    return selection
 
 
 @task(name="explain", cache_policy=NO_CACHE)
@@ -85,7 +88,9 @@ def explain_rows(
         explanation = explain(model, images, targets, method, config.xai, config.seed)
         return Explained(family, rows, explanation)
 
-    key = explanation_key("explain", config, weights_digest(model), method, data.images, rows)
+    key = explanation_key(
+        "explain", config, weights_digest(model), method, data.images, rows, *model_runtime(model)
+    )
     return reuse_when_resuming(data, config, key, compute)[0]
 
 
@@ -99,8 +104,8 @@ def check_randomisation(
     original: np.ndarray,
     config: GlassesConfig,
 ) -> pd.DataFrame:
-    """Adebayo et al.'s cascading randomisation for one model and method; `original`: the
-    intact model's maps of `rows`, from `explain_rows`."""
+    """Adebayo et al.'s cascading randomisation for one model and method, per image with its
+    manifest row; `original`: the intact model's maps of `rows`, from `explain_rows`."""
     model = version_model(family, version)
 
     def maps(candidate: nn.Module, images: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
@@ -111,9 +116,17 @@ def check_randomisation(
         table = cascading_randomisation(
             model, maps, images, targets, seed=config.seed, original=original
         )
-        return table.assign(model=family, method=method)
+        return table.assign(row=rows[table["image"].to_numpy()])
 
-    key = explanation_key("randomisation", config, weights_digest(model), method, data.images, rows)
+    key = explanation_key(
+        "randomisation",
+        config,
+        weights_digest(model),
+        method,
+        data.images,
+        rows,
+        *model_runtime(model),
+    )
     return reuse_when_resuming(data, config, key, compute)[0]
 
 
@@ -122,36 +135,44 @@ def score_explanations(
     explained: Explained,
     version: str,
     data: DataRef,
-    masks: dict[int, np.ndarray],
+    selection: ImageSelection,
     randomisation: pd.DataFrame,
     config: GlassesConfig,
 ) -> Evidence:
-    """Localisation on images with a ground-truth mask, and a deletion curve for every image."""
+    """Localisation on images with a ground-truth mask, deletion against a random order on
+    every image, and the randomisation check's rows, each with the image's person and class."""
     model = version_model(explained.family, version)
-    images = image_set(data)
-    pixels, targets = images.pixels, images.labels
+    rows = explained.rows
+    images, targets = _inputs(data, rows)
+    mean = selection.training_mean
+    training_mean = None if mean is None else torch.from_numpy(mean)
+    fills = torch.stack(
+        [deletion_fill(image, config.xai.deletion_baseline, training_mean) for image in images]
+    )
+    people, labels = selection.people, selection.labels
     maps = explained.explanation.maps
-    located = [
-        (int(row), m, masks[row])
-        for m, row in zip(maps, explained.rows, strict=True)
-        if row in masks
-    ]
-    areas = []
-    for map_, row in zip(maps, explained.rows, strict=True):
-        image = pixels_to_input(torch.from_numpy(pixels[row]))
-        fractions, probabilities = deletion_curve(
-            model, image, int(targets[row]), map_, steps=config.xai.deletion_steps
-        )
-        areas.append(deletion_area(fractions, probabilities))
+    randomised_rows = randomisation["row"].astype(int)
     return Evidence(
         model=explained.family,
         method=explained.explanation.method,
-        rows=[row for row, _, _ in located],
-        relevance_mass=[relevance_mass_accuracy(m, mask) for _, m, mask in located],
-        mask_share=[mask_area_share(mask) for _, _, mask in located],
-        pointing=[pointing_game(m, mask) for _, m, mask in located],
-        deletion_areas=areas,
-        randomisation=randomisation,
+        localisation=localisation_evidence(
+            rows, maps, selection.masks, people, labels, seed=config.seed
+        ),
+        deletion=deletion_evidence(
+            model,
+            images,
+            targets,
+            maps,
+            fills,
+            rows,
+            people,
+            labels,
+            steps=config.xai.deletion_steps,
+            seed=config.seed,
+        ),  # fmt: skip
+        randomisation=randomisation.assign(
+            person=randomised_rows.map(people), label=randomised_rows.map(labels)
+        ),
     )
 
 
@@ -191,9 +212,11 @@ def log_explanation_figures(
 @task(name="explanation-statistics", cache_policy=NO_CACHE)
 def log_explanation_statistics(
     explained: list[Explained], sample: np.ndarray, run_id: str
-) -> pd.DataFrame:
+) -> tuple[pd.DataFrame, pd.DataFrame | None]:
     """Agreement between methods over the sample, with bootstrap intervals; histograms and
-    scatter plots (seed Figs. 19-27); whether the methods agree more on one model."""
+    scatter plots (seed Figs. 19-27); whether the methods agree more on one model (paired
+    tests, Holm-corrected across the table). Returns the agreement summary and those tests
+    (None with one family)."""
     tracking = client()
     maps: dict[str, dict[str, list[np.ndarray]]] = {}
     for e in explained:
@@ -208,6 +231,7 @@ def log_explanation_statistics(
         summary.set_index(["model", "method_a", "method_b", "metric"]),
         "tables/agreement.csv",
     )
+    tests = None
     if len(maps) == 2:
         tests = model_agreement_tests(values, "cnn", "scatnet")
         log_table(tracking, run_id, tests, "tables/agreement_cnn_vs_scatnet.csv")
@@ -226,23 +250,24 @@ def log_explanation_statistics(
             pairwise_scatter_figure(pooled, pairs, family),
             f"figures/{family}_pairwise_scatter.png",
         )
-    return summary
+    return summary, tests
 
 
 @task(name="publish-xai-summary", cache_policy=NO_CACHE)
 def publish_xai_summary(
     explained: list[Explained],
     evidence: list[Evidence],
-    agreement: pd.DataFrame,
+    agreement: tuple[pd.DataFrame, pd.DataFrame | None],
+    counts: dict[str, int],
     config: GlassesConfig,
     run_id: str,
 ) -> str:
-    """Logs `glasses.xai.report.xai_report`: the "which explanation should I believe" table
-    first, then agreement and timings."""
+    """Logs `glasses.xai.report.xai_report`: the "which explanation should I believe" section
+    first, then agreement and timings; `agreement`: `log_explanation_statistics`' summary and
+    tests; `counts`: explained images per class."""
     tracking = client()
-    report = xai_report(
-        explained, evidence, agreement, config.xai.randomisation_threshold, config.seed
-    )
+    summary, tests = agreement
+    report = xai_report(explained, evidence, summary, tests, counts, config.seed)
     for path, table in report.tables.items():
         log_table(tracking, run_id, table, path)
     for path, figure in report.figures.items():

@@ -176,9 +176,9 @@ def test_randomisation_check_has_enough_images_and_stays_within_the_sample() -> 
     assert resolve_config("quick").xai.randomisation_images >= 10
     for profile in ("paper", "quick", "tiny"):
         xai = resolve_config(profile).xai
-        assert xai.randomisation_images <= xai.samples
-    with pytest.raises(ConfigError, match=r"randomisation_images \(9\).*samples"):
-        resolve_config("tiny", {"xai": {"randomisation_images": 9}})
+        assert xai.randomisation_images <= 2 * xai.images_per_class
+    with pytest.raises(ConfigError, match=r"randomisation_images \(5\).*images_per_class \(2\)"):
+        resolve_config("tiny", {"xai": {"randomisation_images": 5}})
 
 
 def test_typed_overrides_resolve_like_the_mapping_they_came_from() -> None:

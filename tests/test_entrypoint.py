@@ -128,3 +128,32 @@ def test_the_store_a_flow_opened_is_the_one_child_processes_log_to(monkeypatch) 
         check=True,
     )
     assert child.stdout.strip() == "sqlite:////srv/runs.db"
+
+
+def test_a_gpu_process_gets_the_deterministic_flags(monkeypatch) -> None:
+    """Set in the one place that sets process state, where CUDA is present; a CPU process is
+    left as it was."""
+    from glasses.entrypoint import deterministic_gpu
+
+    before = (
+        torch.backends.cudnn.deterministic,
+        torch.backends.cudnn.benchmark,
+        torch.are_deterministic_algorithms_enabled(),
+        torch.is_deterministic_algorithms_warn_only_enabled(),
+    )
+    try:
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+        torch.backends.cudnn.deterministic = False
+        torch.use_deterministic_algorithms(False)
+        deterministic_gpu()
+        assert not torch.backends.cudnn.deterministic
+        assert not torch.are_deterministic_algorithms_enabled()
+        monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+        deterministic_gpu()
+        assert torch.backends.cudnn.deterministic and not torch.backends.cudnn.benchmark
+        assert torch.are_deterministic_algorithms_enabled()
+        assert torch.is_deterministic_algorithms_warn_only_enabled()
+        assert PROCESS_DEFAULTS["CUBLAS_WORKSPACE_CONFIG"] == ":4096:8"
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[:2]
+        torch.use_deterministic_algorithms(before[2], warn_only=before[3])

@@ -26,6 +26,7 @@ from glasses.results import (
     ResultStore,
     explanation_key,
     fold_seed,
+    model_runtime,
     point_seed,
     rows_digest,
     training_key,
@@ -42,7 +43,7 @@ def test_keys_follow_what_determines_a_result() -> None:
     tiny = resolve_config("tiny")
     key = work_key("fold", settings=training_settings(tiny), rows=rows_digest(np.arange(4)), fold=0)
     assert key.startswith("fold-")
-    same = resolve_config("tiny", {"runtime": {"workers": 1}, "xai": {"samples": 3}})
+    same = resolve_config("tiny", {"runtime": {"workers": 1}, "xai": {"images_per_class": 3}})
     assert (
         work_key("fold", settings=training_settings(same), rows=rows_digest(np.arange(4)), fold=0)
         == key
@@ -77,30 +78,58 @@ def test_keys_are_those_of_earlier_releases(monkeypatch) -> None:
     )
     torch.manual_seed(0)
     weights = weights_digest(CNN(tiny.cnn, 32))
-    assert explanation_key("explain", tiny, weights, "ig", "imgkey", rows) == (
-        "explain-6eea6d5fd10b07841eb1362b"
+    # Explanation keys changed on purpose (issue 23): they now name the device, dtype and torch
+    # version, and the XAI settings draw images per class; these are the new keys.
+    monkeypatch.setattr("torch.__version__", "2.0.0")
+    assert explanation_key("explain", tiny, weights, "ig", "imgkey", rows, "cpu", "float32") == (
+        "explain-ff7b852b390d990382fd84dc"
     )
-    assert explanation_key("randomisation", tiny, weights, "shap", "imgkey", rows) == (
-        "randomisation-a4d2a4b2b6a6578168cc5daf"
+    assert (
+        explanation_key("randomisation", tiny, weights, "shap", "imgkey", rows, "cpu", "float32")
+        == "randomisation-b98e3ddfa5a6e09b10b14513"
     )
 
 
 def test_explanation_keys_follow_the_model_method_settings_and_rows() -> None:
     tiny = resolve_config("tiny")
-    key = explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(4))
+    where = ("cpu", "float32")
+    key = explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(4), *where)
     same = resolve_config("tiny", {"cnn": {"optimiser": {"lr": 1}}})  # the weights say it
-    assert explanation_key("explain", same, "w", "ig", "imgkey", np.arange(4)) == key
+    assert explanation_key("explain", same, "w", "ig", "imgkey", np.arange(4), *where) == key
     for other in (
-        explanation_key("randomisation", tiny, "w", "ig", "imgkey", np.arange(4)),
-        explanation_key("explain", tiny, "v", "ig", "imgkey", np.arange(4)),
-        explanation_key("explain", tiny, "w", "shap", "imgkey", np.arange(4)),
+        explanation_key("randomisation", tiny, "w", "ig", "imgkey", np.arange(4), *where),
+        explanation_key("explain", tiny, "v", "ig", "imgkey", np.arange(4), *where),
+        explanation_key("explain", tiny, "w", "shap", "imgkey", np.arange(4), *where),
         explanation_key(
-            "explain", resolve_config("tiny", {"seed": 1}), "w", "ig", "imgkey", np.arange(4)
-        ),
-        explanation_key("explain", tiny, "w", "ig", "other", np.arange(4)),
-        explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(5)),
+            "explain",
+            resolve_config("tiny", {"seed": 1}),
+            "w",
+            "ig",
+            "imgkey",
+            np.arange(4),
+            *where,
+        ),  # fmt: skip
+        explanation_key("explain", tiny, "w", "ig", "other", np.arange(4), *where),
+        explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(5), *where),
     ):
         assert other != key
+
+
+def test_explanation_keys_name_the_device_dtype_and_torch_version(monkeypatch) -> None:
+    """A map computed on another device, in another precision or by another torch must not
+    stand in for this one's: each changes the key."""
+    tiny, rows = resolve_config("tiny"), np.arange(4)
+    key = explanation_key("explain", tiny, "w", "ig", "imgkey", rows, "cpu", "float32")
+    assert explanation_key("explain", tiny, "w", "ig", "imgkey", rows, "cuda", "float32") != key
+    assert explanation_key("explain", tiny, "w", "ig", "imgkey", rows, "cpu", "float64") != key
+    monkeypatch.setattr("torch.__version__", "0.0.1")
+    assert explanation_key("explain", tiny, "w", "ig", "imgkey", rows, "cpu", "float32") != key
+
+
+def test_model_runtime_reads_the_device_and_dtype_of_the_weights() -> None:
+    model = CNN(resolve_config("tiny").cnn, 32)
+    assert model_runtime(model) == ("cpu", "float32")
+    assert model_runtime(model.double()) == ("cpu", "float64")
 
 
 def test_seeds_are_those_of_earlier_releases() -> None:

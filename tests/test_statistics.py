@@ -18,6 +18,7 @@ from glasses.statistics import (
     crossover_size,
     holm,
     paired_test,
+    people_interval,
     sign_changes,
     sweep_inference,
     verdict,
@@ -82,6 +83,34 @@ def test_bootstrap_ci_is_scipys_percentile_bootstrap():
     ).confidence_interval  # fmt: skip
     assert (low, high) == pytest.approx((reference.low, reference.high))
     assert estimate == pytest.approx(values.mean())
+
+
+def test_people_interval_with_one_image_per_person_is_a_plain_bootstrap():
+    """One image per person and one class: drawing people is drawing images, so the interval
+    is scipy's percentile bootstrap up to resampling noise."""
+    values = np.random.default_rng(3).normal(0.4, 1.0, size=60)
+    mean, low, high, n = people_interval(values, np.arange(60), np.ones(60), seed=1)
+    reference = stats.bootstrap(
+        (values,), np.mean, method="percentile", n_resamples=4000, random_state=2
+    ).confidence_interval
+    assert mean == pytest.approx(values.mean()) and n == 60
+    assert low == pytest.approx(reference.low, abs=0.04)
+    assert high == pytest.approx(reference.high, abs=0.04)
+
+
+def test_people_interval_moves_a_persons_images_together():
+    """Ten people with ten identical images each: the interval is that of ten values, wider
+    than a bootstrap of the hundred images as if independent; undefined values are left out."""
+    per_person = np.random.default_rng(4).normal(size=10)
+    values = np.repeat(per_person, 10)
+    people = np.repeat(np.arange(10), 10)
+    _, low, high, _ = people_interval(values, people, np.zeros(100))
+    _, naive_low, naive_high = bootstrap_ci(values)
+    assert high - low > 2 * (naive_high - naive_low)
+    with_nan = np.append(values, np.nan)
+    assert people_interval(with_nan, np.append(people, 10), np.zeros(101))[3] == 100
+    assert np.isnan(people_interval([1.0, 1.0], [0, 1], [0, 1])[1])  # no spread
+    assert people_interval([], [], []) == (pytest.approx(np.nan, nan_ok=True),) * 3 + (0,)
 
 
 def test_holm_matches_the_step_down_definition():

@@ -276,7 +276,12 @@ class XAIConfig(_Strict):
     with the black or the seeded random baseline."""
 
     enabled: bool = Field(True, description="Explain both models.")
-    samples: int = Field(100, ge=1, description="Test images for the statistics.")
+    images_per_class: int = Field(
+        50,
+        ge=1,
+        description="Test images of each class for the statistics: a seeded draw, classes "
+        "interleaved (fewer where the test split has fewer).",
+    )
     sample_methods: tuple[XAIMethod, ...] = Field(
         get_args(XAIMethod),
         description="Methods run on the whole sample, not only the named images.",
@@ -295,22 +300,22 @@ class XAIConfig(_Strict):
     lime_samples: int = Field(1000, ge=10, description="Perturbed images per LIME explanation.")
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2, description="Points of the deletion curve.")
+    deletion_baseline: Literal["blur", "mean"] = Field(
+        "blur",
+        description="What a deleted pixel becomes: the image blurred, or the training images' "
+        "mean; no attribution method uses either (black would favour IG, LIME and SHAP).",
+    )
     randomisation_images: int = Field(
         30, ge=1, description="The randomisation check runs on this many of the sample's images."
-    )
-    randomisation_threshold: float = Field(
-        0.5,
-        gt=0.0,
-        le=1.0,
-        description="Rank correlation above which a map fails the randomisation check.",
     )
 
     @model_validator(mode="after")
     def _randomisation_within_sample(self) -> XAIConfig:
-        if self.randomisation_images > self.samples:
+        if self.randomisation_images > 2 * self.images_per_class:
             raise ValueError(
-                f"xai.randomisation_images ({self.randomisation_images}) must not exceed "
-                f"xai.samples ({self.samples}): the check runs on the sample's first images"
+                f"xai.randomisation_images ({self.randomisation_images}) must not exceed twice "
+                f"xai.images_per_class ({self.images_per_class}): the check runs on the "
+                "sample's first images"
             )
         return self
 
@@ -446,7 +451,7 @@ PROFILES: dict[str, dict[str, Any]] = {
             "budget_repeats": 2,
         },
         "xai": {
-            "samples": 10,
+            "images_per_class": 5,
             "sample_methods": ("ig", "ig_captum", "lime", "shap"),
             "ig_steps": 32,
             "lime_samples": 150,
@@ -479,7 +484,7 @@ PROFILES: dict[str, dict[str, Any]] = {
         },
         "sweep": {"sizes": (36, 20), "repeats": 2, "resamples": 200, "budget_factors": ()},
         "xai": {
-            "samples": 4,
+            "images_per_class": 2,
             "ig_steps": 8,
             "ig_batch_size": 16,
             "lime_samples": 40,

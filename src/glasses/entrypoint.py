@@ -34,6 +34,12 @@ PROCESS_DEFAULTS = {
     # Figures are drawn in worker threads and on machines with no screen; matplotlib reads this
     # when it loads (`glasses.plots` and friends leave the backend to the process).
     "MPLBACKEND": "Agg",
+    # Read by cuBLAS when CUDA starts: without it, deterministic matrix products on a GPU are not
+    # available (`deterministic_gpu`).
+    "CUBLAS_WORKSPACE_CONFIG": ":4096:8",
+    # `deterministic_gpu` asks whether CUDA is there before any work: through NVML, so that the
+    # question does not start the CUDA driver in a process that forks workers later.
+    "PYTORCH_NVML_BASED_CUDA_CHECK": "1",
     # Read by glibc when a process starts: for the processes started from here (Dask workers).
     **{name: str(value) for name, value in ALLOCATOR.items()},
     # Bounded MLflow HTTP calls: a refused connection fails after ~10 s (3 retries, 1-2-4 s
@@ -48,7 +54,8 @@ PROCESS_DEFAULTS = {
 
 def prepare_process() -> None:
     """Set `PROCESS_DEFAULTS` where the environment does not already say otherwise, and apply
-    the allocator settings to this process, which glibc read before Python could set them."""
+    the allocator settings to this process, which glibc read before Python could set them;
+    then the deterministic GPU flags (`deterministic_gpu`)."""
     for name, value in PROCESS_DEFAULTS.items():
         os.environ.setdefault(name, value)
     try:
@@ -95,3 +102,25 @@ def scoped_environment(values: Mapping[str, str]) -> Iterator[None]:
                 os.environ.pop(name, None)
             else:
                 os.environ[name] = value
+
+
+def deterministic_gpu() -> None:
+    """Where a GPU is used, kernels that give the same numbers every run: cuDNN's deterministic
+    algorithms without autotuning, and torch's deterministic implementations (a warning, not an
+    error, where an operation has none). Results are keyed by device (`glasses.results`), so a
+    GPU's maps never stand in for a CPU's; these make a GPU's own re-run reproduce them. A
+    machine without CUDA is left alone. Called where a device is chosen
+    (`glasses.training.resolve_device`), so that no entry point loads torch to ask."""
+    import torch  # after the environment above: OpenMP reads it when torch loads
+
+    if not torch.cuda.is_available():
+        return
+    torch.backends.cudnn.deterministic = True
+    torch.backends.cudnn.benchmark = False
+    torch.use_deterministic_algorithms(True, warn_only=True)
+
+
+def dask_setup(worker: object) -> None:
+    """Dask's preload hook (`distributed.worker.preload` in flows/dask.yaml): a worker process
+    prepares itself like every other entry point."""
+    prepare_process()

@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
+import torch
 
 import glasses
 from glasses.cache_files import load_bytes, store_bytes, warn_damaged
@@ -93,11 +94,21 @@ def training_key(
 
 
 def explanation_key(
-    kind: str, config: GlassesConfig, weights: str, method: str, data: str, rows: np.ndarray
+    kind: str,
+    config: GlassesConfig,
+    weights: str,
+    method: str,
+    data: str,
+    rows: np.ndarray,
+    device: str,
+    dtype: str,
 ) -> str:
     """The key of an explanation's result (maps, randomisation check): the model's `weights`
     digest (equal for the same training in a re-run, whatever its version number), the method
-    and the XAI settings, the seed, the data (its `DataRef.images` key) and the rows."""
+    and the XAI settings, the seed, the data (its `DataRef.images` key) and the rows; and where
+    it was computed: the `device` and `dtype` of the model (`model_runtime`) and the torch
+    version, since kernels differ between them and a map made on one must not stand in for
+    another's."""
     return work_key(
         kind,
         xai=config.xai.model_dump(mode="json"),
@@ -106,7 +117,16 @@ def explanation_key(
         method=method,
         data=data,
         rows=rows_digest(rows),
+        device=device,
+        dtype=dtype,
+        torch=torch.__version__,
     )
+
+
+def model_runtime(model: torch.nn.Module) -> tuple[str, str]:
+    """(device, dtype) of `model`'s parameters, as `explanation_key` takes them."""
+    parameter = next(model.parameters())
+    return parameter.device.type, str(parameter.dtype).removeprefix("torch.")
 
 
 def fold_seed(seed: int, fold: int) -> int:

@@ -182,6 +182,34 @@ def _people_weights(
     return drawn[:, person]
 
 
+def people_interval(
+    values: Sequence[float],
+    people: Sequence[int],
+    labels: Sequence[int],
+    confidence: float = 0.95,
+    resamples: int = 2000,
+    seed: int = 0,
+) -> tuple[float, float, float, int]:
+    """(mean, low, high, n) of per-image `values`, the interval a percentile bootstrap that
+    draws the *people* with replacement, as the sweep does (`_people_weights`: within strata of
+    one class, an image's siblings moving with it). It covers which people were measured, for
+    fixed models and maps. NaN values (undefined) are left out with their images; n counts the
+    rest. Fewer than two people, or values without spread, give NaN bounds."""
+    x = np.asarray(values, dtype=float)
+    keep = np.isfinite(x)
+    x, who, classes = x[keep], np.asarray(people)[keep], np.asarray(labels, dtype=float)[keep]
+    if x.size == 0:
+        return NAN, NAN, NAN, 0
+    mean = float(x.mean())
+    if np.unique(who).size < 2 or np.ptp(x) == 0:
+        return mean, NAN, NAN, int(x.size)
+    weights = _people_weights(who, classes, resamples, np.random.default_rng(seed))
+    means = (weights @ x) / weights.sum(axis=1)
+    tail = 100 * (1 - confidence) / 2
+    low, high = np.percentile(means, [tail, 100 - tail])
+    return mean, float(low), float(high), int(x.size)
+
+
 def _unit_weights(
     outer: np.ndarray, split_counts: np.ndarray | None, rng: np.random.Generator
 ) -> np.ndarray:

@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from glasses.config import OptimiserConfig
+from glasses.entrypoint import deterministic_gpu
 from glasses.metrics import scores
 from glasses.models.head import SeededDropout
 
@@ -42,6 +43,8 @@ def resolve_device(name: str = "auto") -> torch.device:
             "runtime.device is 'cuda' but torch sees no CUDA device: set runtime.device to "
             "'auto' or 'cpu'"
         )
+    if name == "cuda":
+        deterministic_gpu()
     return torch.device(name)
 
 

@@ -114,15 +114,16 @@ def test_deployment_run_logs_everything(stack, tmp_path):
     explained = children["xai"]
     assert explained.data.tags["mlflow.parentRunId"] == parent.info.run_id
     tables = {a.path for a in client.list_artifacts(explained.info.run_id, "tables")}
-    assert {"tables/correctness.csv", "tables/agreement.csv", "tables/randomisation.csv"} <= tables
+    assert {"tables/checks.csv", "tables/agreement.csv", "tables/randomisation.csv"} <= tables
     assert explained.data.metrics["cnn_ig_vs_captum_pearson"] > 0.999
     overlays = {a.path for a in client.list_artifacts(explained.info.run_id, "figures")}
     assert "figures/scatnet_sunglasses_overlays.png" in overlays
     believe = pd.read_csv(
-        client.download_artifacts(explained.info.run_id, "tables/correctness.csv", str(tmp_path))
+        client.download_artifacts(explained.info.run_id, "tables/checks.csv", str(tmp_path))
     )
     assert set(believe["model"]) == {"cnn", "scatnet"}
-    assert believe["n_localisation"].min() >= 1, "synthetic glasses masks were not used"
+    masses = believe[believe["check"] == "relevance mass"]
+    assert masses["n"].min() >= 1, "synthetic glasses masks were not used"
 
     flow_runs = httpx.post(f"{stack['PREFECT_API_URL']}/artifacts/filter", json={}).json()
     assert {"glasses-results", "glasses-sweep", "glasses-xai"} <= {a["key"] for a in flow_runs}

@@ -94,11 +94,9 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
         [run.info.experiment_id], filter_string="tags.stage = 'xai'"
     )[0]
     believe = pd.read_csv(
-        local_tracking.download_artifacts(
-            explained.info.run_id, "tables/correctness.csv", str(tmp_path)
-        )
+        local_tracking.download_artifacts(explained.info.run_id, "tables/checks.csv", str(tmp_path))
     )
-    assert len(believe) == 2 * 6  # both models, every method of the tiny profile
+    assert len(believe) == 2 * 6 * 5  # both models, every method of the tiny profile, each check
 
     with get_client(sync_client=True) as prefect:
         progress = prefect.read_artifacts(

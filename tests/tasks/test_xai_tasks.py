@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -11,6 +12,7 @@ from glasses.data.reference import DataRef, image_set
 from glasses.models.cnn import CNN
 from glasses.xai.explain import Explanation
 from glasses.xai.methods import explain
+from glasses.xai.selection import ImageSelection
 from tasks.model_loading import version_model
 from tasks.registry import register_model
 from tasks.runs import start_run
@@ -60,14 +62,22 @@ def test_check_randomisation_scores_the_edge_control_on_every_step(registered):
     labels = torch.tensor([0, 1, 1])
     original = explain(model, images, labels, "ig", TINY.xai, TINY.seed)
     table = check_randomisation.fn("cnn", version, "ig", data, rows, original.maps, TINY)
-    assert len(table) == 1 + 6  # the intact model, then each of the CNN's six layers
-    assert set(table["model"]) == {"cnn"} and set(table["method"]) == {"ig"}
-    assert (table["n"] == 3).all()
-    assert table["edge_mean"].between(-1, 1).all()
+    assert len(table) == (1 + 6) * 3  # the intact model, then each of the CNN's six layers
+    assert table["row"].tolist() == rows.tolist() * 7
+    assert table[["edge_spearman", "edge_ssim"]].abs().le(1).all().all()
 
 
-def test_score_explanations_reports_chance_beside_relevance_mass(registered):
-    """Row 2 has a mask, row 0 none: localisation covers row 2 alone, deletion both."""
+def _selection(masks: dict[int, np.ndarray]) -> ImageSelection:
+    rows = [0, 1, 2, 3]
+    return ImageSelection(
+        named=[2, 0, 3], sample=np.array(rows), masks=masks, settings=TINY.xai,
+        people={r: r // 2 for r in rows}, labels={r: r % 2 for r in rows}, training_mean=None,
+    )  # fmt: skip
+
+
+def test_score_explanations_reports_each_check_beside_its_reference(registered):
+    """Row 2 has a mask, row 0 none: localisation covers row 2 alone, deletion both; every
+    table carries the image's person and class."""
     _, version, data = registered
     mask = np.zeros((SIZE, SIZE), dtype=bool)
     mask[13:19, 3:29] = True  # the bar of the glasses images
@@ -75,9 +85,19 @@ def test_score_explanations_reports_chance_beside_relevance_mass(registered):
     explained = Explained(
         "cnn", np.array([0, 2]), Explanation("lime", np.stack([bar, flat]), None, None, 0.0)
     )
-    evidence = score_explanations.fn(explained, version, data, {2: mask}, None, TINY)
-    assert list(evidence.rows) == [2]
-    assert evidence.mask_share == [pytest.approx(mask.mean())]
-    assert evidence.relevance_mass == [pytest.approx(mask.mean())]  # flat map: chance
-    assert evidence.pointing == [True]  # flat map: its maximum is everywhere, the mask included
-    assert len(evidence.deletion_areas) == 2
+    randomisation = pd.DataFrame(
+        {"step": [0, 0], "layer": "none", "image": [0, 1], "spearman": 1.0, "ssim": 1.0,
+         "edge_spearman": 0.2, "edge_ssim": 0.3, "row": [0, 2]}
+    )  # fmt: skip
+    evidence = score_explanations.fn(
+        explained, version, data, _selection({2: mask}), randomisation, TINY
+    )
+    localisation = evidence.localisation
+    assert localisation["row"].tolist() == [2] and localisation["person"].tolist() == [1]
+    assert localisation["mask_share"].iloc[0] == pytest.approx(mask.mean())
+    assert localisation["relevance_mass"].iloc[0] == pytest.approx(mask.mean())  # flat: chance
+    assert localisation["pointing_chance"].iloc[0] == pytest.approx(mask.mean())
+    assert evidence.deletion["row"].tolist() == [0, 2]
+    assert evidence.deletion[["area", "random_area"]].notna().all().all()
+    assert evidence.randomisation["person"].tolist() == [0, 1]
+    assert evidence.randomisation["label"].tolist() == [0, 0]

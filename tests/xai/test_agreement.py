@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from glasses.statistics import holm
 from glasses.xai.agreement import (
     METRICS,
     agreement_table,
@@ -182,3 +183,14 @@ def test_model_agreement_tests_compare_the_models_per_pair_and_metric() -> None:
     # 'close' follows 'ig' much more tightly on the CNN than on the ScatNet.
     assert close.loc[("ig", "close", "pearson"), "mean_difference"] > 0.3
     assert close.loc[("ig", "close", "pearson"), "p_value"] < 0.01
+
+
+def test_model_agreement_tests_are_holm_corrected_across_the_table() -> None:
+    """One family: every p-value of the table, Holm-adjusted together, named in the table."""
+    tests = model_agreement_tests(agreement_values(sample_maps()), "cnn", "scatnet")
+    np.testing.assert_array_equal(tests["p_adjusted"], holm(tests["p_value"]))
+    assert (tests["correction"] == "Holm").all()
+    finite = tests.dropna(subset=["p_value"])
+    assert (finite["p_adjusted"] >= finite["p_value"]).all()
+    assert tests["significant"].tolist() == (tests["p_adjusted"] < 0.05).tolist()
+    assert tests["significant"].sum() <= (tests["p_value"] < 0.05).sum()

@@ -14,18 +14,24 @@ from glasses.config import resolve_config
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.xai.correctness import (
+    CHECKS,
     Evidence,
     cascading_randomisation,
-    correctness_table,
+    checks_table,
     deletion_area,
     deletion_curve,
+    deletion_evidence,
+    deletion_fill,
     edge_map,
-    localisation_table,
+    localisation_evidence,
     mask_area_share,
+    method_ranking,
+    pointing_chance,
     pointing_game,
     randomisation_layers,
-    randomisation_verdict,
+    randomisation_summary,
     relevance_mass_accuracy,
+    verdict,
 )
 from glasses.xai.randomisation_figure import cascade_figure
 
@@ -75,22 +81,29 @@ def test_pointing_game_hits_and_misses() -> None:
     assert pointing_game(miss, mask, tolerance=3)
 
 
-def test_a_flat_map_hits_any_mask() -> None:
-    """All of a flat map is its maximum, so part of it is in the mask: no pixel order decides."""
-    assert pointing_game(np.full((SIZE, SIZE), 0.2), square_mask(top=20, left=20))
-    assert pointing_game(np.zeros((SIZE, SIZE)), square_mask(top=20, left=20))
+def test_a_flat_map_hits_at_chance() -> None:
+    """All of a flat map is its maximum; one tied pixel is drawn, so it hits at the mask's
+    share of the image (its chance level), not every time."""
+    mask = square_mask(top=20, left=20)
+    hits = [pointing_game(np.full((SIZE, SIZE), 0.2), mask, seed=s) for s in range(2000)]
+    assert pointing_chance(mask) == mask_area_share(mask) == 64 / SIZE**2
+    assert np.mean(hits) == pytest.approx(pointing_chance(mask), abs=0.02)
+    assert pointing_game(np.zeros((SIZE, SIZE)), mask, seed=3) == pointing_game(
+        np.zeros((SIZE, SIZE)), mask, seed=3
+    )  # seeded
 
 
-def test_a_plateau_maximum_partly_inside_the_mask_hits() -> None:
-    """The plateau starts (row-major) outside the mask: first-argmax would call this a miss.
-    Values within the relative tie tolerance of the maximum belong to the plateau."""
+def test_a_plateau_maximum_partly_inside_the_mask_hits_by_its_share_inside() -> None:
+    """Values within the relative tie tolerance of the maximum belong to the plateau, and the
+    pixel drawn from it decides: a quarter of this plateau lies in the mask."""
     mask = square_mask()  # rows and columns 8-15
     plateau = np.zeros((SIZE, SIZE))
-    plateau[4:10, 4:10] = 2.0
+    plateau[6:10, 6:10] = 2.0
     plateau[8:10, 8:10] = 2.0 * (1 - 1e-7)  # the plateau's part in the mask, a hair lower
-    assert np.unravel_index(np.argmax(plateau), plateau.shape) == (4, 4)
-    assert pointing_game(plateau, mask)
-    assert not pointing_game(plateau, mask, tie_tolerance=0)
+    hits = [pointing_game(plateau, mask, seed=s) for s in range(2000)]
+    assert np.mean(hits) == pytest.approx(4 / 16, abs=0.03)
+    assert not any(pointing_game(plateau, mask, seed=s, tie_tolerance=0) for s in range(50))
+    assert pointing_chance(mask, tolerance=1) == pytest.approx((10 * 10 - 4) / SIZE**2)
 
 
 def test_a_unique_maximum_outside_misses_however_close_the_runner_up() -> None:
@@ -102,23 +115,23 @@ def test_a_unique_maximum_outside_misses_however_close_the_runner_up() -> None:
     negative = np.full((SIZE, SIZE), -5.0)  # the tolerance is relative to |max|, whatever its sign
     negative[25, 25], negative[12, 12] = -1.0, -1.001
     assert not pointing_game(negative, mask)
-    negative[12, 12] = -1.0000001
-    assert pointing_game(negative, mask)
+    negative[12, 12] = -1.0000001  # now tied with the maximum outside: the draw decides
+    assert {pointing_game(negative, mask, seed=s) for s in range(20)} == {True, False}
 
 
-def test_localisation_table_reports_chance_and_the_ratio_per_image() -> None:
+def test_localisation_evidence_scores_the_images_with_a_mask_beside_chance() -> None:
     mask, small = square_mask(), square_mask(side=4)
     uniform, inside = np.ones((SIZE, SIZE)), mask.astype(float)
-    mass = [relevance_mass_accuracy(uniform, mask), relevance_mass_accuracy(inside, small)]
-    evidence = Evidence(
-        "cnn", "lime", rows=[7, 9], relevance_mass=mass,
-        mask_share=[mask_area_share(mask), mask_area_share(small)],
-        pointing=[True, True], deletion_areas=[0.1, 0.2], randomisation=randomisation_table(0.1),
-    )  # fmt: skip
-    table = localisation_table([evidence]).set_index("row")
-    assert table.loc[7, "relevance_mass_to_chance"] == pytest.approx(1.0)  # uniform: chance
-    assert table.loc[9, "relevance_mass_accuracy"] == pytest.approx(16 / 64)
-    assert table.loc[9, "relevance_mass_to_chance"] == pytest.approx((16 / 64) / (16 / SIZE**2))
+    table = localisation_evidence(
+        [7, 8, 9], np.stack([uniform, uniform, inside]), {7: mask, 9: small},
+        people={7: 0, 8: 0, 9: 1}, labels={7: 1, 8: 0, 9: 1},
+    ).set_index("row")  # fmt: skip
+    assert table.index.tolist() == [7, 9]  # row 8 has no mask
+    assert table.loc[7, "relevance_mass"] == pytest.approx(table.loc[7, "mask_share"])
+    assert table.loc[9, "relevance_mass"] == pytest.approx(16 / 64)
+    assert table.loc[9, "mask_share"] == table.loc[9, "pointing_chance"] == 16 / SIZE**2
+    assert table.loc[9, "pointing"] == 1.0  # the map's plateau is the mask, inside the small one
+    assert table["person"].tolist() == [0, 1]
 
 
 class PatchModel(nn.Module):
@@ -134,19 +147,60 @@ def test_deleting_the_right_pixels_first_gives_the_smaller_area() -> None:
     image = torch.full((3, SIZE, SIZE), 0.8)
     right = square_mask().astype(float)
     wrong = square_mask(top=20, left=20).astype(float)
-    fractions, probabilities = deletion_curve(model, image, 1, right, steps=20)
+    black = torch.zeros_like(image)
+    fractions, probabilities = deletion_curve(model, image, 1, right, black, steps=20)
     assert fractions.shape == probabilities.shape == (21,)
     assert fractions[0] == 0 and fractions[-1] == 1
     unperturbed = model(image[None]).softmax(dim=1)[0, 1].item()
     assert probabilities[0] == pytest.approx(unperturbed)
     assert probabilities[-1] == pytest.approx(0.5)  # all black: both logits 0
-    wrong_area = deletion_area(*deletion_curve(model, image, 1, wrong, steps=20, batch_size=4))
+    wrong_area = deletion_area(
+        *deletion_curve(model, image, 1, wrong, black, steps=20, batch_size=4)
+    )
     assert deletion_area(fractions, probabilities) < wrong_area - 0.1
+    grey = torch.full_like(image, 0.25)  # the fill is what a deleted pixel becomes
+    _, to_grey = deletion_curve(model, image, 1, right, grey, steps=20)
+    assert to_grey[-1] == pytest.approx(model(grey[None]).softmax(dim=1)[0, 1].item())
+
+
+def test_the_deletion_fill_is_the_blurred_image_or_the_training_mean() -> None:
+    image = torch.zeros(3, SIZE, SIZE)
+    image[:, :, 16:] = 1.0
+    blurred = deletion_fill(image, "blur")
+    assert blurred.shape == image.shape
+    assert blurred.mean().item() == pytest.approx(0.5, abs=1e-6)  # blur keeps the brightness
+    assert 0.1 < blurred[0, 5, 15].item() < 0.9  # and removes the edge
+    mean = torch.full((3, SIZE, SIZE), 0.3)
+    assert torch.equal(deletion_fill(image, "mean", mean), mean)
+    with pytest.raises(ValueError, match="mean training image"):
+        deletion_fill(image, "mean")
+
+
+def test_a_flat_map_deletes_in_random_order_and_the_random_reference_is_shared() -> None:
+    """Ties are broken at random, so a flat map meets the random reference on average; the
+    reference is seeded per image, equal for every method."""
+    model = PatchModel()
+    images = torch.full((6, 3, SIZE, SIZE), 0.8)
+    maps = np.stack([square_mask().astype(float)] * 3 + [np.ones((SIZE, SIZE))] * 3)
+    fills = torch.zeros_like(images)
+    table = deletion_evidence(
+        model, images, torch.ones(6, dtype=torch.long), maps, fills, rows=range(6),
+        people=dict.fromkeys(range(6), 0), labels=dict.fromkeys(range(6), 1), steps=16,
+    )  # fmt: skip
+    right, flat = table.iloc[:3], table.iloc[3:]
+    assert (right["area"] < right["random_area"] - 0.05).all()
+    assert flat["area"].mean() == pytest.approx(flat["random_area"].mean(), abs=0.05)
+    again = deletion_evidence(
+        model, images[:1], torch.ones(1, dtype=torch.long), maps[3:4], fills[:1], rows=[3],
+        people={3: 0}, labels={3: 1}, steps=16,
+    )  # fmt: skip
+    assert again["random_area"].iloc[0] == table["random_area"].iloc[3]
 
 
 def test_deletion_curve_restores_training_mode() -> None:
     model = PatchModel().train()
-    deletion_curve(model, torch.rand(3, SIZE, SIZE), 1, np.random.rand(SIZE, SIZE), steps=4)
+    image = torch.rand(3, SIZE, SIZE)
+    deletion_curve(model, image, 1, np.random.rand(SIZE, SIZE), torch.zeros_like(image), steps=4)
     assert model.training
 
 
@@ -190,29 +244,41 @@ def tiny_cnn_and_images(
     return model, torch.as_tensor(pixels / 255, dtype=torch.float32), torch.as_tensor(labels)
 
 
+def _steps(table: pd.DataFrame, column: str) -> np.ndarray:
+    """Mean of `column` per step."""
+    return table.groupby("step")[column].mean().to_numpy()
+
+
 def test_randomisation_changes_gradient_maps(tiny_cnn_and_images) -> None:
     model, images, targets = tiny_cnn_and_images
     before = model.state_dict()
     table = cascading_randomisation(model, gradient_times_input, images, targets, seed=0)
     layers = [name for name, _ in randomisation_layers(model)]
-    assert list(table["layer"]) == ["none", *layers]
+    assert list(dict.fromkeys(table["layer"])) == ["none", *layers]
     assert layers[0] == "head.layers.5" and layers[-1] == "features.1"
-    assert table["step"].tolist() == list(range(len(layers) + 1))
-    assert table["mean"].iloc[0] == 1.0
-    assert table[["edge_mean", "edge_ci_low", "edge_ci_high"]].abs().le(1).all().all()
+    assert len(table) == (len(layers) + 1) * len(images)
+    assert table["image"].tolist() == list(range(len(images))) * (len(layers) + 1)
+    intact = table[table["step"] == 0]
+    assert intact[["spearman", "ssim"]].to_numpy() == pytest.approx(1.0)
+    assert table[["edge_spearman", "edge_ssim"]].abs().le(1).all().all()
     # Gradient × input keeps the input as a factor, so its maps stay partly correlated (about
     # 0.5 here, as Adebayo et al. found); the fall is what the check must see.
-    assert table["mean"].iloc[-1] < 0.75
-    assert randomisation_verdict(table, threshold=0.75)
+    assert _steps(table, "spearman")[-1] < 0.75
+    assert _steps(table, "ssim")[-1] < _steps(table, "ssim")[0]
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
 
 
 def test_randomisation_fails_a_map_computed_from_the_input_alone(tiny_cnn_and_images) -> None:
+    """The edges never change and are their own control: the difference is exactly 0."""
     model, images, targets = tiny_cnn_and_images
     table = cascading_randomisation(model, sobel_edges, images, targets, seed=0)
-    assert table["mean"].to_numpy() == pytest.approx(1.0)
-    assert table["edge_mean"].to_numpy() == pytest.approx(1.0)  # the control scores itself 1
-    assert not randomisation_verdict(table)
+    for column in ("spearman", "ssim", "edge_spearman", "edge_ssim"):
+        assert table[column].to_numpy() == pytest.approx(1.0)
+    evidence = _evidence("edges", randomisation=_with_people(table))
+    checks = checks_table([evidence]).set_index("check")
+    for name in ("randomisation (Spearman)", "randomisation (SSIM)"):
+        assert checks.loc[name, "difference"] == pytest.approx(0.0, abs=1e-9)
+        assert checks.loc[name, "verdict"] == "undecided"
 
 
 def test_the_callers_original_maps_save_a_step_and_change_nothing(tiny_cnn_and_images) -> None:
@@ -234,12 +300,15 @@ def test_the_callers_original_maps_save_a_step_and_change_nothing(tiny_cnn_and_i
 def test_the_edge_control_tells_input_structure_from_a_model_independent_map(
     tiny_cnn_and_images,
 ) -> None:
-    """A fixed pattern also "fails" (it never changes), but it is not the image's edges:
-    the control is what separates the two kinds of failure."""
+    """A fixed pattern also survives randomisation (it never changes), but it is not the
+    image's edges: the control is what separates the two kinds of failure."""
     model, images, targets = tiny_cnn_and_images
     table = cascading_randomisation(model, fixed_pattern, images, targets, seed=0)
-    assert table["mean"].to_numpy() == pytest.approx(1.0)
-    assert table["edge_mean"].abs().max() < 0.2
+    assert table["spearman"].to_numpy() == pytest.approx(1.0)
+    assert table["edge_spearman"].abs().max() < 0.2
+    checks = checks_table([_evidence("pattern", randomisation=_with_people(table))])
+    spearman = checks.set_index("check").loc["randomisation (Spearman)"]
+    assert spearman["verdict"] == "worse"  # closer to the trained maps than the edges are
 
 
 def test_the_scatnet_randomises_only_its_head(tiny_cnn_and_images) -> None:
@@ -249,53 +318,108 @@ def test_the_scatnet_randomises_only_its_head(tiny_cnn_and_images) -> None:
     layers = [name for name, _ in randomisation_layers(model)]
     assert layers == ["head.layers.5", "head.layers.2", "head.layers.0"]
     table = cascading_randomisation(model, gradient_times_input, images, targets, seed=0)
-    assert len(table) == 4
-    assert table["mean"].iloc[-1] < 0.75
+    assert table["step"].max() == 3 and len(table) == 4 * len(images)
+    assert _steps(table, "spearman")[-1] < 0.75
 
 
-def randomisation_table(final: float, edges: tuple[float, float] = (0.3, 0.2)) -> pd.DataFrame:
-    return pd.DataFrame(
-        {"step": [0, 1], "layer": ["none", "fc"], "mean": [1.0, final],
-         "ci_low": [1.0, final - 0.1], "ci_high": [1.0, final + 0.1], "n": [3, 3],
-         "edge_mean": list(edges),
-         "edge_ci_low": list(edges), "edge_ci_high": list(edges)}
+def _with_people(table: pd.DataFrame) -> pd.DataFrame:
+    """One person per image, classes alternating."""
+    return table.assign(person=table["image"], label=table["image"] % 2)
+
+
+def _evidence(
+    method: str,
+    localisation: pd.DataFrame | None = None,
+    deletion: pd.DataFrame | None = None,
+    randomisation: pd.DataFrame | None = None,
+) -> Evidence:
+    empty_localisation = pd.DataFrame(
+        columns=["row", "person", "label", "relevance_mass", "mask_share", "pointing",
+                 "pointing_chance"]
     )  # fmt: skip
+    empty_deletion = pd.DataFrame(columns=["row", "person", "label", "area", "random_area"])
+    empty_randomisation = pd.DataFrame(
+        columns=["step", "layer", "image", "spearman", "ssim", "edge_spearman", "edge_ssim",
+                 "person", "label"]
+    )  # fmt: skip
+    return Evidence(
+        "cnn",
+        method,
+        empty_localisation if localisation is None else localisation,
+        empty_deletion if deletion is None else deletion,
+        empty_randomisation if randomisation is None else randomisation,
+    )
 
 
-def test_correctness_table_summarises_per_model_and_method() -> None:
-    evidence = [
-        Evidence("cnn", "ig", [1, 2, 3], [0.9, 0.8, 0.7], [0.1, 0.2, 0.1], [True, True, False],
-                 [0.2, 0.3, 0.1], randomisation_table(0.1)),
-        Evidence("cnn", "edges", [1, 2, 3], [0.2, float("nan"), 0.4], [0.1, 0.2, 0.1],
-                 [False] * 3, [0.6, 0.5, 0.7], randomisation_table(0.95, edges=(1.0, 1.0))),
-    ]  # fmt: skip
-    table = correctness_table(evidence).set_index(["model", "method"])
-    ig, edges = table.loc[("cnn", "ig")], table.loc[("cnn", "edges")]
-    assert ig["relevance_mass_accuracy"] == pytest.approx(0.8)
-    assert ig["relevance_mass_ci_low"] <= 0.8 <= ig["relevance_mass_ci_high"]
-    assert ig["mask_area_share"] == pytest.approx(0.4 / 3)
-    assert ig["relevance_mass_to_chance"] == pytest.approx((9 + 4 + 7) / 3)  # mean of ratios
-    assert edges["relevance_mass_to_chance"] == pytest.approx(3.0)  # nan image left out
-    assert (ig["edge_correlation"], ig["randomised_edge_correlation"]) == (0.3, 0.2)
-    assert (ig["final_rank_ci_low"], ig["final_rank_ci_high"]) == pytest.approx((0.0, 0.2))
-    assert edges["edge_correlation"] == edges["randomised_edge_correlation"] == 1.0
-    assert ig["pointing_game"] == pytest.approx(2 / 3)
-    assert ig["deletion_area"] == pytest.approx(0.2)
-    assert ig["randomisation_passed"] and not edges["randomisation_passed"]
-    assert edges["final_rank_correlation"] == pytest.approx(0.95)
-    assert edges["n_localisation"] == 2 and edges["n_deletion"] == 3
-    assert ig["n_randomisation"] == 3
+def test_the_summary_per_layer_has_intervals_over_people(tiny_cnn_and_images) -> None:
+    model, images, targets = tiny_cnn_and_images
+    table = cascading_randomisation(model, gradient_times_input, images, targets, seed=0)
+    summary = randomisation_summary(_with_people(table).assign(model="cnn", method="gxi"))
+    assert summary["step"].tolist() == list(range(7)) and (summary["n"] == len(images)).all()
+    final = summary.iloc[-1]
+    assert final["spearman_low"] <= final["spearman"] <= final["spearman_high"]
+    assert final["ssim_low"] <= final["ssim"] <= final["ssim_high"]
+    assert summary.iloc[0]["spearman_low"] == pytest.approx(1.0)  # the trained model itself
+
+
+def test_checks_are_differences_from_their_references_over_people() -> None:
+    """Mass 0.5 on masks of share 0.1: beats chance by 0.4. A map that hits as often as chance
+    cannot decide. Deletion worse than random order is "worse"."""
+    rng = np.random.default_rng(0)
+    people = np.repeat(np.arange(10), 2)  # two images per person
+    localisation = pd.DataFrame(
+        {"row": np.arange(20), "person": people, "label": 1,
+         "relevance_mass": 0.5 + rng.normal(0, 0.05, 20), "mask_share": 0.1,
+         "pointing": [1.0, 0.0] * 10, "pointing_chance": 0.5}
+    )  # fmt: skip
+    deletion = pd.DataFrame(
+        {"row": np.arange(20), "person": people, "label": [0, 1] * 10,
+         "area": 0.6 + rng.normal(0, 0.02, 20), "random_area": 0.4}
+    )  # fmt: skip
+    table = checks_table([_evidence("m", localisation, deletion)]).set_index("check")
+    assert list(table.index) == [check.name for check in CHECKS]
+    mass = table.loc["relevance mass"]
+    assert mass["reference"] == pytest.approx(0.1)
+    assert mass["difference"] == pytest.approx(localisation["relevance_mass"].mean() - 0.1)
+    assert 0 < mass["low"] < mass["difference"] < mass["high"] and mass["verdict"] == "beats"
+    assert table.loc["pointing game", "difference"] == pytest.approx(0.0)
+    assert table.loc["pointing game", "verdict"] == "undecided"
+    assert table.loc["deletion", "difference"] < 0 and table.loc["deletion", "verdict"] == "worse"
+    assert table.loc["randomisation (SSIM)", "n"] == 0  # no check run: cannot decide
+    assert table.loc["randomisation (SSIM)", "verdict"] == "undecided"
+
+
+def test_verdicts_need_the_interval_to_exclude_zero() -> None:
+    assert verdict(0.01, 0.3) == "beats"
+    assert verdict(-0.3, -0.01) == "worse"
+    assert verdict(-0.1, 0.2) == verdict(float("nan"), float("nan")) == "undecided"
+
+
+def test_the_ranking_counts_checks_beaten_then_checks_worse() -> None:
+    checks = pd.DataFrame(
+        [("cnn", "a", "x", "beats"), ("cnn", "a", "y", "worse"),
+         ("cnn", "b", "x", "beats"), ("cnn", "b", "y", "undecided"),
+         ("cnn", "c", "x", "undecided"), ("cnn", "c", "y", "undecided"),
+         ("cnn", "d", "x", "undecided"), ("cnn", "d", "y", "undecided"),
+         ("scatnet", "a", "x", "worse"), ("scatnet", "a", "y", "worse")],
+        columns=["model", "method", "check", "verdict"],
+    )  # fmt: skip
+    ranking = method_ranking(checks).set_index(["model", "method"])["rank"]
+    assert ranking.loc["cnn"].to_dict() == {"b": 1, "a": 2, "c": 3, "d": 3}
+    assert ranking.loc[("scatnet", "a")] == 1
 
 
 def test_cascade_figure_draws_one_line_per_method_and_model(tiny_cnn_and_images) -> None:
     model, images, targets = tiny_cnn_and_images
     scatnet = ScatNet(resolve_config("tiny").scatnet, SIZE)
     tables = [
-        cascading_randomisation(net, explain, images, targets).assign(model=name, method=method)
+        _with_people(cascading_randomisation(net, explain, images, targets)).assign(
+            model=name, method=method
+        )
         for name, net in (("cnn", model), ("scatnet", scatnet))
         for method, explain in (("gradient_x_input", gradient_times_input), ("edges", sobel_edges))
     ]
-    figure = cascade_figure(pd.concat(tables, ignore_index=True), threshold=0.5)
+    figure = cascade_figure(randomisation_summary(pd.concat(tables, ignore_index=True)))
     panels = [axis for axis in figure.axes if axis.get_title()]
     assert [axis.get_title() for axis in panels] == ["cnn", "scatnet"]
     for axis, steps in zip(panels, (7, 4), strict=True):

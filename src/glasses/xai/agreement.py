@@ -16,7 +16,7 @@ import numpy as np
 import pandas as pd
 from scipy import ndimage, stats
 
-from glasses.statistics import bootstrap_ci, paired_test
+from glasses.statistics import bootstrap_ci, holm, paired_test
 from glasses.xai.maps import normalise
 
 METRICS = (
@@ -238,9 +238,17 @@ def model_agreement_test(
     return {"mean_a": float("nan"), "mean_b": float("nan"), **means, **asdict(paired_test(a, b))}
 
 
+CORRECTION = "Holm"  # the multiplicity correction across each table of tests, by name
+ALPHA = 0.05
+
+
 def model_agreement_tests(values: pd.DataFrame, model_a: str, model_b: str) -> pd.DataFrame:
     """`model_agreement_test` for every (pair, metric) of `agreement_values` shared by the two
-    models; mean_difference is model_a minus model_b."""
+    models; mean_difference is model_a minus model_b.
+
+    The table's t-test p-values are one family: p_adjusted is Holm's (`CORRECTION`, the
+    family-wise error at `ALPHA` across the whole table, tens of tests), and significant says
+    whether it is below `ALPHA`; the uncorrected p_value stays beside it."""
     keys = ["method_a", "method_b", "metric"]
     rows = []
     by_model = values.set_index([*keys, "image"])
@@ -250,4 +258,8 @@ def model_agreement_tests(values: pd.DataFrame, model_a: str, model_b: str) -> p
         other = side_b.reindex(group.index)
         result = model_agreement_test(group.tolist(), other.tolist())
         rows.append({**dict(zip(keys, key, strict=True)), **result})
-    return pd.DataFrame(rows)
+    table = pd.DataFrame(rows)
+    table["p_adjusted"] = holm(table["p_value"]) if rows else []
+    table["correction"] = CORRECTION
+    table["significant"] = table["p_adjusted"] < ALPHA
+    return table

@@ -1,14 +1,19 @@
 """Are the explanations right, not only alike? Localisation, faithfulness and a sanity check.
 
 Agreement between methods (`glasses.xai.agreement`) cannot tell two equally wrong maps from two
-right ones. These three tests can, each against a different reference:
+right ones. These checks can, each against a reference that a map knowing nothing reaches:
 
-- *localisation* against ground truth: the glasses masks of the synthetic data;
-- *faithfulness* against the model itself: deleting what a map calls important should hurt;
+- *localisation* against ground truth, the glasses masks of the synthetic data: relevance mass
+  and the pointing game, each beside its chance level (the mask's share of the image);
+- *faithfulness* against the model itself: deleting what a map calls important should hurt
+  more than deleting in random order, to a baseline no method uses (blur or the training mean);
 - *sanity* against a randomised model (Adebayo et al. 2018): a map that survives the destruction
-  of the weights explains the input, not the model. Its control, the image's own edges
-  (`edge_map`), is scored the same way at every step, so a failed check can be read: maps that
-  stay as close to the edges as to the trained model's maps follow the input.
+  of the weights explains the input, not the model. The control is the image's own edges
+  (`edge_map`): the randomised model's maps must resemble the trained ones less than the edges
+  do, or the maps follow the input.
+
+Every check is decided on the per-image difference from its reference, with a 95 % interval
+over people (`glasses.statistics.people_interval`); `method_ranking` ranks on those alone.
 
 Maps are H x W numpy floats, aggregated over colour channels like in `glasses.xai.agreement`.
 """
@@ -19,14 +24,16 @@ import copy
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Literal
 
 import numpy as np
 import pandas as pd
 import torch
 from scipy import ndimage, stats
+from skimage.metrics import structural_similarity
 from torch import nn
 
-from glasses.xai.agreement import finite_interval
+from glasses.statistics import people_interval
 
 Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
 
@@ -60,19 +67,35 @@ def mask_area_share(mask: np.ndarray) -> float:
 
 
 def pointing_game(
-    map_: np.ndarray, mask: np.ndarray, tolerance: float = 0, tie_tolerance: float = 1e-6
+    map_: np.ndarray,
+    mask: np.ndarray,
+    seed: int | Sequence[int] = 0,
+    tolerance: float = 0,
+    tie_tolerance: float = 1e-6,
 ) -> bool:
-    """Is any maximum of the map within `tolerance` pixels (Euclidean) of the mask (Zhang et al.)?
+    """Does the map's maximum lie within `tolerance` pixels (Euclidean) of the mask (Zhang et
+    al.)?
 
-    Every pixel within `tie_tolerance` x |max| of the maximum is a maximum: LIME and SHAP maps
-    are piecewise constant, and taking the first plateau pixel in row-major order would score
-    where the plateau starts, not where it lies. A flat map is all maximum, so it hits.
+    Every pixel within `tie_tolerance` x |max| of the maximum is a maximum (LIME and SHAP maps
+    are piecewise constant), and one of them is drawn at random (`seed`): counting a tie as a
+    hit whenever *any* tied pixel is inside would let a flat map hit every time, while a drawn
+    one makes a flat map hit at `pointing_chance`.
     """
     map_, mask = _check_mask(map_, mask)
     peak = map_.max()
-    peaks = map_ >= peak - tie_tolerance * abs(peak)
-    distance_to_mask = ndimage.distance_transform_edt(~mask)
-    return bool((distance_to_mask[peaks] <= tolerance).any())
+    peaks = np.flatnonzero(map_ >= peak - tie_tolerance * abs(peak))
+    chosen = np.random.default_rng(seed).choice(peaks)
+    return bool(_near_mask(mask, tolerance).ravel()[chosen])
+
+
+def pointing_chance(mask: np.ndarray, tolerance: float = 0) -> float:
+    """The hit rate of a map whose maximum falls anywhere: the share of pixels within
+    `tolerance` of the mask (the mask's area share at tolerance 0)."""
+    return float(np.mean(_near_mask(np.asarray(mask, dtype=bool), tolerance)))
+
+
+def _near_mask(mask: np.ndarray, tolerance: float) -> np.ndarray:
+    return ndimage.distance_transform_edt(~mask) <= tolerance
 
 
 @contextmanager
@@ -91,26 +114,32 @@ def deletion_curve(
     image: torch.Tensor,
     target: int,
     map_: np.ndarray,
+    fill: torch.Tensor,
     steps: int = 20,
     batch_size: int = 64,
+    seed: int | Sequence[int] = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Probability of `target` as the most important pixels turn black, in `steps` equal steps.
+    """Probability of `target` as the most important pixels become `fill`, in `steps` steps.
 
-    Black (all channels 0) is the study's baseline, so "deleted" means the same thing as the
-    IG and SHAP baselines. Ties in the map are broken by row-major position. All steps + 1
-    perturbed images are built at once and scored in batches; the model and `image` must be on
-    one device. Returns the deleted fractions (0 … 1) and the probabilities.
+    `fill` (3 x H x W, `deletion_fill`) should be a baseline no method uses: deleting to black
+    favours the methods whose absence is black. Ties in the map are broken at random (`seed`),
+    so a flat map deletes in random order; a map of seeded noise is the random-order reference
+    (`random_map`). All steps + 1 perturbed images are built at once and scored in batches; the
+    model, `image` and `fill` must be on one device. Returns the deleted fractions (0 … 1) and
+    the probabilities.
     """
     channels, height, width = image.shape
     if np.shape(map_) != (height, width):
         raise ValueError(f"map {np.shape(map_)} does not match image {tuple(image.shape)}")
     pixels = height * width
-    order = np.argsort(-np.asarray(map_, dtype=np.float64).ravel(), kind="stable")
+    ties = np.random.default_rng(seed).random(pixels)
+    order = np.lexsort((ties, -np.asarray(map_, dtype=np.float64).ravel()))
     rank = torch.empty(pixels, dtype=torch.long, device=image.device)
     rank[torch.as_tensor(order, device=image.device)] = torch.arange(pixels, device=image.device)
     counts = np.rint(np.linspace(0, pixels, steps + 1)).astype(np.int64)
     keep = rank[None, :] >= torch.as_tensor(counts, device=image.device)[:, None]
-    perturbed = image[None] * keep.view(-1, 1, height, width).to(image.dtype)
+    keep = keep.view(-1, 1, height, width).to(image.dtype)
+    perturbed = image[None] * keep + fill.to(image.dtype)[None] * (1 - keep)
     with torch.no_grad(), _evaluating(model):
         probabilities = torch.cat(
             [model(batch).softmax(dim=1)[:, target] for batch in perturbed.split(batch_size)]
@@ -121,6 +150,29 @@ def deletion_curve(
 def deletion_area(fractions: np.ndarray, probabilities: np.ndarray) -> float:
     """Area under the deletion curve (trapezoid rule); lower means a more faithful map."""
     return float(np.trapezoid(probabilities, fractions))
+
+
+DeletionBaseline = Literal["blur", "mean"]
+
+
+def deletion_fill(
+    image: torch.Tensor, baseline: DeletionBaseline, training_mean: torch.Tensor | None = None
+) -> torch.Tensor:
+    """What `image`'s deleted pixels become: the image under a Gaussian blur of sigma a
+    sixteenth of its side (removes glasses frames and eyes, keeps the face's brightness), or the
+    mean training image (`training_mean`, 3 x H x W)."""
+    if baseline == "mean":
+        if training_mean is None:
+            raise ValueError("deletion baseline 'mean' needs the mean training image")
+        return training_mean.to(device=image.device, dtype=image.dtype)
+    sigma = (0, image.shape[-2] / 16, image.shape[-1] / 16)
+    blurred = ndimage.gaussian_filter(image.detach().double().cpu().numpy(), sigma, mode="reflect")
+    return torch.from_numpy(blurred).to(device=image.device, dtype=image.dtype)
+
+
+def random_map(shape: tuple[int, int], seed: int | Sequence[int]) -> np.ndarray:
+    """Seeded uniform noise: as a "map", a random deletion order, the deletion reference."""
+    return np.random.default_rng(seed).random(shape)
 
 
 def randomisation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
@@ -159,19 +211,31 @@ def edge_map(images: torch.Tensor) -> np.ndarray:
     return np.stack([np.hypot(ndimage.sobel(g, axis=0), ndimage.sobel(g, axis=1)) for g in grey])
 
 
-def _rank_correlations(original: np.ndarray, randomised: np.ndarray) -> np.ndarray:
-    """Spearman of |maps| per image, as Adebayo et al.: a sign flip of the whole map is not a
-    change of what it highlights. nan where a map is constant."""
-    values = []
-    for before, after in zip(np.abs(original), np.abs(randomised), strict=True):
-        flat = np.ptp(before) == 0 or np.ptp(after) == 0
-        values.append(np.nan if flat else stats.spearmanr(before.ravel(), after.ravel())[0])
-    return np.asarray(values, dtype=np.float64)
+def _similarities(first: np.ndarray, second: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per image, Spearman and SSIM of |maps|, as Adebayo et al.: a sign flip of the whole map
+    is not a change of what it highlights. nan where a map is constant (undefined)."""
+    spearman, ssim = [], []
+    for before, after in zip(np.abs(first), np.abs(second), strict=True):
+        if np.ptp(before) == 0 or np.ptp(after) == 0:
+            spearman.append(np.nan)
+            ssim.append(np.nan)
+            continue
+        spearman.append(stats.spearmanr(before.ravel(), after.ravel())[0])
+        ssim.append(
+            structural_similarity(
+                before / before.max(),
+                after / after.max(),
+                data_range=1.0,
+                gaussian_weights=True,
+                sigma=1.5,
+                use_sample_covariance=False,
+            )
+        )
+    return np.asarray(spearman, dtype=np.float64), np.asarray(ssim, dtype=np.float64)
 
 
-RANDOMISATION_COLUMNS = [
-    "step", "layer", "mean", "ci_low", "ci_high", "n", "edge_mean", "edge_ci_low", "edge_ci_high"
-]  # fmt: skip
+SIMILARITIES = ("spearman", "ssim")
+RANDOMISATION_COLUMNS = ["step", "layer", "image", "spearman", "ssim", "edge_spearman", "edge_ssim"]
 
 
 def cascading_randomisation(
@@ -186,12 +250,12 @@ def cascading_randomisation(
 
     `explain(model, images, targets)` returns N x H x W maps. The model is deep-copied (the
     caller's stays intact) and put in eval mode; after each further layer is randomised, the
-    maps are recomputed and rank-correlated with the originals per image. Rows: step (0 = the
-    intact model, correlation 1 by definition), layer (the one randomised last), mean, ci_low,
-    ci_high (95 % bootstrap over images), n; then edge_mean, edge_ci_low, edge_ci_high: the
-    same measure between this step's maps and the image's edges (`edge_map`), the control.
-    `original`: the intact model's maps if the caller has them already (the explainers are
-    deterministic), which saves one step of explanations.
+    maps are recomputed and compared with the originals. One row per step and image (its
+    position in `images`): step (0 = the intact model), layer (the one randomised last),
+    spearman and ssim of |maps| with the intact model's (1 at step 0), and edge_spearman and
+    edge_ssim, the same between this step's maps and the image's edges (`edge_map`), the
+    control. `original`: the intact model's maps if the caller has them already (the
+    explainers are deterministic), which saves one step of explanations.
     """
     randomised = copy.deepcopy(model).eval()
     if original is None:
@@ -199,125 +263,216 @@ def cascading_randomisation(
     original = np.asarray(original)
     edges = edge_map(images)
     generator = torch.Generator().manual_seed(seed)
+    images_at = np.arange(len(original))
 
-    def row(step: int, layer: str, similarity: np.ndarray, maps: np.ndarray) -> tuple:
-        to_edges = finite_interval(_rank_correlations(edges, maps), seed=seed)[:3]
-        return (step, layer, *finite_interval(similarity, seed=seed), *to_edges)
+    def rows(step: int, layer: str, maps: np.ndarray) -> pd.DataFrame:
+        spearman, ssim = _similarities(original, maps)
+        edge_spearman, edge_ssim = _similarities(edges, maps)
+        return pd.DataFrame(
+            dict(zip(RANDOMISATION_COLUMNS, (step, layer, images_at, spearman, ssim,
+                                             edge_spearman, edge_ssim), strict=True))
+        )  # fmt: skip
 
-    rows = [row(0, "none", np.ones(len(original)), original)]
+    steps = [rows(0, "none", original)]
     for step, (name, layer) in enumerate(randomisation_layers(randomised), start=1):
         _randomise(layer, generator)
-        maps = np.asarray(explain(randomised, images, targets))
-        rows.append(row(step, name, _rank_correlations(original, maps), maps))
-    return pd.DataFrame(rows, columns=RANDOMISATION_COLUMNS)
+        steps.append(rows(step, name, np.asarray(explain(randomised, images, targets))))
+    return pd.concat(steps, ignore_index=True)
 
 
-def randomisation_verdict(table: pd.DataFrame, threshold: float = 0.5) -> bool:
-    """Passes when the mean rank correlation with all layers randomised is below `threshold`.
-
-    Adebayo et al. give no cut-off; 0.5 means the randomised model's maps share at most a weak
-    ordering with the trained model's. An undefined final correlation fails: nothing was shown.
-    """
-    final = _final_correlation(table)
-    return bool(np.isfinite(final) and final < threshold)
+LOCALISATION_COLUMNS = [
+    "row", "person", "label", "relevance_mass", "mask_share", "pointing", "pointing_chance"
+]  # fmt: skip
 
 
-def _final_correlation(table: pd.DataFrame) -> float:
-    return float(_final_step(table)["mean"])
+def localisation_evidence(
+    rows: Sequence[int],
+    maps: np.ndarray,
+    masks: dict[int, np.ndarray],
+    people: dict[int, int],
+    labels: dict[int, int],
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per explained image with a mask (`LOCALISATION_COLUMNS`): relevance mass and its chance,
+    the pointing game (ties drawn with a seed per image) and its chance."""
+    records = [
+        (
+            int(row), people[row], labels[row],
+            relevance_mass_accuracy(map_, masks[row]), mask_area_share(masks[row]),
+            float(pointing_game(map_, masks[row], seed=(seed, int(row)))),
+            pointing_chance(masks[row]),
+        )
+        for row, map_ in zip(rows, maps, strict=True)
+        if row in masks
+    ]  # fmt: skip
+    return pd.DataFrame(records, columns=LOCALISATION_COLUMNS)
 
 
-def _final_step(table: pd.DataFrame) -> pd.Series:
-    return table.loc[table["step"].idxmax()]
+def deletion_evidence(
+    model: nn.Module,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    maps: np.ndarray,
+    fills: torch.Tensor,
+    rows: Sequence[int],
+    people: dict[int, int],
+    labels: dict[int, int],
+    steps: int = 20,
+    seed: int = 0,
+) -> pd.DataFrame:
+    """Per explained image: row, person, label, the deletion area of its map and that of a
+    random order (`random_map`, seeded per image, so every method of a model meets the same
+    reference), both deleting to the image's `fills` (N x 3 x H x W, `deletion_fill`)."""
+    records = []
+    for image, target, map_, fill, row in zip(images, targets, maps, fills, rows, strict=True):
+        row = int(row)
+        areas = [
+            deletion_area(
+                *deletion_curve(model, image, int(target), order, fill, steps, seed=(seed, row))
+            )
+            for order in (map_, random_map(map_.shape, (seed, row, 1)))
+        ]
+        records.append((row, people[row], labels[row], *areas))
+    return pd.DataFrame(records, columns=["row", "person", "label", "area", "random_area"])
+
+
+def randomisation_summary(per_image: pd.DataFrame, seed: int = 0) -> pd.DataFrame:
+    """Per (model, method, step): each similarity's mean and 95 % interval over people
+    (`people_interval`), with and without the control. `per_image` is
+    `cascading_randomisation`'s rows with model, method, person and label columns."""
+    rows = []
+    keys = ["model", "method", "step", "layer"]
+    for key, group in per_image.groupby(keys, sort=False):
+        row = dict(zip(keys, key, strict=True))
+        for column in ("spearman", "ssim", "edge_spearman", "edge_ssim"):
+            mean, low, high, n = people_interval(
+                group[column], group["person"], group["label"], seed=seed
+            )
+            row |= {column: mean, f"{column}_low": low, f"{column}_high": high}
+        rows.append(row | {"n": n})
+    return pd.DataFrame(rows)
 
 
 @dataclass(frozen=True)
 class Evidence:
-    """One (model, method)'s per-image results, as plain lists, and its randomisation table.
-
-    `rows`, `relevance_mass`, `mask_share` and `pointing` cover the images with a mask, in one
-    order; `deletion_areas` covers every explained image.
-    """
+    """One (model, method)'s per-image results, each table with the image's row, person and
+    label: `localisation` (images with a mask: relevance_mass, mask_share, pointing,
+    pointing_chance), `deletion` (every explained image: area, random_area) and
+    `randomisation` (`cascading_randomisation`'s rows)."""
 
     model: str
     method: str
-    rows: Sequence[int]
-    relevance_mass: Sequence[float]
-    mask_share: Sequence[float]
-    pointing: Sequence[bool]
-    deletion_areas: Sequence[float]
+    localisation: pd.DataFrame
+    deletion: pd.DataFrame
     randomisation: pd.DataFrame
 
 
-def localisation_table(evidence: Sequence[Evidence]) -> pd.DataFrame:
-    """Per image: relevance mass, the mask's area share (its chance level), their ratio, and
-    whether the pointing game hit."""
+@dataclass(frozen=True)
+class Check:
+    """One check: which per-image column is measured against which reference, and the sign
+    that makes "better than the reference" positive."""
+
+    name: str
+    table: Literal["localisation", "deletion", "randomisation"]
+    value: str
+    reference: str
+    higher_is_better: bool
+    meaning: str
+
+
+CHECKS = (
+    Check("relevance mass", "localisation", "relevance_mass", "mask_share", True,
+          "share of positive attribution on the glasses vs the mask's share of the image"),
+    Check("pointing game", "localisation", "pointing", "pointing_chance", True,
+          "maximum (ties drawn at random) on the glasses vs the mask's share of the image"),
+    Check("deletion", "deletion", "area", "random_area", False,
+          "area under the deletion curve vs deleting in random order (area between the two)"),
+    Check("randomisation (Spearman)", "randomisation", "spearman", "edge_spearman", False,
+          "trained vs fully randomised model's maps, against trained maps vs the image's edges"),
+    Check("randomisation (SSIM)", "randomisation", "ssim", "edge_ssim", False,
+          "as above, structural similarity instead of rank correlation"),
+)  # fmt: skip
+
+
+def check_values(evidence: Evidence, check: Check) -> pd.DataFrame:
+    """Per image: person, label, value, reference and difference (positive: better than the
+    reference). For randomisation, the value is the fully randomised model's similarity and
+    the reference the trained maps' similarity to the edges."""
+    table = getattr(evidence, check.table)
+    if check.table == "randomisation":
+        final = table[table["step"] == table["step"].max()].set_index("image")
+        intact = table[table["step"] == 0].set_index("image")
+        table = final.assign(**{check.reference: intact[check.reference]}).reset_index()
+    value = table[check.value].astype(float)
+    reference = table[check.reference].astype(float)
+    difference = value - reference if check.higher_is_better else reference - value
     return pd.DataFrame(
-        [
-            {
-                "model": item.model,
-                "method": item.method,
-                "row": int(row),
-                "relevance_mass_accuracy": mass,
-                "mask_area_share": share,
-                "relevance_mass_to_chance": mass / share,
-                "pointing_game": bool(hit),
-            }
-            for item in evidence
-            for row, mass, share, hit in zip(
-                item.rows, item.relevance_mass, item.mask_share, item.pointing, strict=True
-            )
-        ]
+        {
+            "person": table["person"].to_numpy(),
+            "label": table["label"].to_numpy(),
+            "value": value.to_numpy(),
+            "reference": reference.to_numpy(),
+            "difference": difference.to_numpy(),
+        }
     )
 
 
-def correctness_table(
-    evidence: Sequence[Evidence], threshold: float = 0.5, seed: int = 0
-) -> pd.DataFrame:
-    """The "which explanation should I believe" table: one row per (model, method).
+def verdict(low: float, high: float) -> str:
+    """ "beats" when the interval of (method − reference, better positive) lies above 0,
+    "worse" below, "undecided" when it spans 0 or is undefined."""
+    if low > 0:
+        return "beats"
+    if high < 0:
+        return "worse"
+    return "undecided"
 
-    Means with 95 % bootstrap CIs over images for relevance mass accuracy (higher is better)
-    beside the mean mask area share (its chance level) and the per-image ratio of the two
-    (above 1 beats chance), the pointing-game hit rate (higher) and the deletion area (lower);
-    then the randomisation check: passed, the final rank correlation (lower is better) with
-    its CI, and the control: the rank correlation with the image's edges of the trained
-    model's maps (`edge_correlation`) and of the fully randomised model's.
+
+def checks_table(evidence: Sequence[Evidence], seed: int = 0) -> pd.DataFrame:
+    """The "which explanation should I believe" table: one row per (model, method, check).
+
+    value and reference are means over images; difference is their mean difference with a 95 %
+    bootstrap interval over people (`people_interval`), signed so that positive is better than
+    the reference; verdict says whether the interval excludes 0. n: images where both are
+    defined.
     """
     rows = []
     for item in evidence:
-        mass = np.asarray(item.relevance_mass, dtype=np.float64)
-        share = np.asarray(item.mask_share, dtype=np.float64)
-        mass_ci = finite_interval(mass, seed=seed)
-        ratio = finite_interval(mass / share, seed=seed)
-        hits = finite_interval(np.asarray(item.pointing, dtype=np.float64), seed=seed)
-        deletion = finite_interval(np.asarray(item.deletion_areas, dtype=np.float64), seed=seed)
-        intact = item.randomisation.loc[item.randomisation["step"].idxmin()]
-        final = _final_step(item.randomisation)
-        rows.append(
-            {
-                "model": item.model,
-                "method": item.method,
-                "relevance_mass_accuracy": mass_ci[0],
-                "relevance_mass_ci_low": mass_ci[1],
-                "relevance_mass_ci_high": mass_ci[2],
-                "mask_area_share": float(share.mean()) if share.size else float("nan"),
-                "relevance_mass_to_chance": ratio[0],
-                "relevance_mass_to_chance_ci_low": ratio[1],
-                "relevance_mass_to_chance_ci_high": ratio[2],
-                "pointing_game": hits[0],
-                "pointing_game_ci_low": hits[1],
-                "pointing_game_ci_high": hits[2],
-                "deletion_area": deletion[0],
-                "deletion_area_ci_low": deletion[1],
-                "deletion_area_ci_high": deletion[2],
-                "randomisation_passed": randomisation_verdict(item.randomisation, threshold),
-                "final_rank_correlation": float(final["mean"]),
-                "final_rank_ci_low": float(final["ci_low"]),
-                "final_rank_ci_high": float(final["ci_high"]),
-                "edge_correlation": float(intact["edge_mean"]),
-                "randomised_edge_correlation": float(final["edge_mean"]),
-                "n_localisation": mass_ci[3],
-                "n_deletion": deletion[3],
-                "n_randomisation": int(final["n"]),
-            }
-        )
+        for check in CHECKS:
+            values = check_values(item, check)
+            defined = values[np.isfinite(values["difference"])]
+            mean, low, high, n = people_interval(
+                defined["difference"], defined["person"], defined["label"], seed=seed
+            )
+            rows.append(
+                {
+                    "model": item.model,
+                    "method": item.method,
+                    "check": check.name,
+                    "value": float(defined["value"].mean()) if n else float("nan"),
+                    "reference": float(defined["reference"].mean()) if n else float("nan"),
+                    "difference": mean,
+                    "low": low,
+                    "high": high,
+                    "n": n,
+                    "verdict": verdict(low, high),
+                }
+            )
     return pd.DataFrame(rows)
+
+
+def method_ranking(checks: pd.DataFrame) -> pd.DataFrame:
+    """Methods per model, ranked on `checks_table`'s verdicts alone: most checks beaten, then
+    fewest checks worse than the reference; ties share a rank (1 is best)."""
+    counts = (
+        checks.assign(
+            beats=checks["verdict"] == "beats",
+            worse=checks["verdict"] == "worse",
+            undecided=checks["verdict"] == "undecided",
+        )
+        .groupby(["model", "method"], sort=False)[["beats", "worse", "undecided"]]
+        .sum()
+        .reset_index()
+    )
+    score = counts["beats"] * (len(CHECKS) + 1) - counts["worse"]
+    counts["rank"] = score.groupby(counts["model"]).rank(method="min", ascending=False).astype(int)
+    return counts.sort_values(["model", "rank", "method"], ignore_index=True)

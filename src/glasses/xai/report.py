@@ -1,6 +1,7 @@
-"""The explanation stage's report: "which explanation should I believe?" first, then the
-agreement between methods, completeness gaps, scratch IG against Captum and timings. Built
-here in full; the task that publishes it only logs what `xai_report` returns."""
+"""The explanation stage's report: "which explanation should I believe?" first (every check as
+a difference from its reference, and which method to believe per family), then the agreement
+between methods, completeness gaps, scratch IG against Captum and timings. Built here in full;
+the task that publishes it only logs what `xai_report` returns."""
 
 from __future__ import annotations
 
@@ -13,7 +14,14 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from glasses.tables import markdown_table, with_intervals
-from glasses.xai.correctness import Evidence, correctness_table, localisation_table
+from glasses.xai.agreement import ALPHA, CORRECTION
+from glasses.xai.correctness import (
+    CHECKS,
+    Evidence,
+    checks_table,
+    method_ranking,
+    randomisation_summary,
+)
 from glasses.xai.explain import Explanation
 from glasses.xai.methods import METHODS
 from glasses.xai.randomisation_figure import cascade_figure
@@ -77,68 +85,81 @@ def xai_metrics(explained: Sequence[Explained]) -> dict[str, float]:
     return metrics
 
 
-_INTERVALS = {
-    "relevance mass": (
-        "relevance_mass_accuracy",
-        "relevance_mass_ci_low",
-        "relevance_mass_ci_high",
-    ),
-    "mass / chance": (
-        "relevance_mass_to_chance",
-        "relevance_mass_to_chance_ci_low",
-        "relevance_mass_to_chance_ci_high",
-    ),
-    "pointing game": ("pointing_game", "pointing_game_ci_low", "pointing_game_ci_high"),
-    "deletion area": ("deletion_area", "deletion_area_ci_low", "deletion_area_ci_high"),
-    "final rank correlation": ("final_rank_correlation", "final_rank_ci_low", "final_rank_ci_high"),
-}
+def believe_section(checks: pd.DataFrame, ranking: pd.DataFrame) -> str:
+    """ "Which method to believe", per family: for each check, the methods whose interval of
+    the difference from the reference lies above 0, those below, and those it could not decide
+    (interval spans 0, or undefined); then the ranking on those verdicts alone."""
+    lines = ["## Which method to believe", ""]
+    for model, own in checks.groupby("model", sort=True):
+        lines.append(f"### {model}")
+        lines.append("")
+        for check in CHECKS:
+            verdicts = own[own["check"] == check.name]
+            named = {
+                verdict: ", ".join(verdicts.loc[verdicts["verdict"] == verdict, "method"]) or "none"
+                for verdict in ("beats", "worse", "undecided")
+            }
+            lines.append(
+                f"- {check.name}: beat the reference: {named['beats']}; could not decide "
+                f"(interval spans 0): {named['undecided']}; worse than the reference: "
+                f"{named['worse']}"
+            )
+        ranked = ranking[ranking["model"] == model]
+        order = ", ".join(
+            f"{row.rank}. {row.method} ({row.beats} beaten, {row.worse} worse)"
+            for row in ranked.itertuples()
+        )
+        lines += [f"- ranking (checks beaten, then fewest worse): {order}", ""]
+    return "\n".join(lines)
+
+
+def _agreement_tests_line(tests: pd.DataFrame | None) -> str:
+    if tests is None or tests.empty:
+        return "No paired tests between the families (one family explained)."
+    significant = int(tests["significant"].sum())
+    return (
+        f"{significant} of {len(tests)} paired tests (CNN vs ScatNet, per pair of methods and "
+        f"metric) stay significant at {ALPHA} after {CORRECTION}'s correction across the table "
+        f"({int((tests['p_value'] < ALPHA).sum())} before); tables/agreement_cnn_vs_scatnet.csv."
+    )
 
 
 def _markdown(
-    believe: pd.DataFrame, agreement: pd.DataFrame, metrics: dict[str, float], threshold: float
+    checks: pd.DataFrame,
+    ranking: pd.DataFrame,
+    counts: dict[str, int],
+    agreement: pd.DataFrame,
+    tests: pd.DataFrame | None,
+    metrics: dict[str, float],
 ) -> str:
-    readable = with_intervals(believe, _INTERVALS).set_index(["model", "method"])
-    localisation = readable[
-        ["relevance mass", "mask_area_share", "mass / chance", "pointing game", "n_localisation"]
-    ].rename(columns={"mask_area_share": "mask area (chance)"})
-    faithfulness = readable[["deletion area", "n_deletion"]]
-    sanity = readable[
-        [
-            "randomisation_passed",
-            "final rank correlation",
-            "edge_correlation",
-            "randomised_edge_correlation",
-            "n_randomisation",
-        ]
-    ].rename(
-        columns={
-            "randomisation_passed": "passed",
-            "edge_correlation": "trained maps vs edges",
-            "randomised_edge_correlation": "randomised maps vs edges",
-        }
-    )
+    readable = with_intervals(
+        checks, {"difference [95 % interval]": ("difference", "low", "high")}
+    ).set_index(["model", "method", "check"])[
+        ["value", "reference", "difference [95 % interval]", "n", "verdict"]
+    ]
     pearson = with_intervals(
         agreement[agreement["metric"] == "pearson"], {"Pearson": ("mean", "ci_low", "ci_high")}
     ).drop(columns="metric")
+    explained = ", ".join(f"{count} {name}" for name, count in counts.items())
+    meanings = "\n".join(f"- {check.name}: {check.meaning}." for check in CHECKS)
     return (
         "# Which explanation should I believe?\n\n"
-        "## Localisation on the glasses masks\n\n"
-        "Relevance mass: the share of positive attribution inside the mask (higher is better); "
-        "a uniform map scores the mask's area share, its chance level, so mass / chance above 1 "
-        "beats chance. Pointing game: a maximum of the map (any tied one) lies in the mask. "
-        "Per image in tables/localisation_per_image.csv.\n\n"
-        f"{markdown_table(localisation, 3)}\n\n"
-        "## Faithfulness: deletion area (lower is better)\n\n"
-        f"{markdown_table(faithfulness, 3)}\n\n"
-        "## Model randomisation (Adebayo et al.)\n\n"
-        "Rank correlation of |maps| between the trained model and the model with every "
-        f"layer randomised; passes below {threshold}. Control: the same measure between the "
-        "maps and the image's Sobel edges, which never see the model. A method that fails while "
-        "its randomised maps are as close to the edges as to the trained maps shows the input's "
-        "structure, not the model. The whole cascade: figures/randomisation_cascade.png.\n\n"
-        f"{markdown_table(sanity, 3)}\n\n"
+        f"Explained and checked test images: {explained}.\n\n"
+        f"{believe_section(checks, ranking)}\n"
+        "## Every check against its reference\n\n"
+        "value and reference are means over images; difference is the mean per-image "
+        "difference between them, signed so that positive is better than the reference "
+        "(value − reference, or reference − value where lower is better: deletion area, "
+        "similarity after randomisation), with a 95 % bootstrap interval over people; a method "
+        "beats the reference when the interval lies above 0.\n\n"
+        f"{meanings}\n\n"
+        f"{markdown_table(readable, 3)}\n\n"
+        "Per image: tables/localisation_per_image.csv, tables/deletion_per_image.csv, "
+        "tables/randomisation_per_image.csv; the cascade per layer (Spearman and SSIM with "
+        "intervals): tables/randomisation.csv and figures/randomisation_cascade.png.\n\n"
         "## Agreement between methods (Pearson, mean and 95 % bootstrap interval)\n\n"
         f"{markdown_table(pearson.set_index(['model', 'method_a', 'method_b']), 3)}\n\n"
+        f"{_agreement_tests_line(tests)}\n\n"
         "## Scratch IG vs Captum\n\n"
         + "\n".join(f"- {k}: {v:.6f}" for k, v in metrics.items() if "captum" in k)
         + "\n"
@@ -149,23 +170,40 @@ def xai_report(
     explained: Sequence[Explained],
     evidence: Sequence[Evidence],
     agreement: pd.DataFrame,
-    threshold: float,
+    tests: pd.DataFrame | None,
+    counts: dict[str, int],
     seed: int,
 ) -> XAIReport:
     """The report of `explained` (every family's and method's maps), the `evidence` of the
-    checked ones and the methods' `agreement` (`glasses.xai.agreement.summarise_agreement`);
-    a map passes the randomisation check below `threshold`; `seed` draws the intervals."""
-    believe = correctness_table(evidence, threshold=threshold, seed=seed)
-    randomisation = pd.concat([e.randomisation for e in evidence], ignore_index=True)
-    metrics = xai_metrics(explained)
+    checked ones, the methods' `agreement` (`glasses.xai.agreement.summarise_agreement`) and
+    the paired `tests` between families (`model_agreement_tests`, None with one family);
+    `counts`: explained images per class; `seed` draws the intervals."""
+    checks = checks_table(evidence, seed=seed)
+    ranking = method_ranking(checks)
+    per_image = {
+        part: pd.concat(
+            [getattr(e, part).assign(model=e.model, method=e.method) for e in evidence],
+            ignore_index=True,
+        )
+        for part in ("localisation", "deletion", "randomisation")
+    }
+    cascade = randomisation_summary(per_image["randomisation"], seed=seed)
+    metrics = xai_metrics(explained) | {
+        f"images_{name.replace(' ', '_')}": float(count) for name, count in counts.items()
+    }
+    if tests is not None and not tests.empty:
+        metrics["agreement_tests_significant_holm"] = float(tests["significant"].sum())
     return XAIReport(
         tables={
-            "tables/correctness.csv": believe.set_index(["model", "method"]),
-            "tables/localisation_per_image.csv": localisation_table(evidence),
-            "tables/randomisation.csv": randomisation,
+            "tables/checks.csv": checks.set_index(["model", "method", "check"]),
+            "tables/ranking.csv": ranking.set_index(["model", "method"]),
+            "tables/localisation_per_image.csv": per_image["localisation"],
+            "tables/deletion_per_image.csv": per_image["deletion"],
+            "tables/randomisation_per_image.csv": per_image["randomisation"],
+            "tables/randomisation.csv": cascade,
             "tables/completeness_and_additivity_gaps.csv": gap_table(explained),
         },
-        figures={"figures/randomisation_cascade.png": cascade_figure(randomisation, threshold)},
+        figures={"figures/randomisation_cascade.png": cascade_figure(cascade)},
         metrics=metrics,
-        markdown=_markdown(believe, agreement, metrics, threshold),
+        markdown=_markdown(checks, ranking, counts, agreement, tests, metrics),
     )

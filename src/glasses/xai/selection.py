@@ -1,15 +1,19 @@
 """Which test images are explained, by which method, and their ground-truth glasses masks.
 
 Three named images as in the seed study (one with glasses, one without, one with sunglasses),
-plus a seeded, class-stratified sample for the statistics; the named images lead the sample, so
-every figure's image is also part of the numbers. The methods of `xai.sample_methods` explain the
-whole sample and are checked (localisation, deletion, randomisation); the others explain the
-named images alone, for the figures.
+plus a seeded sample of `xai.images_per_class` test images of each class for the statistics,
+the classes interleaved so that every prefix of it (the randomisation check's images) is
+balanced too: a sample that keeps the test split's mix, or takes its first images, can rest its
+"mass on the glasses" on two glasses images. The named images come first in their class, so
+every figure's image is also part of the numbers. The methods of `xai.sample_methods` explain
+the whole sample and are checked (localisation, deletion, randomisation); the others explain
+the named images alone, for the figures.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import zip_longest
 from pathlib import Path
 
 import numpy as np
@@ -18,9 +22,10 @@ from PIL import Image
 
 from glasses.config import GlassesConfig, XAIConfig, XAIMethod
 from glasses.data.images import ImageSet
-from glasses.data.splits import Split
+from glasses.data.splits import Split, split_units
 
 NAMED = ("glasses", "no glasses", "sunglasses")
+CLASSES = {1: "glasses", 0: "no glasses"}  # label -> name, in the sample's interleaving order
 
 
 @dataclass(frozen=True)
@@ -28,9 +33,19 @@ class ImageSelection:
     """The test images one XAI run explains, as manifest rows."""
 
     named: list[int]  # the figures' images, in `NAMED` order
-    sample: np.ndarray  # the statistics' images, the named ones first
+    sample: np.ndarray  # the statistics' images, classes interleaved, the named ones first
     masks: dict[int, np.ndarray]  # the sample's non-empty ground-truth masks, by row
     settings: XAIConfig
+    people: dict[int, int]  # every sample row's person (`split_units`): what intervals resample
+    labels: dict[int, int]  # every sample row's class
+    # 3 x H x W [0, 1] mean training image where it is the deletion baseline, else None
+    training_mean: np.ndarray | None
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Explained images per class, by class name: what the statistics rest on."""
+        labels = [self.labels[int(row)] for row in self.sample]
+        return {name: labels.count(label) for label, name in CLASSES.items()}
 
     def rows(self, method: XAIMethod) -> np.ndarray:
         """The images `method` explains: the sample if it is a sample method, else the named."""
@@ -57,7 +72,7 @@ def select_images(images: ImageSet, split: Split, config: GlassesConfig) -> Imag
     settings = config.xai
     test_rows = np.where(split.test)[0]
     named = named_rows(images.manifest, test_rows, settings.named_images)
-    sample = sample_rows(images.labels, test_rows, named, settings.samples, config.seed)
+    sample = sample_rows(images.labels, test_rows, named, settings.images_per_class, config.seed)
     masks = {
         int(row): mask
         for row, mask in zip(
@@ -65,7 +80,20 @@ def select_images(images: ImageSet, split: Split, config: GlassesConfig) -> Imag
         )
         if mask is not None and mask.any()
     }
-    return ImageSelection(named, sample, masks, settings)
+    units = split_units(images.manifest)
+    mean = None
+    if settings.deletion_baseline == "mean":
+        training = np.flatnonzero(~split.test)
+        mean = (images.pixels[training].mean(axis=0, dtype=np.float64) / 255).astype(np.float32)
+    return ImageSelection(
+        named,
+        sample,
+        masks,
+        settings,
+        people={int(row): int(units[row]) for row in sample},
+        labels={int(row): int(images.labels[row]) for row in sample},
+        training_mean=mean,
+    )
 
 
 def named_rows(manifest: pd.DataFrame, test_rows: np.ndarray, names: tuple[str, ...]) -> list[int]:
@@ -93,19 +121,20 @@ def named_rows(manifest: pd.DataFrame, test_rows: np.ndarray, names: tuple[str, 
 
 
 def sample_rows(
-    labels: np.ndarray, test_rows: np.ndarray, leading: list[int], count: int, seed: int
+    labels: np.ndarray, test_rows: np.ndarray, leading: list[int], per_class: int, seed: int
 ) -> np.ndarray:
-    """`leading` first, then a seeded draw keeping the test split's class mix."""
-    rest = test_rows[~np.isin(test_rows, leading)]
+    """`per_class` test rows of each class (all of a class that has fewer), glasses first, the
+    classes alternating; within a class, its `leading` rows first (kept even beyond
+    `per_class`), then a seeded draw of the others."""
     rng = np.random.default_rng(seed)
-    wanted = max(0, count - len(leading))
-    picked: list[int] = []
-    for label in (0, 1):
-        pool = rest[labels[rest] == label]
-        share = round(wanted * len(pool) / max(len(rest), 1))
-        picked.extend(rng.permutation(pool)[:share].tolist())
-    ordered = list(dict.fromkeys(leading + picked))
-    return np.array(ordered[: max(count, len(leading))], dtype=np.int64)
+    queues = []
+    for label in CLASSES:
+        first = [int(row) for row in leading if labels[row] == label]
+        pool = test_rows[(labels[test_rows] == label) & ~np.isin(test_rows, leading)]
+        drawn = rng.permutation(pool).tolist()
+        queues.append((first + drawn)[: max(per_class, len(first))])
+    interleaved = [row for pair in zip_longest(*queues) for row in pair if row is not None]
+    return np.array(interleaved, dtype=np.int64)
 
 
 def load_masks(manifest: pd.DataFrame, rows: np.ndarray, size: int) -> list[np.ndarray | None]:
