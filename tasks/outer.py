@@ -69,9 +69,9 @@ def _points_name() -> str:
 @task(name="outer-point", task_run_name=_points_name, cache_policy=NO_CACHE)
 def outer_points(
     family: Family,
-    plans: list[PointPlan],
     config: GlassesConfig,
     data: DataRef,
+    plans: list[PointPlan],
     tests: list[np.ndarray],
 ) -> list[OuterPoint]:
     """One family trained on each plan's rows of its outer split (`tests`: each plan's test

@@ -33,7 +33,7 @@ def test_outer_point_scores_its_splits_test_part_and_is_reused(outer_inputs, mon
     data, design = outer_inputs
     test = design.test_mask(1)
     plan = PointPlan(outer=1, size=8, repeat=0)
-    points = {f: outer_points.fn(f, [plan], TINY, data, [test])[0] for f in ("cnn", "scatnet")}
+    points = {f: outer_points.fn(f, TINY, data, [plan], [test])[0] for f in ("cnn", "scatnet")}
     for family, point in points.items():
         assert isinstance(point, OuterPoint) and point.model == family
         assert (point.outer, point.size) == (1, 8)
@@ -44,7 +44,7 @@ def test_outer_point_scores_its_splits_test_part_and_is_reused(outer_inputs, mon
         raise AssertionError("trained again")
 
     monkeypatch.setattr(outer_task, "fit_many", untrainable)
-    (again,) = outer_points.fn("cnn", [plan], TINY, data, [test])
+    (again,) = outer_points.fn("cnn", TINY, data, [plan], [test])
     np.testing.assert_array_equal(again.predictions, points["cnn"].predictions)
     assert again.balanced_accuracy == points["cnn"].balanced_accuracy
     others = (
@@ -55,7 +55,7 @@ def test_outer_point_scores_its_splits_test_part_and_is_reused(outer_inputs, mon
     )
     for other in others:
         with pytest.raises(AssertionError, match="trained again"):
-            outer_points.fn("cnn", [other], TINY, data, [design.test_mask(other.outer)])
+            outer_points.fn("cnn", TINY, data, [other], [design.test_mask(other.outer)])
 
 
 def test_whole_training_part_never_touches_the_test_part(outer_inputs) -> None:
@@ -81,7 +81,7 @@ def test_points_of_one_task_train_together_as_they_would_alone(outer_inputs, mon
         update={"runtime": TINY.runtime.model_copy(update={"resume": False})}
     )
     alone = [
-        outer_points.fn("scatnet", [plan], no_resume, data, [test])[0]
+        outer_points.fn("scatnet", no_resume, data, [plan], [test])[0]
         for plan, test in zip(plans, tests, strict=True)
     ]
     stacks = []
@@ -92,7 +92,7 @@ def test_points_of_one_task_train_together_as_they_would_alone(outer_inputs, mon
         return real(family, config, inputs, labels, manifest, jobs)
 
     monkeypatch.setattr(outer_task, "fit_many", spy)
-    together = outer_points.fn("scatnet", plans, no_resume, data, tests)
+    together = outer_points.fn("scatnet", no_resume, data, plans, tests)
     assert stacks == [2, 1]
     for one, other in zip(alone, together, strict=True):
         assert (other.outer, other.size, other.budget, other.steps) == (
@@ -101,7 +101,7 @@ def test_points_of_one_task_train_together_as_they_would_alone(outer_inputs, mon
         np.testing.assert_array_equal(other.predictions, one.predictions)
         assert other.final_train_loss == pytest.approx(one.final_train_loss, rel=1e-4)
     stacks.clear()
-    again = outer_points.fn("scatnet", plans, TINY, data, tests)
+    again = outer_points.fn("scatnet", TINY, data, plans, tests)
     assert stacks == [] and [p.balanced_accuracy for p in again] == [
         p.balanced_accuracy for p in together
     ]

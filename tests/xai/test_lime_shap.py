@@ -32,7 +32,9 @@ def test_model_outputs_take_uint8_and_float_alike(tiny_model, images: torch.Tens
 
 @pytest.mark.parametrize("kind", ["cnn", "scatnet"])
 def test_lime_maps_have_the_input_shape(tiny_model, images: torch.Tensor, kind: str) -> None:
-    maps = lime_attributions(tiny_model(kind), images, [0, 1], num_samples=60, batch_size=25)
+    maps = lime_attributions(
+        tiny_model(kind), images, [0, 1], num_samples=60, seed=0, batch_size=25
+    )
     assert maps.shape == (2, SIZE, SIZE)
     assert np.isfinite(maps).all()
     assert np.abs(maps).max() > 0
@@ -70,7 +72,7 @@ def test_vectorised_perturbations_match_stock_lime(tiny_model, images: torch.Ten
 def test_shap_maps_have_the_input_shape_and_add_up(
     tiny_model, images: torch.Tensor, kind: str
 ) -> None:
-    values, gaps = shap_attributions(tiny_model(kind), images, [0, 1], max_evals=120)
+    values, gaps = shap_attributions(tiny_model(kind), images, [0, 1], max_evals=120, seed=0)
     assert values.shape == (2, 3, SIZE, SIZE)
     assert gaps.shape == (2,)
     assert np.abs(values).max() > 0

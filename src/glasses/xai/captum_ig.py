@@ -18,9 +18,10 @@ def captum_integrated_gradients(
     images: torch.Tensor,
     targets: Targets,
     baseline: torch.Tensor,
-    steps: int = 50,
+    *,
+    steps: int,
     method: Method = "riemann_trapezoid",
-    batch_size: int = 64,
+    batch_size: int,
 ) -> torch.Tensor:
     """Captum IG (N x C x H x W); `batch_size` is Captum's `internal_batch_size`."""
     images = images.detach()

@@ -85,8 +85,9 @@ def lime_attributions(
     model: nn.Module,
     images: torch.Tensor,
     targets: Targets,
-    num_samples: int = 500,
-    seed: int = 0,
+    *,
+    num_samples: int,
+    seed: int,
     batch_size: int = 100,
 ) -> np.ndarray:
     """N x H x W LIME maps; `batch_size` perturbed images go through the model at once."""

@@ -50,9 +50,10 @@ def shap_attributions(
     model: nn.Module,
     images: torch.Tensor,
     targets: Targets,
-    max_evals: int = 500,
+    *,
+    max_evals: int,
+    seed: int,
     batch_size: int = 64,
-    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """N x C x H x W SHAP values of each target logit, and each image's additivity gap.
 
