@@ -252,3 +252,15 @@ def references(tmp_path: Path) -> References:
 def references_in() -> type[References]:
     """`References(folder)` for fixtures wider than a test."""
     return References
+
+
+@pytest.fixture
+def newest_version() -> Callable:
+    """The newest version of a registered model, with its aliases (search results leave them
+    out): a re-run's version holds one alias, `champion` when promoted, else `challenger`."""
+
+    def newest(tracking, name: str):
+        versions = tracking.search_model_versions(f"name = '{name}'")
+        return tracking.get_model_version(name, str(max(int(v.version) for v in versions)))
+
+    return newest

@@ -130,7 +130,7 @@ def test_deployment_run_logs_everything(stack, tmp_path):
 
 
 @pytest.mark.e2e
-def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path):
+def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path, newest_version):
     """Runs after the full deployment above (same servers): champions exist to compare with."""
     inspect = subprocess.run(
         [BIN / "prefect", "deployment", "inspect", "glasses-retrain/scheduled"],
@@ -169,10 +169,7 @@ def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path):
     head = (tmp_path / "datasets/versions/HEAD").read_text().strip()
     assert tags["dataset_version"] == head
     # The re-run's version holds one alias: `champion` when it was promoted, else `challenger`.
-    versions = client.search_model_versions("name = 'glasses-scatnet'")
-    newest = client.get_model_version(  # search results leave the aliases out
-        "glasses-scatnet", str(max(int(version.version) for version in versions))
-    )
+    newest = newest_version(client, "glasses-scatnet")
     assert newest.tags["dataset_version"] == head
     alias = "champion" if tags["decision"] == "promoted" else "challenger"
     assert newest.aliases == [alias]

@@ -42,7 +42,7 @@ def run(**kwargs):
     return retrain(incoming="incoming", profile="tiny", **kwargs)
 
 
-def test_decisions_over_successive_batches(workplace):
+def test_decisions_over_successive_batches(workplace, newest_version):
     # Explicit registry too: earlier tests in the process may have set a global registry URI.
     uri = f"sqlite:///{workplace}/mlflow.db"
     tracking = MlflowClient(tracking_uri=uri, registry_uri=uri)
@@ -64,8 +64,9 @@ def test_decisions_over_successive_batches(workplace):
     assert new_head != head and tags["dataset_version"] == new_head
     artifacts = {a.path for a in tracking.list_artifacts(result["mlflow_run_id"], "drift")}
     assert "drift/evidently_report.html" in artifacts
-    challenger = tracking.get_model_version_by_alias("glasses-cnn", "challenger")
-    assert challenger.tags["dataset_version"] == new_head
+    newest = newest_version(tracking, "glasses-cnn")  # one alias: champion when promoted
+    assert newest.tags["dataset_version"] == new_head
+    assert newest.aliases == ["champion" if result["decision"] == "promoted" else "challenger"]
 
     assert run()["decision"] == "no data"  # content already imported
 
