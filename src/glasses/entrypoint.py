@@ -111,16 +111,10 @@ def deterministic_gpu() -> None:
     GPU's maps never stand in for a CPU's; these make a GPU's own re-run reproduce them. A
     machine without CUDA is left alone. Called where a device is chosen
     (`glasses.training.resolve_device`), so that no entry point loads torch to ask."""
-    import torch  # after the environment above: OpenMP reads it when torch loads
+    import torch  # not at import: entry points import this module before torch loads
 
     if not torch.cuda.is_available():
         return
     torch.backends.cudnn.deterministic = True
     torch.backends.cudnn.benchmark = False
     torch.use_deterministic_algorithms(True, warn_only=True)
-
-
-def dask_setup(worker: object) -> None:
-    """Dask's preload hook (`distributed.worker.preload` in flows/dask.yaml): a worker process
-    prepares itself like every other entry point."""
-    prepare_process()
