@@ -1,7 +1,7 @@
 """What `make stack-test` asserts once `glasses/full` ran on the container stack, over HTTP only:
 both registered models have a `champion` alias from this run, the run's artifacts come back
 through the MLflow server (proxied `mlflow-artifacts:`), both Dask workers joined, and the
-cross-validation folds ran on them (tag `glasses.dask_worker` of each fold run).
+cross-validation folds ran on them (`tasks.runs.DASK_WORKER`, a tag of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
 For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a CNN fold run of a flow
@@ -23,6 +23,7 @@ from mlflow.entities import Run
 from glasses.families import SPECS
 from mlflow import MlflowClient
 from tasks.resume import REUSED
+from tasks.runs import DASK_WORKER
 
 REGISTERED = {family: spec.registered_name for family, spec in SPECS.items()}
 
@@ -61,7 +62,7 @@ def check(mlflow_uri: str, dask_uri: str, first: bool) -> None:
     family_runs = {children[f].info.run_id for f in REGISTERED}
     folds = [r for r in runs if r.data.tags.get("mlflow.parentRunId") in family_runs]
     assert folds, "no fold runs under the family runs"
-    ran_on = {r.data.tags.get("glasses.dask_worker") for r in folds}
+    ran_on = {r.data.tags.get(DASK_WORKER) for r in folds}
     assert None not in ran_on, "a fold ran outside the Dask workers"
     print(f"dask: {workers} workers; {len(folds)} folds ran on {sorted(ran_on)}")
 
@@ -85,7 +86,7 @@ def wait_for_fold(mlflow_uri: str, timeout: float = 900) -> None:
             "and attributes.run_name LIKE 'cnn-fold-%'",  # the long ones in the kill run
         )
         if running:  # the worker's address, for the stack test to kill the one running it
-            print(running[0].data.tags.get("glasses.dask_worker", ""))
+            print(running[0].data.tags.get(DASK_WORKER, ""))
             print(f"fold running: {running[0].info.run_name}", file=sys.stderr)
             return
         time.sleep(0.5)
@@ -107,7 +108,7 @@ def show_folds(mlflow_uri: str) -> None:
     """A killed worker's fold run stays RUNNING until the next start ends it
     (`glasses.liveness`)."""
     for fold in newest_folds(MlflowClient(mlflow_uri)):
-        worker = fold.data.tags.get("glasses.dask_worker")
+        worker = fold.data.tags.get(DASK_WORKER)
         print(f"{fold.info.run_name}: {fold.info.status} on {worker}")
 
 
