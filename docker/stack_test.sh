@@ -277,20 +277,20 @@ stress_start() {  # busy loops, STACK_TEST_STRESS per core (default 1), for as l
   echo "stress: ${#stressors[@]} busy loops (load before: $(cut -d' ' -f1 /proc/loadavg))"
 }
 
-stress_stop() {
-  [ "${#stressors[@]}" = 0 ] && return
+stress_stop() {  # `return 0`: a bare return in the EXIT trap would return the failed command's status
+  [ "${#stressors[@]}" = 0 ] && return 0
   echo "stress: load at the end $(cut -d' ' -f1 /proc/loadavg)"
   kill "${stressors[@]}" 2>/dev/null || true
   wait "${stressors[@]}" 2>/dev/null || true
-  container_listening_on() {  # PORT: the container whose process listens there (host networking)
+  stressors=()
+}
+
+container_listening_on() {  # PORT: the container whose process listens there (host networking)
   local pid id
   pid=$(ss -ltnpH "sport = :$1" | grep -o 'pid=[0-9]*' | head -n1 | cut -d= -f2)
   id=$(grep -o '[0-9a-f]\{64\}' "/proc/$pid/cgroup" | head -n1)
   [ -n "$id" ] || { echo "no container listens on port $1" >&2; return 1; }
   echo "$id"
-}
-
-stressors=()
 }
 
 kill_a_worker_mid_cv() {  # new, longer trainings (another seed); the worker of a fold killed
