@@ -4,8 +4,8 @@ through the MLflow server (proxied `mlflow-artifacts:`), both Dask workers joine
 cross-validation folds ran on them (`tasks.runs.DASK_WORKER`, a tag of each fold run).
 
 Usage: stack_check.py MLFLOW_URI DASK_HTTP_URI (the host's view of the services).
-For the worker-kill run: `--wait-for-fold MLFLOW_URI` returns once a CNN fold run of a flow
-started from now on is RUNNING, printing the address of the Dask worker that runs it; `--folds
+For the worker-kill run: `--wait-for-fold MLFLOW_URI SINCE_MS` returns once a CNN fold run of a flow
+started after SINCE_MS is RUNNING, printing the address of the Dask worker that runs it; `--folds
 MLFLOW_URI` lists the newest run's folds, where they ran and how they ended; `--reused
 MLFLOW_URI` checks that the newest run reused finished folds.
 """
@@ -75,9 +75,11 @@ def newest_parent(client: MlflowClient) -> tuple[Run, list[Run]]:
     return next(r for r in runs if "profile" in r.data.tags), runs
 
 
-def wait_for_fold(mlflow_uri: str, timeout: float = 900) -> None:
+def wait_for_fold(mlflow_uri: str, since: float, timeout: float = 900) -> None:
+    """`since` (ms since the epoch) is when the shell started the flow: this process's own start
+    can come after the first fold's under load (importing MLflow took a minute at load 10)."""
     client = MlflowClient(mlflow_uri)
-    since, deadline = time.time() * 1000, time.monotonic() + timeout
+    deadline = time.monotonic() + timeout
     experiment = client.get_experiment_by_name("glasses").experiment_id
     while time.monotonic() < deadline:
         running = client.search_runs(
@@ -121,7 +123,7 @@ def check_reused(mlflow_uri: str) -> None:
 
 if __name__ == "__main__":
     if sys.argv[1] == "--wait-for-fold":
-        wait_for_fold(sys.argv[2])
+        wait_for_fold(sys.argv[2], float(sys.argv[3]))
     elif sys.argv[1] == "--folds":
         show_folds(sys.argv[2])
     elif sys.argv[1] == "--reused":

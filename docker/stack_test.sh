@@ -294,12 +294,13 @@ container_listening_on() {  # PORT: the container whose process listens there (h
 }
 
 kill_a_worker_mid_cv() {  # new, longer trainings (another seed); the worker of a fold killed
-  local overrides watcher address container
+  local overrides since watcher address container
   # tiny's 12 steps end before the kill lands: CNN folds of 1500 steps (some 20 s each).
   overrides=$(on_dask '' '"seed": 11, "cnn": {"optimiser": {"steps": 1500, "check_every": 100, "patience": 0}}')
+  since=$(date +%s%3N)
   run_flow killed "$overrides" &
   watcher=$!
-  address=$("$bin/python" docker/stack_check.py --wait-for-fold "$MLFLOW_TRACKING_URI")
+  address=$("$bin/python" docker/stack_check.py --wait-for-fold "$MLFLOW_TRACKING_URI" "$since")
   container=$(container_listening_on "${address##*:}")
   "$engine" kill "$container" >/dev/null
   echo "killed the Dask worker at $address (container ${container:0:12}) while its fold ran"
