@@ -18,6 +18,7 @@ from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import compare, sweep
 from flows.xai import xai
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
+from glasses.crossval import TABLE_COLUMNS
 from glasses.families import FAMILIES
 from glasses.outer import study_trainings
 from tasks.data import load_images, record_fingerprint, split_images, validate_images
@@ -103,5 +104,8 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
             for metric in ("accuracy", "balanced_accuracy")
         },
         **{f"{f}_holdout_accuracy": tests[f].accuracy for f in FAMILIES},
-        **{f"{f}_cv_accuracy": float(tables[f].loc["mean", "accuracy val"]) for f in FAMILIES},
+        **{
+            f"{f}_cv_accuracy": float(tables[f].loc["mean", TABLE_COLUMNS["accuracy"]])
+            for f in FAMILIES
+        },
     }
