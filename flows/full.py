@@ -27,6 +27,7 @@ from tasks.outer import outer_splits
 from tasks.progress import failures_reported
 from tasks.reporting import log_augmented_samples, publish_summary
 from tasks.runs import child_run, run_outcome
+from tasks.tracking import ui_url
 
 
 @flow(name="glasses", log_prints=True)
@@ -98,6 +99,7 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
     return {
         "mlflow_run_id": run_id,
         "mlflow_run_url": url,
+        "mlflow_runs_url": ui_url(tracking, experiment),
         **{
             f"{f}_test_{metric}": float(scores.loc[f, f"{metric}_mean"])
             for f in FAMILIES
