@@ -115,7 +115,7 @@ def _run(arguments: argparse.Namespace) -> int:
     server = nullcontext() if api else temporary_prefect_server(limits.server_start_seconds)
     with server, quiet_failures():
         result = glasses(data=arguments.data, profile=arguments.profile, overrides=overrides)
-    print(result["mlflow_run_url"])
+    print(f"MLflow run: {result['mlflow_run_url']}\nAll runs: {result['mlflow_runs_url']}")
     return 0
 
 

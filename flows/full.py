@@ -18,6 +18,7 @@ from flows.stages import cache_dir, open_run, train_and_register
 from flows.sweep import compare, sweep
 from flows.xai import xai
 from glasses.config import GlassesConfig, Overrides, ProfileName, resolve_config
+from glasses.crossval import TABLE_COLUMNS
 from glasses.families import FAMILIES
 from glasses.outer import study_trainings
 from tasks.data import load_images, record_fingerprint, split_images, validate_images
@@ -26,6 +27,7 @@ from tasks.outer import outer_splits
 from tasks.progress import failures_reported
 from tasks.reporting import log_augmented_samples, publish_summary
 from tasks.runs import child_run, run_outcome
+from tasks.tracking import ui_url
 
 
 @flow(name="glasses", log_prints=True)
@@ -97,11 +99,15 @@ def study(data: str, config: GlassesConfig) -> dict[str, Any]:
     return {
         "mlflow_run_id": run_id,
         "mlflow_run_url": url,
+        "mlflow_runs_url": ui_url(tracking, experiment),
         **{
             f"{f}_test_{metric}": float(scores.loc[f, f"{metric}_mean"])
             for f in FAMILIES
             for metric in ("accuracy", "balanced_accuracy")
         },
         **{f"{f}_holdout_accuracy": tests[f].accuracy for f in FAMILIES},
-        **{f"{f}_cv_accuracy": float(tables[f].loc["mean", "accuracy val"]) for f in FAMILIES},
+        **{
+            f"{f}_cv_accuracy": float(tables[f].loc["mean", TABLE_COLUMNS["accuracy"]])
+            for f in FAMILIES
+        },
     }

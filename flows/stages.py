@@ -28,7 +28,7 @@ from tasks.promotion import HeldOutResult, evaluate_on_test
 from tasks.registry import refit_lineage, register_model
 from tasks.reporting import summarise_family
 from tasks.runs import end_abandoned_runs, git_commit, run_outcome, stage_timer, start_run
-from tasks.tracking import connect, experiment_id, run_url
+from tasks.tracking import connect, experiment_id, ui_url
 from tasks.training import log_family_params, train_final, train_folds
 
 Stage = Callable[[str], AbstractContextManager[None]]
@@ -61,8 +61,8 @@ def open_run(
         },
     )
     log_params(tracking, run_id, {**tags, **config.flat()})
-    url = run_url(tracking, experiment, run_id)
-    get_run_logger().info("MLflow run: %s", url)
+    url = ui_url(tracking, experiment, run_id)
+    get_run_logger().info("MLflow run: %s (all runs: %s)", url, ui_url(tracking, experiment))
 
     def stage(name: str) -> AbstractContextManager[None]:
         return stage_timer(tracking, run_id, name, config.runtime.progress_seconds)

@@ -12,6 +12,7 @@ from matplotlib.figure import Figure
 from mlflow.entities import DatasetInput, InputTag, Metric, Param
 
 import mlflow
+from glasses.tables import FLOAT_FORMAT
 from mlflow import MlflowClient
 
 
@@ -44,7 +45,8 @@ def log_figure(tracking: MlflowClient, run_id: str, figure: Figure, path: str) -
 
 
 def log_table(tracking: MlflowClient, run_id: str, table: pd.DataFrame, path: str) -> None:
-    tracking.log_text(run_id, table.to_csv(float_format="%.4f"), path)
+    """As CSV, floats as every table shows them (`glasses.tables.FLOAT_FORMAT`)."""
+    tracking.log_text(run_id, table.to_csv(float_format=FLOAT_FORMAT), path)
 
 
 def log_file(tracking: MlflowClient, run_id: str, content: bytes | str, path: str) -> None:

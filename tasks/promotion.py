@@ -25,7 +25,7 @@ from glasses.promotion import (
 from tasks.log import log_figure, log_metrics
 from tasks.model_loading import ModelUnavailable, load_registered_model, logged_model_id
 from tasks.registry import CHALLENGER, CHAMPION, read_lineage, record_lineage
-from tasks.tracking import client, run_url
+from tasks.tracking import client, ui_url
 
 
 @dataclass(frozen=True)
@@ -89,7 +89,7 @@ def evaluate_on_test(
             result,
             accuracy_interval(matrix),
             images.fingerprint,
-            run_url(tracking, run.info.experiment_id, run.info.run_id),
+            ui_url(tracking, run.info.experiment_id, run.info.run_id),
             decision,
         ),
     )

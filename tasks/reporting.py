@@ -13,7 +13,7 @@ from prefect.cache_policies import NO_CACHE
 
 from glasses.augment import augment
 from glasses.config import GlassesConfig
-from glasses.crossval import TABLE_COLUMNS, fold_table
+from glasses.crossval import TABLE_COLUMNS, TABLE_LEGEND, fold_table
 from glasses.data.reference import DataRef, image_set
 from glasses.data.splits import Split
 from glasses.families import Family
@@ -49,10 +49,8 @@ def summarise_family(family: Family, results: list[FoldResult], run_id: str) -> 
     outcomes = [result.outcome for result in results]
     table = fold_table(outcomes)
     log_table(tracking, run_id, table, f"{family}_folds.csv")
-    tracking.log_text(run_id, markdown_table(table), f"{family}_folds.md")
+    tracking.log_text(run_id, f"{markdown_table(table)}\n\n{TABLE_LEGEND}\n", f"{family}_folds.md")
     histories = [outcome.history for outcome in outcomes]
-    if histories[0]["val_loss"].isna().all():  # no early stopping: no inner validation curve
-        histories = [h.drop(columns=[c for c in h if c.startswith("val_")]) for h in histories]
     log_figure(
         tracking,
         run_id,
@@ -120,10 +118,10 @@ def publish_summary(
     headline = pd.DataFrame(
         {
             family: {
-                "CV accuracy": spread(table, "accuracy val"),
-                "CV balanced accuracy": spread(table, "balanced accuracy val"),
-                "CV macro-F1": spread(table, "macro-F1 val"),
-                f"test accuracy ({splits} outer splits, 95 % CI)": interval(family, "accuracy"),
+                "CV accuracy": spread(table, TABLE_COLUMNS["accuracy"]),
+                "CV balanced accuracy": spread(table, TABLE_COLUMNS["balanced_accuracy"]),
+                "CV macro-F1": spread(table, TABLE_COLUMNS["macro_f1"]),
+                "test accuracy": interval(family, "accuracy"),
                 "test balanced accuracy": interval(family, "balanced_accuracy"),
                 "test macro-F1": interval(family, "macro_f1"),
                 "test majority baseline (accuracy)": f"{baseline['accuracy']:.4f}",
@@ -131,7 +129,7 @@ def publish_summary(
                 "its held-out balanced accuracy": (
                     f"{tests[family].scores['balanced_accuracy']:.4f}"
                 ),
-                "champion": f"v{tests[family].champion_version} ({tests[family].decision})",
+                "champion": f"v{tests[family].champion_version}",
             }
             for family, table in tables.items()
         }
@@ -148,14 +146,16 @@ def publish_summary(
     markdown = "# glasses: results\n\n"
     if pending is not None:
         markdown += f"**Partial: {pending} still running.**\n\n"
+    decisions = "".join(f"- {family}: {test.decision}\n" for family, test in tests.items())
     markdown += (
         f"**{verdict}**\n\n{markdown_table(headline)}\n\n"
-        "Test scores: mean over the outer splits, 95 % interval from a bootstrap over outer splits "
-        "and test people. The registered model is one refit on the training split, checked on "
-        f"its held-out split.\n\nMLflow run: {url}\n"
+        f"Test scores: mean over the {splits} outer splits, 95 % interval from a bootstrap over "
+        "outer splits and test people. The registered model is one refit on the training split, "
+        f"checked on its held-out split. Champion decisions:\n\n{decisions}\nMLflow run: {url}\n"
     )
     for family, table in tables.items():
         markdown += f"\n## {family} folds\n\n{markdown_table(table)}\n"
+    markdown += f"\n{TABLE_LEGEND}\n"
     tracking = client()
     log_metrics(
         tracking,

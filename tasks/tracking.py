@@ -15,8 +15,11 @@ from mlflow import MlflowClient
 
 DEFAULT_EXPERIMENT = "glasses"
 LOCAL_STORE = Path(".glasses")
-# Opens the experiment on the runs table instead of MLflow 3's GenAI overview.
+# Marks the experiment as model training, for the MLflow UIs that choose an experiment's view
+# from this tag. MLflow 3.17's does not: it follows the browser's GenAI / Model training switch
+# (stored per browser, GenAI by default) unless the address names the view, as `ui_url` does.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
+MODEL_TRAINING_VIEW = "workflowType=machine_learning"
 # Creating a new store takes seconds; the limit only guards against a holder that hangs.
 STORE_CREATION_SECONDS = 600
 
@@ -133,9 +136,13 @@ def experiment_id(tracking: MlflowClient, name: str | None = None) -> str:
     return tracking.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
 
 
-def run_url(tracking: MlflowClient, experiment: str, run_id: str) -> str:
-    """Link to the run in the MLflow UI, or its store when there is no server."""
+def ui_url(tracking: MlflowClient, experiment: str, run_id: str | None = None) -> str:
+    """Link to the run (else the experiment's runs table) in the MLflow UI's model-training view,
+    or its store when there is no server."""
     uri = tracking.tracking_uri
     if uri.startswith("http"):
-        return f"{uri.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+        page = f"runs/{run_id}" if run_id else "runs"
+        return f"{uri.rstrip('/')}/#/experiments/{experiment}/{page}?{MODEL_TRAINING_VIEW}"
+    if run_id is None:
+        return f"{uri} (experiment {experiment})"
     return f"{uri} (experiment {experiment}, run {run_id})"

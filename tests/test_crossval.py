@@ -3,6 +3,8 @@ count, and `fit` (`glasses.fitting`) trained on exactly the rows it is given."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -10,7 +12,11 @@ import torch
 
 from glasses.config import resolve_config
 from glasses.crossval import (
+    STEPS,
+    STOPPED_EARLY,
     TABLE_COLUMNS,
+    TABLE_LEGEND,
+    TRAIN_ACCURACY,
     FoldOutcome,
     fold_table,
     logits_for,
@@ -18,7 +24,7 @@ from glasses.crossval import (
     run_fold,
 )
 from glasses.families import SPECS
-from glasses.fitting import build_model, fit
+from glasses.fitting import Job, build_model, fit, train_many
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.scattering import cached_augmented_coefficients, compute_coefficients
@@ -42,21 +48,27 @@ OUTCOMES = [outcome(3, 0.80, 0.5, 1), outcome(7, 0.90, 0.4, 2), outcome(12, 0.70
 def test_fold_table_rows_and_columns() -> None:
     table = fold_table(OUTCOMES)
     assert table.index.tolist() == ["fold 1", "fold 2", "fold 3", "mean", "std"]
-    assert table.columns.tolist() == [
-        *TABLE_COLUMNS.values(),
-        "accuracy train",
-        "steps",
-        "stopped early",
-    ]
-    assert table.loc["fold 2", "accuracy val"] == 0.90
-    assert table.loc["fold 1", "accuracy train"] == OUTCOMES[0].final["final_train_accuracy"]
-    assert table["steps"].iloc[:3].tolist() == [3, 7, 12]
-    assert table["stopped early"].iloc[:3].tolist() == ["true", "true", "false"]
-    assert pd.isna(table.loc["mean", "steps"]) and pd.isna(table.loc["std", "steps"])
+    assert table.columns.tolist() == [*TABLE_COLUMNS.values(), TRAIN_ACCURACY, STEPS, STOPPED_EARLY]
+    assert table.loc["fold 2", TABLE_COLUMNS["accuracy"]] == 0.90
+    assert table.loc["fold 1", TRAIN_ACCURACY] == OUTCOMES[0].final["final_train_accuracy"]
+    assert table[STEPS].iloc[:3].tolist() == [3, 7, 12]
+    assert table[STOPPED_EARLY].iloc[:3].tolist() == ["true", "true", "false"]
+    assert pd.isna(table.loc["mean", STEPS]) and pd.isna(table.loc["std", STEPS])
+
+
+def test_fold_table_headers_are_short_and_explained() -> None:
+    """Short enough for MLflow's 200 px CSV columns and Prefect's unwrapped markdown cells; every
+    abbreviation spelled out in the legend."""
+    table = fold_table(OUTCOMES)
+    assert max(len(str(column)) for column in table.columns) <= 12
+    for column in table.columns:
+        assert column in TABLE_LEGEND
+    assert "balanced accuracy" in TABLE_LEGEND and "validation rows" in TABLE_LEGEND
 
 
 def test_fold_table_renders_steps_as_integers() -> None:
     lines = markdown_table(fold_table(OUTCOMES)).split("\n")
+    assert lines[0].startswith("| fold | acc | bal acc |")
     assert "| 3 | true |" in lines[2]
     assert lines[5].startswith("| mean |") and lines[5].endswith("|  |  |")
 
@@ -125,6 +137,69 @@ def test_without_patience_a_fold_trains_its_whole_budget(tiny_set) -> None:
     )  # fmt: skip
     assert result.steps == config.cnn.optimiser.steps and not result.early_stopped
     assert result.history["val_loss"].isna().all()
+
+
+HELD_OUT = ["held_out_loss", "held_out_accuracy", "held_out_balanced_accuracy"]
+
+
+@pytest.mark.parametrize("family", ["cnn", "scatnet"])
+@pytest.mark.parametrize("patience", [0, 2])
+def test_held_out_rows_are_watched_without_changing_the_training(
+    tiny_set, family: str, patience: int
+) -> None:
+    """A fold's own validation rows scored at every check change nothing else: weights, steps,
+    history and final scores are bit-identical to a training without them (two stacked ScatNet
+    trainings, as the folds are trained)."""
+    pixels, labels, manifest = tiny_set
+    overrides = {"optimiser": {"patience": patience, "steps": 16}}
+    config = resolve_config("tiny", {"cnn": overrides, "scatnet": overrides})
+    if family == "cnn":
+        inputs = torch.from_numpy(pixels)
+    else:
+        inputs = compute_coefficients(pixels, config.scatnet.J, config.scatnet.L)
+    train, val = np.arange(14), np.arange(14, 20)
+    validation = np.arange(10, 14) if patience else None
+    jobs = [Job(train[:10] if patience else train, s, None, validation) for s in (3, 4)]
+    plain = train_many(family, config, inputs, labels, jobs)
+    watched = train_many(
+        family, config, inputs, labels, [replace(job, held_out_rows=val) for job in jobs]
+    )
+    for alone, monitored in zip(plain, watched, strict=True):
+        for name, tensor in alone.model.state_dict().items():
+            assert torch.equal(tensor, monitored.model.state_dict()[name]), name
+        assert alone.trained.steps == monitored.trained.steps
+        assert alone.final == monitored.final
+        pd.testing.assert_frame_equal(
+            alone.trained.history.drop(columns=HELD_OUT),
+            monitored.trained.history.drop(columns=HELD_OUT),
+        )
+        assert alone.trained.history[HELD_OUT].isna().all().all()
+        assert monitored.trained.history[HELD_OUT].notna().all().all()
+    if not patience:  # the last check is the model scored on the fold's validation rows
+        predicted = logits_for(watched[0].model, inputs, val)
+        expected = torch.nn.functional.cross_entropy(predicted, labels[val])
+        last = watched[0].trained.history.iloc[-1]
+        assert last["held_out_loss"] == pytest.approx(float(expected), rel=1e-5)
+
+
+def test_a_fold_watches_its_validation_rows_and_a_fit_has_none(tiny_set) -> None:
+    pixels, labels, manifest = tiny_set
+    config = resolve_config("tiny", {"cnn": {"optimiser": {"patience": 0}}})
+    inputs = torch.from_numpy(pixels)
+    fold = run_fold("cnn", config, inputs, labels, manifest, np.arange(12), np.arange(12, 20), 0)
+    assert fold.history[HELD_OUT].notna().all().all()
+    last = fold.history.iloc[-1]
+    assert last["held_out_accuracy"] == pytest.approx(fold.validation["accuracy"])
+    refit = fit("cnn", config, inputs, labels, manifest, np.arange(20), seed=0)
+    assert refit.trained.history[HELD_OUT].isna().all().all()
+    unwatched = resolve_config(
+        "tiny", {"cnn": {"optimiser": {"patience": 0}}, "split": {"fold_curves": False}}
+    )
+    plain = run_fold(
+        "cnn", unwatched, inputs, labels, manifest, np.arange(12), np.arange(12, 20), 0
+    )
+    assert plain.history[HELD_OUT].isna().all().all()
+    assert plain.validation == fold.validation
 
 
 def test_fit_trains_on_exactly_its_rows_and_refits_after_early_stopping(

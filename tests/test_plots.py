@@ -79,11 +79,50 @@ def test_mean_curves_show_training_and_validation() -> None:
 
 
 def test_curves_without_early_stopping_show_training_only() -> None:
-    """With no inner validation (patience 0) there is no validation curve to draw."""
-    histories = [h.drop(columns=["val_loss", "val_accuracy"]) for h in HISTORIES]
+    """With no inner validation (patience 0) and no held-out scores there is no validation
+    curve to draw; NaN columns count as absent."""
+    histories = [h.assign(val_loss=np.nan, val_accuracy=np.nan) for h in HISTORIES]
     assert len(fold_accuracy_curves(histories, "cnn").axes) == 1
     for axis in mean_curves(histories, "cnn").axes:
         assert [line.get_label() for line in axis.get_lines()] == ["training"]
+
+
+def watched(history: pd.DataFrame) -> pd.DataFrame:
+    """A history of a fold trained without early stopping, its held-out rows watched."""
+    return history.assign(
+        held_out_loss=history["val_loss"] + 0.1,
+        held_out_accuracy=history["val_accuracy"] - 0.1,
+        val_loss=np.nan,
+        val_accuracy=np.nan,
+    )
+
+
+def test_held_out_fold_curves_stand_beside_training_without_early_stopping() -> None:
+    histories = [watched(h) for h in HISTORIES]
+    figure = fold_accuracy_curves(histories, "cnn")
+    assert [axis.get_title() for axis in figure.axes] == [
+        "training accuracy",
+        "held-out fold accuracy",
+    ]
+    for line, fold in zip(figure.axes[1].get_lines()[:-1], histories, strict=True):
+        np.testing.assert_allclose(line.get_ydata(), fold["held_out_accuracy"])
+    for axis, metric in zip(mean_curves(histories, "cnn").axes, ("accuracy", "loss"), strict=True):
+        lines = axis.get_lines()
+        assert [line.get_label() for line in lines] == ["training", "held-out fold"]
+        expected = np.mean([fold[f"held_out_{metric}"] for fold in histories], axis=0)
+        np.testing.assert_allclose(lines[1].get_ydata(), expected)
+
+
+def test_curves_with_early_stopping_show_both_validation_curves() -> None:
+    histories = [watched(h).assign(val_accuracy=h["val_accuracy"]) for h in HISTORIES]
+    titles = [axis.get_title() for axis in fold_accuracy_curves(histories, "cnn").axes]
+    assert titles == ["training accuracy", "inner validation accuracy", "held-out fold accuracy"]
+
+
+def test_curve_figures_say_which_trainings_have_no_validation_curve() -> None:
+    for make in (fold_accuracy_curves, mean_curves):
+        notes = [text.get_text() for text in make(HISTORIES, "cnn").texts]
+        assert any("refit" in note and "no validation curve" in note for note in notes)
 
 
 def test_sample_grid_one_image_per_axis_and_labels_as_titles() -> None:

@@ -57,6 +57,12 @@ def test_keys_follow_what_determines_a_result() -> None:
             rows=rows_digest(np.arange(4)),
             fold=0,
         ),
+        work_key(
+            "fold",
+            settings=training_settings(resolve_config("tiny", {"split": {"fold_curves": False}})),
+            rows=rows_digest(np.arange(4)),
+            fold=0,
+        ),
     ):
         assert other != key
 

@@ -38,6 +38,12 @@ def test_every_line_has_the_same_number_of_cells() -> None:
     assert {line.count("|") for line in lines} == {7}
 
 
+def test_floats_show_four_significant_digits() -> None:
+    table = pd.DataFrame({"x": [0.012345678, 3.0e-5, 123.456, 0.5]}, index=list("abcd"))
+    cells = [line.strip("| ").split(" | ")[1] for line in markdown_table(table).split("\n")[2:]]
+    assert cells == ["0.01235", "3.000e-05", "123.5", "0.5000"]
+
+
 def test_integer_columns_stay_integers() -> None:
     table = pd.DataFrame({"accuracy": [0.75], "epoch": [3]}, index=["fold 1"])
     assert markdown_table(table).split("\n")[2] == "| fold 1 | 0.7500 | 3 |"

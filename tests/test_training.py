@@ -48,12 +48,15 @@ def test_cnn_learns_the_separable_set_within_its_budget(separable) -> None:
     trained = train_steps(
         model, model, Rows.of(pixels[:24], labels[:24]), no_augmentation, optimiser, seed=2,
         validation=Rows.of(pixels[24:], labels[24:]), on_check=seen.append, device=CPU,
+        held_out=Rows.of(pixels[24:], labels[24:]),
     )  # fmt: skip
     history = trained.history
     assert history.columns.tolist() == COLUMNS
     assert history["step"].tolist()[:2] == [5, 10]
     assert history["train_loss"].iloc[-1] < history["train_loss"].iloc[0]
     assert history["val_accuracy"].max() > 0.5
+    for part in ("loss", "accuracy", "balanced_accuracy"):  # the same rows, scored alike
+        assert history[f"held_out_{part}"].tolist() == history[f"val_{part}"].tolist()
     assert [dataclasses.asdict(check) for check in seen] == history.to_dict("records")
     assert not model.training
 

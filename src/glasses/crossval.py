@@ -68,8 +68,19 @@ def run_folds(
     folds: list[Fold],
 ) -> list[FoldOutcome]:
     """`run_fold` for every fold, trained together where the family stacks
-    (`glasses.fitting.train_many`)."""
-    jobs = [Job(fold.train_rows, fold.seed, on_check=fold.on_check) for fold in folds]
+    (`glasses.fitting.train_many`). With `split.fold_curves` each fold's validation rows are
+    also scored at every check, for its history's held-out curve: watched, never used to choose
+    or stop."""
+    watched = config.split.fold_curves
+    jobs = [
+        Job(
+            fold.train_rows,
+            fold.seed,
+            on_check=fold.on_check,
+            held_out_rows=fold.val_rows if watched else None,
+        )
+        for fold in folds
+    ]
     if SPECS[family].optimiser(config).patience:
         jobs = probe_jobs(jobs, manifest, config.split.inner_share)
     fitted = train_many(family, config, inputs, labels, jobs)
@@ -99,32 +110,44 @@ def refit_steps(outcomes: list[FoldOutcome]) -> int:
     return int(np.median([outcome.steps for outcome in outcomes]))
 
 
+# Short headers, so that the table fits the UIs' panes (MLflow gives a CSV column 200 px,
+# Prefect's markdown cells do not wrap); `TABLE_LEGEND` spells them out.
 TABLE_COLUMNS = {
-    "accuracy": "accuracy val",
-    "balanced_accuracy": "balanced accuracy val",
-    "macro_f1": "macro-F1 val",
-    "f1": "F1 val",
-    "loss": "loss val",
+    "accuracy": "acc",
+    "balanced_accuracy": "bal acc",
+    "macro_f1": "macro-F1",
+    "f1": "F1",
+    "loss": "loss",
 }
+TRAIN_ACCURACY, STEPS, STOPPED_EARLY = "train acc", "steps", "early stop"
+TABLE_LEGEND = (
+    "acc, bal acc, macro-F1, F1, loss: scores on the fold's validation rows, which chose "
+    "nothing: accuracy, balanced accuracy (mean recall of the two classes), mean F1 of the two "
+    "classes, F1 of the glasses class, cross-entropy. train acc: accuracy on the fold's "
+    "training rows, un-augmented, after training. steps: optimiser steps of the model scored; "
+    "early stop: whether early stopping ended its training before the budget."
+)
 
 
 def fold_table(outcomes: list[FoldOutcome]) -> pd.DataFrame:
     """The seed's Table 1 / 2, with each fold scored at its pre-fixed rule (the step chosen on an
-    inner split, or the last), then mean and standard deviation."""
+    inner split, or the last), then mean and standard deviation; headers as `TABLE_LEGEND`
+    explains them."""
     rows = pd.DataFrame(
         [
             {
                 **{name: o.validation[key] for key, name in TABLE_COLUMNS.items()},
-                "accuracy train": o.final["final_train_accuracy"],
+                TRAIN_ACCURACY: o.final["final_train_accuracy"],
             }
             for o in outcomes
         ],
-        index=[f"fold {i + 1}" for i in range(len(outcomes))],
+        index=pd.Index([f"fold {i + 1}" for i in range(len(outcomes))], name="fold"),
     )
     summary = pd.DataFrame({"mean": rows.mean(), "std": rows.std(ddof=1)}).T
     table = pd.concat([rows, summary])
-    table["steps"] = pd.array([o.steps for o in outcomes] + [None, None], dtype="Int64")
-    table["stopped early"] = [str(o.early_stopped).lower() for o in outcomes] + ["", ""]
+    table.index.name = "fold"
+    table[STEPS] = pd.array([o.steps for o in outcomes] + [None, None], dtype="Int64")
+    table[STOPPED_EARLY] = [str(o.early_stopped).lower() for o in outcomes] + ["", ""]
     return table
 
 

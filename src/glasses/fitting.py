@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from itertools import compress
 
 import numpy as np
@@ -84,6 +84,7 @@ class Job:
     steps: int | None = None
     validation_rows: np.ndarray | None = None
     on_check: Callable[[Check], None] | None = None
+    held_out_rows: np.ndarray | None = None  # scored at every check, for the history only
 
 
 def train_on(
@@ -136,24 +137,22 @@ def train_many(
         models = [build_model(family, config, job.seed) for job in chunk]
         originals = [Rows.of(inputs, labels, job.rows) for job in chunk]
         trains = [rows.with_copies() for rows in originals]
-        validations = [
-            None if job.validation_rows is None else Rows.of(inputs, labels, job.validation_rows)
-            for job in chunk
-        ]
+        validations = [_rows(inputs, labels, job.validation_rows) for job in chunk]
+        held_out = [_rows(inputs, labels, job.held_out_rows) for job in chunk]
         for model, train in zip(models, trains, strict=True):
             spec.fit_standardisation(model, inputs, train.index)
         if spec.stacked:
             heads = [
-                HeadTraining(model, train, job.seed, job.steps, validation, job.on_check)
-                for model, train, job, validation in zip(
-                    models, trains, chunk, validations, strict=True
+                HeadTraining(model, train, job.seed, job.steps, validation, job.on_check, watched)
+                for model, train, job, validation, watched in zip(
+                    models, trains, chunk, validations, held_out, strict=True
                 )
             ]
             trained = train_heads(heads, optimiser, device, precision)
         else:
             trained = []
-            for model, train, job, validation in zip(
-                models, trains, chunk, validations, strict=True
+            for model, train, job, validation, watched in zip(
+                models, trains, chunk, validations, held_out, strict=True
             ):
                 classify, prepare = _adapters(family, model, config, job.seed + 1)
                 trained.append(
@@ -169,6 +168,7 @@ def train_many(
                         on_check=job.on_check,
                         device=device,
                         precision=precision,
+                        held_out=watched,
                     )  # fmt: skip
                 )
         for model, rows, result in zip(models, originals, trained, strict=True):
@@ -176,6 +176,10 @@ def train_many(
             final = final_scores(classify, rows, prepare, device)
             fitted.append(Fitted(model.cpu().eval(), result, final, len(rows)))
     return fitted
+
+
+def _rows(inputs: torch.Tensor, labels: torch.Tensor, rows: np.ndarray | None) -> Rows | None:
+    return None if rows is None else Rows.of(inputs, labels, rows)
 
 
 def fit(
@@ -230,10 +234,10 @@ def fit_many(
 
 
 def probe_jobs(jobs: list[Job], manifest: pd.DataFrame, inner_share: float) -> list[Job]:
-    """Every job (its rows, seed and checks) on its rows less an inner split, which early
-    stopping watches: what `train_many` trains to choose a step count."""
+    """Every job (its rows, seed, checks and held-out rows) on its rows less an inner split,
+    which early stopping watches: what `train_many` trains to choose a step count."""
     probes = []
     for job in jobs:
         inner = inner_validation_mask(manifest.iloc[job.rows], inner_share, job.seed)
-        probes.append(Job(job.rows[~inner], job.seed, None, job.rows[inner], job.on_check))
+        probes.append(replace(job, rows=job.rows[~inner], validation_rows=job.rows[inner]))
     return probes

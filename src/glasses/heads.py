@@ -26,7 +26,7 @@ padding weighs nothing in the loss.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import pandas as pd
 import torch
@@ -50,6 +50,7 @@ class HeadTraining:
     steps: int | None = None  # default: the optimiser's budget
     validation: Rows | None = None  # early stopping watches these
     on_check: Callable[[Check], None] | None = None
+    held_out: Rows | None = None  # scored at every check for the history only
 
 
 @dataclass
@@ -347,7 +348,8 @@ def _moved(trainings: list[HeadTraining], device: torch.device) -> list[HeadTrai
         raise ValueError("stacked trainings must read one coefficient tensor (the shared cache)")
     if device.type == "cpu":
         return trainings
-    parts = [t.train for t in trainings] + [t.validation for t in trainings if t.validation]
+    parts = [t.train for t in trainings]
+    parts += [part for t in trainings for part in (t.validation, t.held_out) if part is not None]
     used = torch.unique(torch.cat([part.index for part in parts]))
     where = torch.full((len(inputs),), -1, dtype=torch.long)
     where[used] = torch.arange(len(used))
@@ -357,8 +359,11 @@ def _moved(trainings: list[HeadTraining], device: torch.device) -> list[HeadTrai
         return None if part is None else Rows(moved, part.labels, where[part.index])
 
     return [
-        HeadTraining(
-            t.model, remapped(t.train), t.seed, t.steps, remapped(t.validation), t.on_check
+        replace(
+            t,
+            train=remapped(t.train),
+            validation=remapped(t.validation),
+            held_out=remapped(t.held_out),
         )
         for t in trainings
     ]
@@ -373,7 +378,8 @@ def _check(
     optimiser: OptimiserConfig,
     precision: str,
 ) -> bool:
-    """A check of one training (as `train_steps` makes it); whether that training is done."""
+    """A check of one training (as `train_steps` makes it, held-out rows included); whether
+    that training is done."""
     loss, correct = stack.window(position)
     check = Check(step, loss / state.window_seen, correct / state.window_seen)
     state.window_seen = 0
@@ -385,6 +391,9 @@ def _check(
         if check.val_loss < state.best_loss:
             state.best_loss, state.best_step, state.since_best = check.val_loss, step, 0
             state.best_state = stack.state(position)
+    if training.held_out is not None:
+        logits = _predict(stack, position, training.held_out, optimiser.batch_size * 4, precision)
+        check = validated(check, logits, training.held_out, "held_out")
     state.checks.append(check)
     if training.on_check is not None:
         training.on_check(check)

@@ -6,6 +6,8 @@ The backend is the process's choice: entry points choose the non-interactive one
 
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
@@ -17,17 +19,49 @@ from glasses.families import SPECS
 from glasses.labels import CLASS_NAMES
 from glasses.learning_curve import CurveFits
 
+# The curves a training history may hold: its columns' prefix and the curve's name.
+CURVES = {
+    "train": "training",
+    "val": "inner validation",
+    "held_out": "held-out fold",
+}
+CURVES_NOTE = (
+    "training: running scores since the previous check. inner validation: the split early "
+    "stopping watched (patience > 0 only). held-out fold: the fold's own validation rows, "
+    "scored at every check, never used to choose or stop. The refit on all training images and "
+    "the outer trainings have no held-out rows, so no validation curve: see their runs' "
+    "training metrics."
+)
+
+
+def history_curves(histories: list[pd.DataFrame]) -> dict[str, str]:
+    """The curves of `CURVES` that some fold's history holds scores of (NaN where a training
+    had no such rows)."""
+    return {
+        prefix: name
+        for prefix, name in CURVES.items()
+        if any(h.get(f"{prefix}_accuracy", pd.Series(dtype=float)).notna().any() for h in histories)
+    }
+
+
+def _with_note(figure: Figure, title: str) -> Figure:
+    """The title above, `CURVES_NOTE` below the panels, wrapped to the figure's width."""
+    note = textwrap.fill(CURVES_NOTE, width=int(figure.get_figwidth() * 19))
+    lines = note.count("\n") + 1
+    figure.suptitle(title)
+    figure.tight_layout(rect=(0, 0.035 * lines + 0.02, 1, 1))
+    figure.text(0.01, 0.01, note, fontsize="x-small", va="bottom")
+    return figure
+
 
 def fold_accuracy_curves(histories: list[pd.DataFrame], title: str) -> Figure:
-    """Every fold's training (and, with early stopping, inner-validation) accuracy per check
-    step, their mean in black (Figs. 2, 4)."""
-    panels = [
-        (column, name)
-        for column, name in (("train_accuracy", "training"), ("val_accuracy", "inner validation"))
-        if column in histories[0]
-    ]
-    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4), squeeze=False)
-    for axis, (column, name) in zip(axes[0], panels, strict=True):
+    """Every fold's accuracy per check step, one panel per curve of `CURVES` the histories hold
+    (training; inner validation with early stopping; the held-out fold), their mean in black
+    (Figs. 2, 4)."""
+    panels = history_curves(histories)
+    figure, axes = plt.subplots(1, len(panels), figsize=(5 * len(panels), 4.6), squeeze=False)
+    for axis, (prefix, name) in zip(axes[0], panels.items(), strict=True):
+        column = f"{prefix}_accuracy"
         for fold, history in enumerate(histories, start=1):
             axis.plot(history["step"], history[column], alpha=0.6, label=f"fold {fold}")
         mean = pd.concat([h.set_index("step")[column] for h in histories], axis=1).mean(axis=1)
@@ -35,25 +69,22 @@ def fold_accuracy_curves(histories: list[pd.DataFrame], title: str) -> Figure:
         axis.set(title=f"{name} accuracy", xlabel="optimiser step", ylabel="accuracy")
         axis.grid(alpha=0.3)
     axes[0, -1].legend(loc="lower right", fontsize="small")
-    figure.suptitle(title)
-    figure.tight_layout()
-    return figure
+    return _with_note(figure, title)
 
 
 def mean_curves(histories: list[pd.DataFrame], title: str) -> Figure:
-    """Mean over folds of training (and inner-validation) accuracy and loss (Figs. 3, 5)."""
+    """Mean over folds of accuracy and loss, one line per curve of `CURVES` the histories hold
+    (Figs. 3, 5)."""
+    curves = history_curves(histories)
     stacked = pd.concat(histories).groupby("step").mean()
-    figure, axes = plt.subplots(1, 2, figsize=(10, 4))
+    figure, axes = plt.subplots(1, 2, figsize=(10, 4.6))
     for axis, metric in zip(axes, ("accuracy", "loss"), strict=True):
-        axis.plot(stacked.index, stacked[f"train_{metric}"], label="training")
-        if f"val_{metric}" in stacked:
-            axis.plot(stacked.index, stacked[f"val_{metric}"], label="inner validation")
+        for prefix, name in curves.items():
+            axis.plot(stacked.index, stacked[f"{prefix}_{metric}"], label=name)
         axis.set(title=f"mean {metric} over folds", xlabel="optimiser step", ylabel=metric)
         axis.grid(alpha=0.3)
         axis.legend()
-    figure.suptitle(title)
-    figure.tight_layout()
-    return figure
+    return _with_note(figure, title)
 
 
 def sample_grid(images: np.ndarray, labels: np.ndarray, title: str, columns: int = 8) -> Figure:

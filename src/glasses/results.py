@@ -50,10 +50,15 @@ def code_version() -> str:
 
 def training_settings(config: GlassesConfig) -> dict[str, Any]:
     """The training sections, and `runtime.precision` where it is not float32 (bf16 products
-    change the results; float32 keys stay those of earlier releases)."""
-    settings = config.model_dump(mode="json", include=TRAINING_SECTIONS)
+    change the results); `split.fold_curves` only where it is off (a fold's history then has no
+    held-out scores). Default settings keep the keys of earlier releases."""
+    settings = config.model_dump(
+        mode="json", include=TRAINING_SECTIONS, exclude={"split": {"fold_curves"}}
+    )
     if config.runtime.precision != "float32":
         settings["precision"] = config.runtime.precision
+    if not config.split.fold_curves:
+        settings["fold_curves"] = False
     return settings
 
 

@@ -4,14 +4,19 @@ from __future__ import annotations
 
 import pandas as pd
 
+# Floats as tables show them: 4 significant digits, trailing zeros kept (0.9000, 0.01235,
+# 3.000e-05). The values logged as metrics stay exact; only their display is rounded.
+FLOAT_FORMAT = "%#.4g"
+
 
 def markdown_table(table: pd.DataFrame, digits: int = 4) -> str:
-    """A GitHub-style table; index levels as the first columns, floats rounded, NaN blank."""
+    """A GitHub-style table; index levels as the first columns, floats to `digits` significant
+    digits, NaN blank."""
 
     def cell(value: object) -> str:
         if pd.api.types.is_scalar(value) and pd.isna(value):
             return ""
-        return f"{value:.{digits}f}" if isinstance(value, float) else str(value)
+        return f"{value:#.{digits}g}" if isinstance(value, float) else str(value)
 
     names = [str(name or "") for name in table.index.names]
     frame = table.reset_index(names=[f"level_{i}" for i in range(len(names))])

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 
 import pandas as pd
 import torch
@@ -96,7 +96,9 @@ class Rows:
 @dataclass(frozen=True)
 class Check:
     """Scores every `check_every` steps. Training scores are the running ones since the previous
-    check (augmented batches for the CNN); validation scores are NaN without a validation set."""
+    check (augmented batches for the CNN); validation scores (the inner split early stopping
+    watches) are NaN without one; held-out scores (a cross-validation fold's own validation
+    rows, watched only to draw its curve) are NaN without them."""
 
     step: int
     train_loss: float
@@ -104,6 +106,9 @@ class Check:
     val_loss: float = NAN
     val_accuracy: float = NAN
     val_balanced_accuracy: float = NAN
+    held_out_loss: float = NAN
+    held_out_accuracy: float = NAN
+    held_out_balanced_accuracy: float = NAN
 
 
 @dataclass
@@ -168,11 +173,14 @@ def train_steps(
     on_check: Callable[[Check], None] | None = None,
     device: torch.device | None = None,
     precision: str = "float32",
+    held_out: Rows | None = None,
 ) -> Trained:
     """SGD with cross-entropy on logits for `steps` (default: the budget) optimiser steps.
 
     With `validation`, the model is restored to the state of its check with the lowest
     validation loss, and training stops once `patience` (> 0) checks in a row bring none lower.
+    `held_out` rows are scored at every check for the history only: in evaluation mode, without
+    gradients or random draws, so they change nothing the training does or returns besides.
     Every random draw (batch order, dropout) comes from generators seeded by `seed`, never from
     torch's global one, so concurrent trainings are reproducible.
     """
@@ -190,6 +198,7 @@ def train_steps(
     early_stopped = False
     window_loss, window_correct, window_seen = 0.0, 0, 0
     batches = batch_order(len(train), optimiser_config.batch_size, generator)
+    scored_batch = optimiser_config.batch_size * 4  # rows per batch when scoring, no gradients
     with _seeded_dropout(model, dropout):
         for step in range(1, budget + 1):
             model.train()
@@ -211,14 +220,15 @@ def train_steps(
             check = Check(step, window_loss / window_seen, window_correct / window_seen)
             window_loss, window_correct, window_seen = 0.0, 0, 0
             if validation is not None:
-                logits = predict(
-                    classify, validation, prepare, optimiser_config.batch_size * 4, device
-                )
+                logits = predict(classify, validation, prepare, scored_batch, device)
                 check = validated(check, logits, validation)
                 since_best += 1
                 if check.val_loss < best_loss:
                     best_loss, best_step, since_best = check.val_loss, step, 0
                     best_state = copy.deepcopy({k: v.cpu() for k, v in model.state_dict().items()})
+            if held_out is not None:
+                logits = predict(classify, held_out, prepare, scored_batch, device)
+                check = validated(check, logits, held_out, "held_out")
             checks.append(check)
             if on_check is not None:
                 on_check(check)
@@ -232,17 +242,18 @@ def train_steps(
     return Trained(history, best_step if validation is not None else budget, early_stopped)
 
 
-def validated(check: Check, logits: torch.Tensor, validation: Rows) -> Check:
-    """`check` with the validation scores of `logits` (CPU, one row per validation row)."""
-    truth = validation.targets()
+def validated(check: Check, logits: torch.Tensor, rows: Rows, part: str = "val") -> Check:
+    """`check` with the scores of `logits` (CPU, one row per row of `rows`) as its `part`'s:
+    `val` (the inner validation split) or `held_out` (the fold's own validation rows)."""
+    truth = rows.targets()
     result = scores(truth.numpy(), logits.argmax(1).numpy())
-    return Check(
-        check.step,
-        check.train_loss,
-        check.train_accuracy,
-        float(nn.functional.cross_entropy(logits, truth)),
-        result["accuracy"],
-        result["balanced_accuracy"],
+    return replace(
+        check,
+        **{
+            f"{part}_loss": float(nn.functional.cross_entropy(logits, truth)),
+            f"{part}_accuracy": result["accuracy"],
+            f"{part}_balanced_accuracy": result["balanced_accuracy"],
+        },
     )
 
 

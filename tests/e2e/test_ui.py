@@ -18,6 +18,7 @@ import pytest
 from test_deployment import ROOT, run_deployment, stack  # noqa: F401 - the fixture
 
 from mlflow import MlflowClient
+from tasks.tracking import ui_url
 
 SHOTS = ROOT / ".ui-test"
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -83,10 +84,12 @@ def test_mlflow_parent_run_shows_verdict_and_headline_metric(browser, finished) 
 
 
 def test_mlflow_runs_table_lists_the_run(browser, finished) -> None:
-    servers, _, experiment, parent = finished
+    """The runs-table link the run logs opens the model-training view, in a fresh browser."""
+    _, tracking, experiment, parent = finished
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
-    page.goto(f"{servers['MLFLOW_TRACKING_URI']}/#/experiments/{experiment}/runs")
+    page.goto(ui_url(tracking, experiment))
     _sees(page, parent.info.run_name)
+    assert "/runs" in page.url and "workflowType=machine_learning" in page.url
     _shot(page, "mlflow-runs-table")
 
 
@@ -108,7 +111,7 @@ def test_prefect_flow_run_shows_progress_and_named_tasks(browser, finished) -> N
     page.get_by_text(re.compile("^ *Task Runs")).first.click(timeout=TIMEOUT_MS)
     page.get_by_placeholder("Search by run name").fill("fold")  # the list shows the newest first
     _sees(page, "cnn-fold-1")
-    _sees(page, "scatnet-fold-2")
+    _sees(page, "scatnet-folds-1-2")  # the ScatNet's folds train stacked, in one task
     _shot(page, "prefect-task-runs")
     api = servers["PREFECT_API_URL"]
     caller = httpx.get(f"{api}/flow_runs/{study}").json()["parent_task_run_id"]

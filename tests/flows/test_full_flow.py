@@ -66,6 +66,12 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
     assert metrics["test_balanced_accuracy"] == pytest.approx(mean)
     assert metrics["test_balanced_accuracy_low"] <= mean <= metrics["test_balanced_accuracy_high"]
     assert "holdout_balanced_accuracy" in metrics
+    # Each fold's held-out curve: its validation rows scored at every check (issue 22).
+    fold = local_tracking.search_runs(
+        [run.info.experiment_id], filter_string="attributes.run_name = 'cnn-fold-1'"
+    )[0].info.run_id
+    checks = local_tracking.get_metric_history(fold, "train_accuracy")
+    assert len(local_tracking.get_metric_history(fold, "held_out_accuracy")) == len(checks) > 1
 
     sweep = local_tracking.search_runs(
         [run.info.experiment_id], filter_string="tags.stage = 'sweep'"

@@ -7,6 +7,7 @@ import shutil
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 from mlflow.exceptions import MlflowException
@@ -23,6 +24,7 @@ from tasks.tracking import (
     experiment_id,
     open_store,
     tracking_uri,
+    ui_url,
 )
 
 
@@ -85,6 +87,20 @@ def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch
     assert not {"glasses.pid", "glasses.host", "glasses.process_started"} & tags.keys()
     child = start_run(tracking, experiment, "y", run_id, {})
     assert tracking.get_run(child).data.tags["mlflow.source.name"] == tags["mlflow.source.name"]
+
+
+def test_ui_links_open_mlflows_model_training_view() -> None:
+    """MLflow 3.17's UI opens GenAI pages unless the address names the view: every link does."""
+    served = MlflowClient("http://127.0.0.1:5000")
+    assert ui_url(served, "7") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+    )
+    assert ui_url(served, "7", "abc") == (
+        "http://127.0.0.1:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
+    )
+    local = SimpleNamespace(tracking_uri="sqlite:///x.db")  # a client would create the file
+    assert ui_url(local, "7", "abc") == "sqlite:///x.db (experiment 7, run abc)"
+    assert ui_url(local, "7") == "sqlite:///x.db (experiment 7)"
 
 
 def test_each_sqlite_store_keeps_its_artifacts_beside_its_database(
