@@ -114,7 +114,13 @@ def check_randomisation(
     def compute() -> pd.DataFrame:
         images, targets = _inputs(data, rows)
         table = cascading_randomisation(
-            model, maps, images, targets, seed=config.seed, original=original
+            model,
+            maps,
+            images,
+            targets,
+            seed=config.seed,
+            original=original,
+            reuse_mb=config.xai.scattering_memory_mb,
         )
         return table.assign(row=rows[table["image"].to_numpy()])
 

@@ -308,6 +308,13 @@ class XAIConfig(_Strict):
     randomisation_images: int = Field(
         30, ge=1, description="The randomisation check runs on this many of the sample's images."
     )
+    scattering_memory_mb: int = Field(
+        1024,
+        ge=0,
+        description="Memory for the ScatNet's scattering of the images the randomisation check "
+        "explains at every step, scattered once while they fit (quick: 450 MB per check); "
+        "0: scattered again at every step. The maps are the same either way.",
+    )
 
     @model_validator(mode="after")
     def _randomisation_within_sample(self) -> XAIConfig:

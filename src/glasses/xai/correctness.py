@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +33,7 @@ from scipy import ndimage, stats
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from glasses.models.scatnet import ScatNet
 from glasses.statistics import people_interval
 
 Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
@@ -190,6 +191,15 @@ def randomisation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
     return layers[::-1]
 
 
+def fixed_parts_reused(model: nn.Module, budget_mb: int) -> AbstractContextManager:
+    """While open, what `model` computes before its first randomised layer is computed once per
+    input batch, in up to `budget_mb` MB: the ScatNet's scattering (`ScatteringMemo`); the CNN
+    learns every layer, so there it changes nothing."""
+    if isinstance(model, ScatNet) and budget_mb > 0:
+        return model.reusing_scattering(budget_mb * 2**20)
+    return nullcontext()
+
+
 def _randomise(layer: nn.Module, generator: torch.Generator) -> None:
     """Xavier-normal weights and N(0, 0.01²) biases, drawn on the CPU so that a seed gives the
     same weights on every device."""
@@ -245,6 +255,7 @@ def cascading_randomisation(
     targets: torch.Tensor,
     seed: int = 0,
     original: np.ndarray | None = None,
+    reuse_mb: int = 0,
 ) -> pd.DataFrame:
     """Cascading model randomisation (Adebayo et al. 2018), from the output layer backwards.
 
@@ -255,9 +266,23 @@ def cascading_randomisation(
     spearman and ssim of |maps| with the intact model's (1 at step 0), and edge_spearman and
     edge_ssim, the same between this step's maps and the image's edges (`edge_map`), the
     control. `original`: the intact model's maps if the caller has them already (the
-    explainers are deterministic), which saves one step of explanations.
+    explainers are deterministic), which saves one step of explanations. `reuse_mb`: memory
+    for the parts no step randomises, computed once per input batch (`fixed_parts_reused`);
+    the maps are the same with any value.
     """
     randomised = copy.deepcopy(model).eval()
+    with fixed_parts_reused(randomised, reuse_mb):
+        return _cascade(randomised, explain, images, targets, seed, original)
+
+
+def _cascade(
+    randomised: nn.Module,
+    explain: Explain,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int,
+    original: np.ndarray | None,
+) -> pd.DataFrame:
     if original is None:
         original = explain(randomised, images, targets)
     original = np.asarray(original)
