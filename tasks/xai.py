@@ -175,6 +175,7 @@ def score_explanations(
             labels,
             steps=config.xai.deletion_steps,
             seed=config.seed,
+            batch_size=config.xai.batch_size,
         ),  # fmt: skip
         randomisation=randomisation.assign(
             person=randomised_rows.map(people), label=randomised_rows.map(labels)

@@ -300,6 +300,12 @@ class XAIConfig(_Strict):
     lime_samples: int = Field(1000, ge=10, description="Perturbed images per LIME explanation.")
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2, description="Points of the deletion curve.")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="Images per forward pass of LIME and of the deletion curves (SHAP keeps 64: "
+        "its batches decide which masks it evaluates; IG: `ig_batch_size`).",
+    )
     deletion_baseline: Literal["blur", "mean"] = Field(
         "blur",
         description="What a deleted pixel becomes: the image blurred, or the training images' "

@@ -186,6 +186,28 @@ def test_a_flat_map_deletes_in_random_order_and_the_random_reference_is_shared()
     assert again["random_area"].iloc[0] == table["random_area"].iloc[3]
 
 
+def test_deletion_evidence_scores_all_curves_together_as_each_alone(tiny_cnn_and_images):
+    """Batches that cross curves and images change nothing but the model's rounding."""
+    model, images, targets = tiny_cnn_and_images
+    maps = np.random.default_rng(0).random((len(images), SIZE, SIZE))
+    fills = torch.stack([correctness.deletion_fill(image, "blur") for image in images])
+    rows = range(10, 10 + len(images))
+    people, labels = dict.fromkeys(rows, 0), dict.fromkeys(rows, 1)
+    table = correctness.deletion_evidence(
+        model, images, targets, maps, fills, rows, people, labels, steps=6, seed=4, batch_size=5
+    )
+    for image, target, map_, fill, row, area, random_area in zip(
+        images, targets, maps, fills, rows, table["area"], table["random_area"], strict=True
+    ):
+        alone = [
+            correctness.deletion_area(*correctness.deletion_curve(
+                model, image, int(target), order, fill, 6, seed=(4, row)))
+            for order in (map_, correctness.random_map(map_.shape, (4, row, 1)))
+        ]  # fmt: skip
+        assert [area, random_area] == pytest.approx(alone, rel=1e-6)
+    assert table["row"].tolist() == list(rows)
+
+
 def test_deletion_curve_restores_training_mode() -> None:
     model = PatchModel().train()
     image = torch.rand(3, SIZE, SIZE)

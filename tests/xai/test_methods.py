@@ -23,6 +23,7 @@ CHANGED = {
     "ig_dtype": "float64",
     "lime_samples": 20,
     "shap_max_evals": 30,
+    "batch_size": 7,
 }
 
 

@@ -114,7 +114,14 @@ def _integrated_gradients(
 def _lime(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, settings: XAIConfig, seed: int
 ) -> tuple[np.ndarray, None]:
-    maps = lime_attributions(model, images, targets, num_samples=settings.lime_samples, seed=seed)
+    maps = lime_attributions(
+        model,
+        images,
+        targets,
+        num_samples=settings.lime_samples,
+        seed=seed,
+        batch_size=settings.batch_size,
+    )
     return maps, None
 
 
@@ -162,7 +169,7 @@ METHODS: dict[XAIMethod, MethodSpec] = {
         absence="black",
         per_channel=False,
         gap=None,
-        settings=("lime_samples",),
+        settings=("lime_samples", "batch_size"),
         compute=_lime,
         evaluations=lambda settings: settings.lime_samples,
     ),
