@@ -303,8 +303,9 @@ class XAIConfig(_Strict):
     batch_size: int = Field(
         256,
         ge=1,
-        description="Images per forward pass of LIME and of the deletion curves (SHAP keeps 64: "
-        "its batches decide which masks it evaluates; IG: `ig_batch_size`).",
+        description="Images per forward pass of LIME and of the deletion curves (a paper-size "
+        "ScatNet's 256 peak at about 2 GB; SHAP keeps 64: its batches decide which masks it "
+        "evaluates; IG: `ig_batch_size`).",
     )
     deletion_baseline: Literal["blur", "mean"] = Field(
         "blur",
