@@ -7,6 +7,7 @@ deletion scores. One process, one model at a time, so the parts add up to the st
 without its concurrency; seconds per part go to stdout as a markdown table.
 
     python -m benchmarks.xai_parts [--profile quick] [--threads 1] [--families scatnet]
+        [--methods lime shap]
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from glasses.families import FAMILIES  # noqa: E402
 from glasses.fitting import build_model  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
 from glasses.training import pixels_to_input  # noqa: E402
+from glasses.xai import selection  # noqa: E402
 from glasses.xai.correctness import (  # noqa: E402
     cascading_randomisation,
     deletion_evidence,
@@ -42,7 +44,8 @@ from glasses.xai.correctness import (  # noqa: E402
 )
 from glasses.xai.methods import METHODS, explain  # noqa: E402
 
-NAMED = 3  # the stage's named images: what the methods outside `xai.sample_methods` explain
+# The stage's named images: what the methods outside `xai.sample_methods` explain.
+NAMED = len(selection.NAMED)
 
 
 def _maps(
@@ -64,7 +67,9 @@ def _models(
     return models
 
 
-def measure(config: GlassesConfig, cache: Path, families: list[str]) -> pd.DataFrame:
+def measure(
+    config: GlassesConfig, cache: Path, families: list[str], methods: list[str]
+) -> pd.DataFrame:
     """CPU and wall seconds of every part, by (part, family, method). CPU seconds (of this
     process, all its threads) are what to compare on a shared machine, whose load stretches
     the wall time."""
@@ -92,7 +97,7 @@ def measure(config: GlassesConfig, cache: Path, families: list[str]) -> pd.DataF
 
     every = np.arange(count)
     for family, model in _models(config, images, families).items():
-        for method in METHODS:
+        for method in methods:
             sample = method in settings.sample_methods
             shown = slice(None) if sample else slice(NAMED)
             explained = timed("explain", family, method, explain, model, images[shown],
@@ -125,11 +130,12 @@ def main() -> None:
     parser.add_argument("--profile", default="quick")
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--families", nargs="+", default=list(FAMILIES), choices=FAMILIES)
+    parser.add_argument("--methods", nargs="+", default=list(METHODS), choices=METHODS)
     arguments = parser.parse_args()
     torch.set_num_threads(arguments.threads)
     config = resolve_config(arguments.profile)
     with tempfile.TemporaryDirectory() as cache:
-        parts = measure(config, Path(cache), arguments.families)
+        parts = measure(config, Path(cache), arguments.families, arguments.methods)
     print(f"\nXAI stage parts ({arguments.profile}, {arguments.threads} thread(s))\n")
     print(markdown_table(parts.set_index(["part", "family", "method"]), digits=2))
     print()
