@@ -95,19 +95,30 @@ def run_concurrently(
     parameters: list[dict[str, Any]],
     config: GlassesConfig,
     on_first: Callable[[float], None] | None = None,
+    cost: Callable[[dict[str, Any]], float] | None = None,
 ) -> list[Any]:
-    """Submit every call through the flow's task runner and return the results in submission
-    order; a progress artifact and a log line follow each finished call, and `on_first` gets
-    the seconds the first one took."""
+    """Submit every call through the flow's task runner and return the results in the order
+    of `parameters`; a progress artifact and a log line follow each finished call, and
+    `on_first` gets the seconds the first one took. With a `cost` of each call, the costliest
+    are submitted first (equal costs in their given order): started last, a long task would
+    run alone on the cores while the others wait for it."""
     bounded = task.with_options(retries=config.runtime.retries)
     progress = StageProgress(task.name, len(parameters), on_first)
-    futures = [bounded.submit(**call) for call in parameters]
-    for _ in as_completed(futures):
+    order = longest_first(parameters, cost) if cost else range(len(parameters))
+    futures = {i: bounded.submit(**parameters[i]) for i in order}
+    for _ in as_completed(list(futures.values())):
         progress.advance()
     return [
-        _result(bounded, future, call, config.runtime.retries)
-        for future, call in zip(futures, parameters, strict=True)
+        _result(bounded, futures[i], call, config.runtime.retries)
+        for i, call in enumerate(parameters)
     ]
+
+
+def longest_first(
+    parameters: list[dict[str, Any]], cost: Callable[[dict[str, Any]], float]
+) -> list[int]:
+    """Positions of `parameters`, costliest call first; a stable sort keeps ties in order."""
+    return sorted(range(len(parameters)), key=lambda i: -cost(parameters[i]))
 
 
 def _result(task: Task, future: PrefectFuture, call: dict[str, Any], retries: int) -> Any:

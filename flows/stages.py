@@ -116,10 +116,11 @@ def train_and_register(
                 for family in FAMILIES
                 for folds in fold_tasks(family, config)
             ]
-            calls.sort(key=lambda call: -len(call["folds"]))  # the longest tasks first
             at_once = local_workers(config.runtime)
             estimate = None if trainings is None else whole_run_estimate(trainings, at_once)
-            done = run_concurrently(train_folds, calls, config, estimate)
+            done = run_concurrently(
+                train_folds, calls, config, estimate, cost=lambda call: len(call["folds"])
+            )
             finished = [r for folds in done for r in folds]
             results = {
                 f: sorted((r for r in finished if r.family == f), key=lambda r: r.fold)

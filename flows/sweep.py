@@ -28,8 +28,7 @@ def _points(
             tests = [design.test_mask(plan.outer) for plan in chunk]
             call = {"family": family, "plans": chunk, "config": config, "data": data}
             calls.append(call | {"tests": tests})
-    calls.sort(key=lambda call: -len(call["plans"]))
-    done = run_concurrently(outer_points, calls, config)
+    done = run_concurrently(outer_points, calls, config, cost=lambda call: len(call["plans"]))
     trained = {
         (call["family"], id(plan)): point
         for call, points in zip(calls, done, strict=True)

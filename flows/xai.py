@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from flows.concurrency import run_concurrently
 from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
-from glasses.families import FAMILIES
-from glasses.xai.methods import METHODS
+from glasses.families import FAMILIES, SPECS
+from glasses.xai.methods import METHODS, explanation_cost
 from tasks.xai import (
     check_randomisation,
     explain_rows,
@@ -17,6 +19,11 @@ from tasks.xai import (
     score_explanations,
     select_xai_images,
 )
+
+
+def _explanation_cost(call: dict[str, Any]) -> float:
+    """An explain or randomisation-check call's cost (`explanation_cost`)."""
+    return explanation_cost(call["family"], call["method"], len(call["rows"]), call["config"].xai)
 
 
 def xai(
@@ -40,6 +47,7 @@ def xai(
             for method in METHODS
         ],
         config,
+        cost=_explanation_cost,
     )
     log_explanation_figures(explained, data, selection.named, run_id)
     agreement = log_explanation_statistics(explained, selection.sample, run_id)
@@ -58,6 +66,7 @@ def xai(
             for e in checked
         ],
         config,
+        cost=_explanation_cost,
     )
     evidence = run_concurrently(
         score_explanations,
@@ -72,6 +81,7 @@ def xai(
             for e, table in zip(checked, randomisation, strict=True)
         ],
         config,
+        cost=lambda call: SPECS[call["explained"].family].forward_cost,
     )
     summary = publish_xai_summary(explained, evidence, agreement, selection.counts, config, run_id)
     print(summary)

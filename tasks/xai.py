@@ -114,7 +114,13 @@ def check_randomisation(
     def compute() -> pd.DataFrame:
         images, targets = _inputs(data, rows)
         table = cascading_randomisation(
-            model, maps, images, targets, seed=config.seed, original=original
+            model,
+            maps,
+            images,
+            targets,
+            seed=config.seed,
+            original=original,
+            reuse_mb=config.xai.scattering_memory_mb,
         )
         return table.assign(row=rows[table["image"].to_numpy()])
 
@@ -169,6 +175,7 @@ def score_explanations(
             labels,
             steps=config.xai.deletion_steps,
             seed=config.seed,
+            batch_size=config.xai.batch_size,
         ),  # fmt: skip
         randomisation=randomisation.assign(
             person=randomised_rows.map(people), label=randomised_rows.map(labels)

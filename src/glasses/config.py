@@ -306,6 +306,13 @@ class XAIConfig(_Strict):
     lime_samples: int = Field(1000, ge=10, description="Perturbed images per LIME explanation.")
     shap_max_evals: int = Field(500, ge=10, description="Model evaluations per SHAP image.")
     deletion_steps: int = Field(20, ge=2, description="Points of the deletion curve.")
+    batch_size: int = Field(
+        256,
+        ge=1,
+        description="Images per forward pass of LIME and of the deletion curves (a paper-size "
+        "ScatNet's 256 peak at about 2 GB; SHAP keeps 64: its batches decide which masks it "
+        "evaluates; IG: `ig_batch_size`).",
+    )
     deletion_baseline: Literal["blur", "mean"] = Field(
         "blur",
         description="What a deleted pixel becomes: the image blurred, or the training images' "
@@ -313,6 +320,13 @@ class XAIConfig(_Strict):
     )
     randomisation_images: int = Field(
         30, ge=1, description="The randomisation check runs on this many of the sample's images."
+    )
+    scattering_memory_mb: int = Field(
+        1024,
+        ge=0,
+        description="Memory for the ScatNet's scattering of the images the randomisation check "
+        "explains at every step, scattered once while they fit (quick: 450 MB per check); "
+        "0: scattered again at every step. The maps are the same either way.",
     )
 
     @model_validator(mode="after")

@@ -47,6 +47,9 @@ class FamilySpec:
     standardisation: Standardisation | None = None
     # Its trainings on the same inputs run together as one stack of heads (`glasses.heads`).
     stacked: bool = False
+    # One image's forward pass against the CNN's, at `quick` sizes (the ScatNet's scattering:
+    # 20-30x, `python -m benchmarks.xai_parts`): orders the explanation tasks, longest first.
+    forward_cost: float = 1.0
 
     def settings(self, config: GlassesConfig) -> BaseModel:
         return getattr(config, self.name)
@@ -104,6 +107,7 @@ SPECS: dict[Family, FamilySpec] = {
         classifier=_head_on_coefficients,
         standardisation=ScatNet.fit_standardisation,
         stacked=True,
+        forward_cost=25.0,
     ),
 }  # fmt: skip
 

@@ -11,7 +11,13 @@ import torch
 from distributed.client import FutureCancelledError
 from prefect import flow, task
 
-from flows.concurrency import _result, cores_divided, on_task_runner, run_concurrently
+from flows.concurrency import (
+    _result,
+    cores_divided,
+    longest_first,
+    on_task_runner,
+    run_concurrently,
+)
 from glasses.config import GlassesConfig, resolve_config
 from glasses.cores import threads_per_worker
 from glasses.entrypoint import ALLOCATOR
@@ -44,6 +50,34 @@ def test_tasks_share_the_cores_of_the_pool_they_run_in(restore_threads, runner, 
     assert {threads for _, threads, _ in results} == {threads_per_worker(pool)}
     assert {pid for _, _, pid in results} == {os.getpid()}
     assert torch.get_num_threads() == 3  # the process's setting, back after the flow
+
+
+STARTED: list[int] = []
+
+
+@task(name="records-start")
+def records_start(index: int, size: int) -> int:
+    STARTED.append(index)
+    return index
+
+
+@flow
+def costed_stage(config: GlassesConfig, sizes: list[int]) -> list[int]:
+    calls = [{"index": i, "size": size} for i, size in enumerate(sizes)]
+    return run_concurrently(records_start, calls, config, cost=lambda call: call["size"])
+
+
+def test_the_costliest_calls_start_first_and_results_keep_the_given_order(restore_threads):
+    config = resolve_config("tiny", {"runtime": {"task_runner": "sequential"}})
+    STARTED.clear()
+    results = on_task_runner(costed_stage, config)(config, [1, 5, 2, 5, 3])
+    assert STARTED == [1, 3, 4, 2, 0]  # one at a time, costliest first, ties in given order
+    assert results == [0, 1, 2, 3, 4]
+
+
+def test_longest_first_is_a_stable_descending_order() -> None:
+    calls = [{"n": 2}, {"n": 7}, {"n": 2}, {"n": 9}]
+    assert longest_first(calls, lambda call: call["n"]) == [3, 1, 0, 2]
 
 
 @task(name="allocator-seen")

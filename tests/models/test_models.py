@@ -142,6 +142,45 @@ def test_gradients_reach_the_input_pixels_through_the_scattering() -> None:
     assert all(name.startswith("head.") for name, _ in model.named_parameters())
 
 
+def test_the_memo_scatters_each_image_once_whatever_its_batch() -> None:
+    torch.manual_seed(0)
+    model = ScatNet(TINY.scatnet, 32).eval()
+    images, other = torch.rand(5, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad(), model.reusing_scattering(2**30) as memo:
+        first = model.coefficients(images)
+        regrouped = model.coefficients(torch.cat([images[[4, 1]], other]))
+        assert memo.hits == 2
+    # Bit for bit what the scattering gives, hits and new images alike.
+    assert torch.equal(first, model.scattering(images))
+    assert torch.equal(regrouped, model.scattering(torch.cat([images[[4, 1]], other])))
+    assert model.memo is None  # gone after the block
+
+
+def test_the_memo_compares_images_not_only_their_digests(monkeypatch) -> None:
+    monkeypatch.setattr(scatnet_module, "_image_key", lambda image: "same for every image")
+    model = ScatNet(TINY.scatnet, 32).eval()
+    first, second = torch.rand(1, 3, 32, 32), torch.rand(1, 3, 32, 32)
+    with torch.no_grad(), model.reusing_scattering(2**30) as memo:
+        model.coefficients(first)
+        assert torch.equal(model.coefficients(second), model.scattering(second))
+        assert torch.equal(model.coefficients(first), model.scattering(first))
+        assert memo.hits == 1  # the first image, kept; the colliding second one was not
+
+
+def test_the_memo_keeps_what_fits_and_rescatters_what_needs_a_gradient() -> None:
+    model = ScatNet(TINY.scatnet, 32).eval()
+    images = torch.rand(5, 3, 32, 32)
+    one = 3 * 32 * 32 * 4 + model.scattering(images[:1]).numel() * 4  # bytes per image
+    with model.reusing_scattering(2 * one) as memo:
+        model.coefficients(images)
+        assert memo.stored_bytes == 2 * one
+        model.coefficients(images)
+        assert memo.hits == 2  # the first two, kept while they fit
+        path = images.clone().requires_grad_()
+        model(path)[:, 0].sum().backward()
+        assert memo.hits == 2 and path.grad is not None and path.grad.abs().sum() > 0
+
+
 @pytest.mark.parametrize(("size", "J"), [(30, 2), (36, 3)])
 def test_image_size_not_divisible_by_two_to_the_j(size, J) -> None:
     with pytest.raises(ValueError, match=rf"2\*\*scatnet\.J = {2**J}"):

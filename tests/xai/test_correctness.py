@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from contextlib import contextmanager
 
 import numpy as np
 import pandas as pd
@@ -14,6 +15,7 @@ from glasses.config import resolve_config
 from glasses.models.cnn import CNN
 from glasses.models.scatnet import ScatNet
 from glasses.xai import correctness
+from glasses.xai.methods import explain
 from glasses.xai.randomisation_figure import cascade_figure
 
 SIZE = 32
@@ -184,6 +186,28 @@ def test_a_flat_map_deletes_in_random_order_and_the_random_reference_is_shared()
     assert again["random_area"].iloc[0] == table["random_area"].iloc[3]
 
 
+def test_deletion_evidence_scores_all_curves_together_as_each_alone(tiny_cnn_and_images):
+    """Batches that cross curves and images change nothing but the model's rounding."""
+    model, images, targets = tiny_cnn_and_images
+    maps = np.random.default_rng(0).random((len(images), SIZE, SIZE))
+    fills = torch.stack([correctness.deletion_fill(image, "blur") for image in images])
+    rows = range(10, 10 + len(images))
+    people, labels = dict.fromkeys(rows, 0), dict.fromkeys(rows, 1)
+    table = correctness.deletion_evidence(
+        model, images, targets, maps, fills, rows, people, labels, steps=6, seed=4, batch_size=5
+    )
+    for image, target, map_, fill, row, area, random_area in zip(
+        images, targets, maps, fills, rows, table["area"], table["random_area"], strict=True
+    ):
+        alone = [
+            correctness.deletion_area(*correctness.deletion_curve(
+                model, image, int(target), order, fill, 6, seed=(4, row)))
+            for order in (map_, correctness.random_map(map_.shape, (4, row, 1)))
+        ]  # fmt: skip
+        assert [area, random_area] == pytest.approx(alone, rel=1e-6)
+    assert table["row"].tolist() == list(rows)
+
+
 def test_deletion_curve_restores_training_mode() -> None:
     model = PatchModel().train()
     image = torch.rand(3, SIZE, SIZE)
@@ -315,6 +339,34 @@ def test_the_scatnet_randomises_only_its_head(tiny_cnn_and_images) -> None:
     )
     assert table["step"].max() == 3 and len(table) == 4 * len(images)
     assert _steps(table, "spearman")[-1] < 0.75
+
+
+@pytest.mark.parametrize("method", ["lime", "shap"])
+def test_scattering_once_leaves_the_cascade_unchanged(tiny_cnn_and_images, monkeypatch, method):
+    """The ScatNet's perturbed images are scattered once (LIME's all repeat at every step,
+    SHAP's in part) and every map and similarity stays the same, bit for bit."""
+    _, images, targets = tiny_cnn_and_images
+    torch.manual_seed(0)
+    model = ScatNet(resolve_config("tiny").scatnet, SIZE)
+    settings = resolve_config("tiny").xai
+
+    def maps(candidate: nn.Module, pixels: torch.Tensor, labels: torch.Tensor) -> np.ndarray:
+        return explain(candidate, pixels, labels, method, settings, 0).maps
+
+    memos = []
+    reusing = ScatNet.reusing_scattering
+
+    def recorded(self, budget):
+        with reusing(self, budget) as memo:
+            memos.append(memo)
+            yield memo
+
+    monkeypatch.setattr(ScatNet, "reusing_scattering", contextmanager(recorded))
+    every_time = correctness.cascading_randomisation(model, maps, images, targets, reuse_mb=0)
+    once = correctness.cascading_randomisation(model, maps, images, targets, reuse_mb=64)
+    pd.testing.assert_frame_equal(once, every_time, check_exact=True)
+    (memo,) = memos
+    assert memo.hits > 0
 
 
 def _with_people(table: pd.DataFrame) -> pd.DataFrame:

@@ -42,11 +42,14 @@ def test_lime_maps_have_the_input_shape(tiny_model, images: torch.Tensor, kind: 
 
 def test_lime_is_reproducible_for_a_fixed_seed(tiny_model, images: torch.Tensor) -> None:
     model = tiny_model("cnn")
-    first = lime_attributions(model, images, 1, num_samples=60, seed=7)
-    again = lime_attributions(model, images, 1, num_samples=60, seed=7)
-    other = lime_attributions(model, images, 1, num_samples=60, seed=8)
+    first = lime_attributions(model, images, 1, num_samples=60, seed=7, batch_size=25)
+    again = lime_attributions(model, images, 1, num_samples=60, seed=7, batch_size=25)
+    other = lime_attributions(model, images, 1, num_samples=60, seed=8, batch_size=25)
+    whole = lime_attributions(model, images, 1, num_samples=60, seed=7, batch_size=256)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
+    # The batch size only groups the same perturbed images: the model's rounding at most.
+    np.testing.assert_allclose(whole, first, rtol=1e-6, atol=1e-9)
 
 
 def test_vectorised_perturbations_match_stock_lime(tiny_model, images: torch.Tensor) -> None:
@@ -95,7 +98,7 @@ def test_explanations_repeat_exactly_and_leave_numpys_global_generator_alone(
     def explain_twice() -> np.ndarray:
         if method == "shap":
             return shap_attributions(model, images, 1, max_evals=60, seed=2)[0]
-        return lime_attributions(model, images, 1, num_samples=40, seed=2)
+        return lime_attributions(model, images, 1, num_samples=40, seed=2, batch_size=25)
 
     np.random.seed(123)
     before = _global_state()

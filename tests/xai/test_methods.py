@@ -11,7 +11,7 @@ import torch
 
 from glasses.config import PROFILES, XAIConfig, XAIMethod, resolve_config
 from glasses.xai.explain import Explanation
-from glasses.xai.methods import MAIN, METHODS, SCATTER_PAIRS, explain
+from glasses.xai.methods import MAIN, METHODS, SCATTER_PAIRS, explain, explanation_cost
 
 TINY = resolve_config("tiny")
 SIZE = 32
@@ -23,6 +23,7 @@ CHANGED = {
     "ig_dtype": "float64",
     "lime_samples": 20,
     "shap_max_evals": 30,
+    "batch_size": 7,
 }
 
 
@@ -89,3 +90,19 @@ def test_every_from_scratch_ig_agrees_with_its_captum_reference(
         ours = explain(model, images, targets, scratch, TINY.xai, seed=0).raw.ravel()
         theirs = explain(model, images, targets, reference, TINY.xai, seed=0).raw.ravel()
         assert np.corrcoef(ours, theirs)[0, 1] >= 0.99999, scratch
+
+
+def test_the_scatnets_explanations_are_ordered_before_the_cnns_costliest_first() -> None:
+    """At `quick` sizes every ScatNet method took longer than any CNN method
+    (`benchmarks.xai_parts`): the order the stage starts its tasks in."""
+    settings = resolve_config("quick").xai
+    costs = {
+        (family, method): explanation_cost(family, method, 10, settings)
+        for family in ("cnn", "scatnet")
+        for method in METHODS
+    }
+    order = sorted(costs, key=costs.get, reverse=True)
+    assert {family for family, _ in order[: len(METHODS)]} == {"scatnet"}
+    assert order[0] == ("scatnet", "lime")  # 150 samples per image, against IG's 3 x 32 + 2
+    more = settings.model_copy(update={"lime_samples": 2 * settings.lime_samples})
+    assert explanation_cost("cnn", "lime", 10, more) == 2 * costs["cnn", "lime"]

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,6 +33,7 @@ from scipy import ndimage, stats
 from skimage.metrics import structural_similarity
 from torch import nn
 
+from glasses.models.scatnet import ScatNet
 from glasses.statistics import people_interval
 
 Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
@@ -124,10 +125,23 @@ def deletion_curve(
     `fill` (3 x H x W, `deletion_fill`) should be a baseline no method uses: deleting to black
     favours the methods whose absence is black. Ties in the map are broken at random (`seed`),
     so a flat map deletes in random order; a map of seeded noise is the random-order reference
-    (`random_map`). All steps + 1 perturbed images are built at once and scored in batches; the
-    model, `image` and `fill` must be on one device. Returns the deleted fractions (0 … 1) and
-    the probabilities.
+    (`random_map`). All steps + 1 perturbed images are built at once (`deleted_images`) and
+    scored in batches; the model, `image` and `fill` must be on one device. Returns the
+    deleted fractions (0 … 1) and the probabilities.
     """
+    fractions, perturbed = deleted_images(image, map_, fill, steps, seed)
+    targets = torch.full((len(perturbed),), target, device=image.device)
+    return fractions, target_probabilities(model, perturbed, targets, batch_size)
+
+
+def deleted_images(
+    image: torch.Tensor,
+    map_: np.ndarray,
+    fill: torch.Tensor,
+    steps: int,
+    seed: int | Sequence[int],
+) -> tuple[np.ndarray, torch.Tensor]:
+    """The deleted fractions and the steps + 1 images of `deletion_curve`, the first intact."""
     channels, height, width = image.shape
     if np.shape(map_) != (height, width):
         raise ValueError(f"map {np.shape(map_)} does not match image {tuple(image.shape)}")
@@ -139,12 +153,23 @@ def deletion_curve(
     counts = np.rint(np.linspace(0, pixels, steps + 1)).astype(np.int64)
     keep = rank[None, :] >= torch.as_tensor(counts, device=image.device)[:, None]
     keep = keep.view(-1, 1, height, width).to(image.dtype)
-    perturbed = image[None] * keep + fill.to(image.dtype)[None] * (1 - keep)
+    return counts / pixels, image[None] * keep + fill.to(image.dtype)[None] * (1 - keep)
+
+
+def target_probabilities(
+    model: nn.Module, images: torch.Tensor, targets: torch.Tensor, batch_size: int
+) -> np.ndarray:
+    """Each image's probability of its target, in eval mode, `batch_size` images per pass."""
     with torch.no_grad(), _evaluating(model):
         probabilities = torch.cat(
-            [model(batch).softmax(dim=1)[:, target] for batch in perturbed.split(batch_size)]
+            [
+                model(batch).softmax(dim=1).gather(1, labels.long()[:, None]).squeeze(1)
+                for batch, labels in zip(
+                    images.split(batch_size), targets.split(batch_size), strict=True
+                )
+            ]
         )
-    return counts / pixels, probabilities.double().cpu().numpy()
+    return probabilities.double().cpu().numpy()
 
 
 def deletion_area(fractions: np.ndarray, probabilities: np.ndarray) -> float:
@@ -188,6 +213,15 @@ def randomisation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if isinstance(module, nn.Linear | nn.Conv2d) and module.weight.requires_grad
     ]
     return layers[::-1]
+
+
+def fixed_parts_reused(model: nn.Module, budget_mb: int) -> AbstractContextManager:
+    """While open, what `model` computes before its first randomised layer is computed once per
+    input batch, in up to `budget_mb` MB: the ScatNet's scattering (`ScatteringMemo`); the CNN
+    learns every layer, so there it changes nothing."""
+    if isinstance(model, ScatNet) and budget_mb > 0:
+        return model.reusing_scattering(budget_mb * 2**20)
+    return nullcontext()
 
 
 def _randomise(layer: nn.Module, generator: torch.Generator) -> None:
@@ -245,6 +279,7 @@ def cascading_randomisation(
     targets: torch.Tensor,
     seed: int = 0,
     original: np.ndarray | None = None,
+    reuse_mb: int = 0,
 ) -> pd.DataFrame:
     """Cascading model randomisation (Adebayo et al. 2018), from the output layer backwards.
 
@@ -255,9 +290,23 @@ def cascading_randomisation(
     spearman and ssim of |maps| with the intact model's (1 at step 0), and edge_spearman and
     edge_ssim, the same between this step's maps and the image's edges (`edge_map`), the
     control. `original`: the intact model's maps if the caller has them already (the
-    explainers are deterministic), which saves one step of explanations.
+    explainers are deterministic), which saves one step of explanations. `reuse_mb`: memory
+    for the parts no step randomises, computed once per input batch (`fixed_parts_reused`);
+    the maps are the same with any value.
     """
     randomised = copy.deepcopy(model).eval()
+    with fixed_parts_reused(randomised, reuse_mb):
+        return _cascade(randomised, explain, images, targets, seed, original)
+
+
+def _cascade(
+    randomised: nn.Module,
+    explain: Explain,
+    images: torch.Tensor,
+    targets: torch.Tensor,
+    seed: int,
+    original: np.ndarray | None,
+) -> pd.DataFrame:
     if original is None:
         original = explain(randomised, images, targets)
     original = np.asarray(original)
@@ -319,20 +368,30 @@ def deletion_evidence(
     labels: dict[int, int],
     steps: int = 20,
     seed: int = 0,
+    batch_size: int = 64,
 ) -> pd.DataFrame:
     """Per explained image: row, person, label, the deletion area of its map and that of a
     random order (`random_map`, seeded per image, so every method of a model meets the same
-    reference), both deleting to the image's `fills` (N x 3 x H x W, `deletion_fill`)."""
-    records = []
+    reference), both deleting to the image's `fills` (N x 3 x H x W, `deletion_fill`). Every
+    curve's images go through the model together, `batch_size` at a time: one image's curve
+    alone is too short a batch to keep the model's kernels busy."""
+    curves, fractions = [], None
     for image, target, map_, fill, row in zip(images, targets, maps, fills, rows, strict=True):
         row = int(row)
-        areas = [
-            deletion_area(
-                *deletion_curve(model, image, int(target), order, fill, steps, seed=(seed, row))
-            )
-            for order in (map_, random_map(map_.shape, (seed, row, 1)))
-        ]
-        records.append((row, people[row], labels[row], *areas))
+        for order in (map_, random_map(map_.shape, (seed, row, 1))):
+            fractions, perturbed = deleted_images(image, order, fill, steps, (seed, row))
+            curves.append((perturbed, target.expand(len(perturbed))))
+    probabilities = target_probabilities(
+        model,
+        torch.cat([perturbed for perturbed, _ in curves]),
+        torch.cat([target for _, target in curves]),
+        batch_size,
+    ).reshape(len(curves), -1)
+    areas = [deletion_area(fractions, curve) for curve in probabilities]
+    records = [
+        (int(row), people[int(row)], labels[int(row)], areas[2 * i], areas[2 * i + 1])
+        for i, row in enumerate(rows)
+    ]
     return pd.DataFrame(records, columns=["row", "person", "label", "area", "random_area"])
 
 

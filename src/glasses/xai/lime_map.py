@@ -88,9 +88,10 @@ def lime_attributions(
     *,
     num_samples: int,
     seed: int,
-    batch_size: int = 100,
+    batch_size: int,
 ) -> np.ndarray:
-    """N x H x W LIME maps; `batch_size` perturbed images go through the model at once."""
+    """N x H x W LIME maps; `batch_size` perturbed images go through the model at once (the
+    perturbations are drawn before, so it changes nothing but the model's rounding)."""
     labels = as_targets(targets, len(images), images.device).tolist()
     pixels = images.detach().permute(0, 2, 3, 1).cpu().double().numpy()
 

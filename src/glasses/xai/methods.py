@@ -30,6 +30,7 @@ import torch
 from torch import nn
 
 from glasses.config import XAIConfig, XAIMethod
+from glasses.families import SPECS, Family
 from glasses.xai.baselines import black_baseline, random_baseline
 from glasses.xai.captum_ig import captum_integrated_gradients
 from glasses.xai.explain import Explanation
@@ -54,6 +55,8 @@ class MethodSpec:
     gap: Gap | None  # the axiom whose per-image gap it reports (IG completeness, SHAP additivity)
     settings: tuple[str, ...]  # the fields of `XAIConfig` it reads; the others cannot change it
     compute: Compute
+    # Forward passes per image (a backward pass counted as two): what orders the tasks.
+    evaluations: Callable[[XAIConfig], int]
     reference: XAIMethod | None = None  # an independent implementation it must agree with
     compared_with: tuple[XAIMethod, ...] = ()  # plotted against it pixel by pixel, in this order
 
@@ -111,7 +114,14 @@ def _integrated_gradients(
 def _lime(
     model: nn.Module, images: torch.Tensor, targets: torch.Tensor, settings: XAIConfig, seed: int
 ) -> tuple[np.ndarray, None]:
-    maps = lime_attributions(model, images, targets, num_samples=settings.lime_samples, seed=seed)
+    maps = lime_attributions(
+        model,
+        images,
+        targets,
+        num_samples=settings.lime_samples,
+        seed=seed,
+        batch_size=settings.batch_size,
+    )
     return maps, None
 
 
@@ -135,6 +145,7 @@ def _ig_spec(
         gap="completeness",
         settings=("ig_steps", "ig_method", "ig_batch_size", "ig_dtype"),
         compute=partial(_integrated_gradients, implementation, absence),
+        evaluations=lambda settings: 3 * settings.ig_steps + 2,  # and the completeness gap's
         reference=reference,
         compared_with=compared_with,
     )
@@ -158,8 +169,9 @@ METHODS: dict[XAIMethod, MethodSpec] = {
         absence="black",
         per_channel=False,
         gap=None,
-        settings=("lime_samples",),
+        settings=("lime_samples", "batch_size"),
         compute=_lime,
+        evaluations=lambda settings: settings.lime_samples,
     ),
     "shap": MethodSpec(
         "shap",
@@ -168,6 +180,7 @@ METHODS: dict[XAIMethod, MethodSpec] = {
         gap="additivity",
         settings=("shap_max_evals",),
         compute=_shap,
+        evaluations=lambda settings: settings.shap_max_evals + 2,  # and the additivity gap's
         compared_with=("lime",),
     ),
 }
@@ -198,6 +211,12 @@ def explain(
 ) -> Explanation:
     """`METHODS[method].attribute(...)`: the one way the pipeline and the CLI run a method."""
     return METHODS[method].attribute(model, images, targets, settings, seed)
+
+
+def explanation_cost(family: Family, method: XAIMethod, images: int, settings: XAIConfig) -> float:
+    """Relative cost of explaining `images` images with `method` on a `family` model: how the
+    stage orders its tasks, the longest first."""
+    return SPECS[family].forward_cost * METHODS[method].evaluations(settings) * images
 
 
 def predicted_targets(model: nn.Module, images: torch.Tensor) -> torch.Tensor:

@@ -57,7 +57,9 @@ def shap_attributions(
 ) -> tuple[np.ndarray, np.ndarray]:
     """N x C x H x W SHAP values of each target logit, and each image's additivity gap.
 
-    `max_evals` model evaluations per image, `batch_size` of them per forward pass.
+    `max_evals` model evaluations per image, `batch_size` of them per forward pass. Not a
+    speed setting: the Partition explainer expands its mask tree a batch at a time, so the
+    batch size decides which masks the evaluations are spent on.
     """
     labels = as_targets(targets, len(images), images.device)
     pixels = images.detach().permute(0, 2, 3, 1).cpu().double().numpy()
