@@ -102,6 +102,8 @@ def test_explanation_keys_follow_the_model_method_settings_and_rows() -> None:
     key = explanation_key("explain", tiny, "w", "ig", "imgkey", np.arange(4), *where)
     same = resolve_config("tiny", {"cnn": {"optimiser": {"lr": 1}}})  # the weights say it
     assert explanation_key("explain", same, "w", "ig", "imgkey", np.arange(4), *where) == key
+    faster = resolve_config("tiny", {"xai": {"batch_size": 7, "scattering_memory_mb": 0}})
+    assert explanation_key("explain", faster, "w", "ig", "imgkey", np.arange(4), *where) == key
     for other in (
         explanation_key("randomisation", tiny, "w", "ig", "imgkey", np.arange(4), *where),
         explanation_key("explain", tiny, "v", "ig", "imgkey", np.arange(4), *where),

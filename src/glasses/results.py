@@ -98,6 +98,11 @@ def training_key(
     )
 
 
+# Memory for scattering once, and images per LIME forward pass: the maps are the same (tested in
+# tests/xai/test_correctness.py and test_lime_shap.py), so entries made before them stay valid.
+XAI_SPEED_SETTINGS = {"scattering_memory_mb", "batch_size"}
+
+
 def explanation_key(
     kind: str,
     config: GlassesConfig,
@@ -113,10 +118,10 @@ def explanation_key(
     and the XAI settings, the seed, the data (its `DataRef.images` key) and the rows; and where
     it was computed: the `device` and `dtype` of the model (`model_runtime`) and the torch
     version, since kernels differ between them and a map made on one must not stand in for
-    another's."""
+    another's. `XAI_SPEED_SETTINGS` are left out: they change how fast, not which maps."""
     return work_key(
         kind,
-        xai=config.xai.model_dump(mode="json"),
+        xai=config.xai.model_dump(mode="json", exclude=XAI_SPEED_SETTINGS),
         seed=config.seed,
         weights=weights,
         method=method,
