@@ -34,8 +34,13 @@ demo: up
 	@eval "$$(scripts/stack.sh env)" && echo "MLflow UI:  $$MLFLOW_TRACKING_URI" && \
 	  echo "Prefect UI: $${PREFECT_API_URL%/api}"
 
+# Two pytest workers (pytest-xdist), a file each at a time: most of the long tests wait on servers
+# and child processes, so two overlap on two cores. TEST_WORKERS=0 runs the suite in one process.
+TEST_WORKERS ?= 2
 test: install
-	$(BIN)/python -m pytest -q
+	@start=$$(date +%s); status=0; \
+	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 || status=$$?; \
+	  echo "make test: $$(( $$(date +%s) - start )) s of wall time"; exit $$status
 
 # The MLflow and Prefect UIs in Chromium after a tiny run on a stack of its own (minutes, not in
 # `test`; needs `apt-get install -y chromium` and the `ui` extra). Screenshots in .ui-test/.

@@ -101,6 +101,15 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
+# The folders and files of the suite's longest tests (`make test` prints its --durations): run
+# first, so that neither pytest worker is left alone with a long one at the end.
+LONGEST_FIRST = ("tests/flows/", "tests/e2e/", "tests/scripts/", "tests/tasks/test_serving.py")
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: file order
+
+
 @pytest.fixture
 def closed_port() -> int:
     """A loopback port nothing listens on: a server that is down."""
