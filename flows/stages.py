@@ -19,8 +19,8 @@ from glasses.cores import local_workers
 from glasses.crossval import refit_steps
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
-from glasses.families import FAMILIES, Family
-from glasses.fitting import stack_size
+from glasses.families import FAMILIES
+from glasses.fitting import in_stacks
 from mlflow import MlflowClient
 from tasks.log import log_params
 from tasks.progress import whole_run_estimate
@@ -70,14 +70,6 @@ def open_run(
     return tracking, experiment, run_id, url, stage
 
 
-def fold_tasks(family: Family, config: GlassesConfig) -> list[list[int]]:
-    """The folds of each cross-validation task of `family`: as many as train together
-    (`glasses.fitting.stack_size`)."""
-    size = stack_size(family, config)
-    folds = list(range(config.split.folds))
-    return [folds[start : start + size] for start in range(0, len(folds), size)]
-
-
 def train_and_register(
     config: GlassesConfig,
     data: DataRef,
@@ -114,7 +106,7 @@ def train_and_register(
                     "family_run_id": family_runs[family],
                 }
                 for family in FAMILIES
-                for folds in fold_tasks(family, config)
+                for folds in in_stacks(family, config, range(config.split.folds))
             ]
             at_once = local_workers(config.runtime)
             estimate = None if trainings is None else whole_run_estimate(trainings, at_once)

@@ -8,7 +8,7 @@ from glasses.config import GlassesConfig
 from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
-from glasses.fitting import stack_size
+from glasses.fitting import in_stacks
 from glasses.outer import PointPlan, comparison_plan, sweep_plan, sweep_sizes_kept
 from glasses.statistics import OuterDesign, SweepInference
 from tasks.outer import OuterPoint, outer_points, summarise_outer
@@ -19,12 +19,10 @@ def _points(
     plans: list[PointPlan], config: GlassesConfig, data: DataRef, design: OuterDesign
 ) -> list[OuterPoint]:
     """Both families at every plan, concurrently, in plan order: each task gets as many plans
-    as train together (`glasses.fitting.stack_size`), the longest tasks submitted first."""
+    as train together (`glasses.fitting.in_stacks`), the longest tasks submitted first."""
     calls = []
     for family in FAMILIES:
-        size = stack_size(family, config)
-        for start in range(0, len(plans), size):
-            chunk = plans[start : start + size]
+        for chunk in in_stacks(family, config, plans):
             tests = [design.test_mask(plan.outer) for plan in chunk]
             call = {"family": family, "plans": chunk, "config": config, "data": data}
             calls.append(call | {"tests": tests})

@@ -9,7 +9,7 @@ import pytest
 import torch
 
 from glasses.config import resolve_config
-from glasses.fitting import Job, build_model, fit, fit_many, train_many
+from glasses.fitting import Job, build_model, fit, fit_many, in_stacks, train_many
 from glasses.heads import HeadTraining, heads_per_stack, train_heads
 from glasses.inference import build_from_spec, model_spec
 from glasses.models.scatnet import ScatNet, coefficient_count
@@ -198,3 +198,9 @@ def test_stacks_hold_as_many_heads_as_their_memory_allows() -> None:
     one_at_a_time = resolve_config("quick", {"runtime": {"stack_memory_mb": 0}})
     assert heads_per_stack(one_at_a_time) == 1
     assert heads_per_stack(resolve_config("paper")) == 2  # 1 GB heads, 2 GB
+
+
+def test_tasks_get_stacks_of_scatnet_trainings_and_single_cnn_trainings() -> None:
+    quick = resolve_config("quick", {"runtime": {"stack_memory_mb": 70}})  # 2 heads a stack
+    assert in_stacks("scatnet", quick, range(5)) == [[0, 1], [2, 3], [4]]
+    assert in_stacks("cnn", quick, ["a", "b"]) == [["a"], ["b"]]

@@ -13,9 +13,10 @@ a sweep point labelled N was trained on N images.
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from itertools import compress
+from typing import TypeVar
 
 import numpy as np
 import pandas as pd
@@ -116,6 +117,16 @@ def stack_size(family: Family, config: GlassesConfig) -> int:
     return heads_per_stack(config) if SPECS[family].stacked else 1
 
 
+T = TypeVar("T")
+
+
+def in_stacks(family: Family, config: GlassesConfig, items: Sequence[T]) -> list[list[T]]:
+    """`items` (folds, outer plans) in the groups that one task trains together: `stack_size`
+    at a time, in their order."""
+    size = stack_size(family, config)
+    return [list(items[start : start + size]) for start in range(0, len(items), size)]
+
+
 def train_many(
     family: Family,
     config: GlassesConfig,
@@ -131,9 +142,7 @@ def train_many(
     precision = config.runtime.precision
     optimiser = spec.optimiser(config)
     fitted: list[Fitted] = []
-    size = stack_size(family, config)
-    for start in range(0, len(jobs), size):
-        chunk = jobs[start : start + size]
+    for chunk in in_stacks(family, config, jobs):
         models = [build_model(family, config, job.seed) for job in chunk]
         originals = [Rows.of(inputs, labels, job.rows) for job in chunk]
         trains = [rows.with_copies() for rows in originals]
