@@ -18,7 +18,7 @@ from glasses.liveness import Owner, abandoned_because, this_process
 from mlflow import MlflowClient
 from tasks.resume import REUSED
 from tasks.runs import ENDED_BY, FORMER_OWNER_TAGS, OWNER_TAGS, end_abandoned_runs
-from tasks.tracking import client, experiment_id
+from tasks.tracking import client, experiment_id, open_store
 
 BIN = Path(sys.executable).parent
 
@@ -120,7 +120,9 @@ def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None
         "--set", "cnn.optimiser.patience=0", "--set", "scatnet.optimiser.patience=0",
     ]  # fmt: skip
     glasses = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
-    tracking = MlflowClient(uri)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    open_store()  # under the store's lock: creating it beside `glasses run` broke its migrations
+    tracking = client()
     try:
         deadline = time.monotonic() + 240
         while not running_folds(tracking):
@@ -143,7 +145,6 @@ def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None
         filter_string="attributes.status = 'RUNNING'",
     )}  # fmt: skip
     assert len(left) >= 2  # the parent run, the family runs and the folds in flight
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
     experiment = tracking.get_experiment_by_name("glasses").experiment_id
     assert set(end_abandoned_runs(client(), experiment, 24)) == left
     for run_id in left:
