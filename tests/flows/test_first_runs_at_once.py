@@ -1,5 +1,5 @@
-"""Several first runs at once on a new MLflow store and a new Prefect home: one process at a time
-creates each database (`tasks.tracking`, `flows.temporary_server`), so all of them finish and the
+"""Two first runs at once on a new MLflow store and a new Prefect home: one process at a time
+creates each database (`tasks.tracking`, `flows.temporary_server`), so both finish and the
 store stays usable. Before the locks, two such runs broke the store for good (`table
 _alembic_tmp_… already exists`)."""
 
@@ -22,7 +22,7 @@ SMALL = {
 }
 
 
-def test_three_first_runs_at_once_all_finish(tmp_path: Path) -> None:
+def test_two_first_runs_at_once_both_finish(tmp_path: Path) -> None:
     uri = f"sqlite:///{tmp_path}/store/mlflow.db"
     env = {
         **os.environ,
@@ -42,7 +42,7 @@ def test_three_first_runs_at_once_all_finish(tmp_path: Path) -> None:
             stderr=subprocess.PIPE,
             text=True,
         )
-        for _ in range(3)
+        for _ in range(2)  # as few as broke the store before the locks
     ]
     outcomes = [(run.wait(timeout=600), run.stderr.read()) for run in runs]
     for code, stderr in outcomes:
@@ -52,7 +52,7 @@ def test_three_first_runs_at_once_all_finish(tmp_path: Path) -> None:
     store = MlflowClient(tracking_uri=uri, registry_uri=uri)
     experiment = store.get_experiment_by_name("glasses")
     parents = store.search_runs([experiment.experiment_id], "tags.profile = 'tiny'", max_results=10)
-    assert [run.info.status for run in parents] == ["FINISHED"] * 3
+    assert [run.info.status for run in parents] == ["FINISHED"] * 2
     summary = subprocess.run(
         [BIN / "glasses", "summary"], env=env, cwd=tmp_path, capture_output=True, text=True
     )
