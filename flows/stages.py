@@ -21,6 +21,7 @@ from glasses.data.reference import DataRef
 from glasses.data.splits import Split
 from glasses.families import FAMILIES
 from glasses.fitting import in_stacks
+from glasses.statistics import headline_metrics
 from mlflow import MlflowClient
 from tasks.log import log_params
 from tasks.progress import whole_run_estimate
@@ -46,7 +47,7 @@ def open_run(
     cache folder and the tracking server are checked first."""
     CacheLayout.from_environment().make()
     tracking = connect(config.runtime.health_timeout_seconds)
-    experiment = experiment_id(tracking)
+    experiment = experiment_id(tracking, columns=headline_metrics())
     end_abandoned_runs(tracking, experiment, config.runtime.abandoned_after_hours)
     run_id = start_run(
         tracking,

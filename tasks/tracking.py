@@ -3,7 +3,9 @@ answers. Runs are `tasks.runs`'s; what a task logs, `tasks.log`'s."""
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import httpx
@@ -20,6 +22,15 @@ LOCAL_STORE = Path(".glasses")
 # (stored per browser, GenAI by default) unless the address names the view, as `ui_url` does.
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 MODEL_TRAINING_VIEW = "workflowType=machine_learning"
+# MLflow 3.17's runs table keeps its columns per browser (Source, Models, Dataset at first); an
+# address naming a "shared view" (what its Share button makes) loads them from the experiment
+# tag `mlflow.sharedViewState.<key>` instead, so `experiment_id` writes one and `ui_url` names it.
+RUNS_VIEW = "glasses-headline"
+RUNS_VIEW_TAG = f"mlflow.sharedViewState.{RUNS_VIEW}"
+# The UI's own column ids; the metric columns go after these, before the rest.
+FIRST_COLUMNS = ("attributes.`Run Name`", "runDateAndNestInfo")
+DEFAULT_COLUMNS = ("attributes.`Source`", "attributes.`Models`", "attributes.`Dataset`")
+METRIC_COLUMN_PX = 230  # wide enough for `scatnet_test_balanced_accuracy`
 # Creating a new store takes seconds; the limit only guards against a holder that hangs.
 STORE_CREATION_SECONDS = 600
 
@@ -120,29 +131,48 @@ def connect(health_timeout: float) -> MlflowClient:
     return client()
 
 
-def experiment_id(tracking: MlflowClient, name: str | None = None) -> str:
+def runs_view(metrics: Sequence[str]) -> str:
+    """The runs table's view state that `ui_url` opens: MLflow's default columns plus `metrics`,
+    placed right after the run's name and creation time and wide enough to read."""
+    columns = [f"metrics.`{metric}`" for metric in metrics]
+    return json.dumps(
+        {
+            "selectedColumns": [*DEFAULT_COLUMNS, *columns],
+            "columnOrder": [*FIRST_COLUMNS, *columns],
+            "columnWidths": dict.fromkeys(columns, METRIC_COLUMN_PX),
+        }
+    )
+
+
+def experiment_id(
+    tracking: MlflowClient, name: str | None = None, columns: Sequence[str] = ()
+) -> str:
     """The experiment `name` (else `experiment_name()`), made if missing; a SQLite store keeps
     its artifacts beside its database (`artifact_folder`). Marked as model training, so MLflow's
-    UI opens it on the runs table."""
+    UI opens it on the runs table, whose link (`ui_url`) shows the metrics `columns`."""
     name = name or experiment_name()
+    tags = {**EXPERIMENT_KIND, RUNS_VIEW_TAG: runs_view(columns)}
     experiment = tracking.get_experiment_by_name(name)
     if experiment is not None:
-        if not EXPERIMENT_KIND.items() <= experiment.tags.items():
-            for key, value in EXPERIMENT_KIND.items():
+        for key, value in tags.items():
+            if experiment.tags.get(key) != value:
                 tracking.set_experiment_tag(experiment.experiment_id, key, value)
         return experiment.experiment_id
     folder = artifact_folder(tracking.tracking_uri)
     location = folder.as_uri() if folder is not None else None
-    return tracking.create_experiment(name, artifact_location=location, tags=EXPERIMENT_KIND)
+    return tracking.create_experiment(name, artifact_location=location, tags=tags)
 
 
 def ui_url(tracking: MlflowClient, experiment: str, run_id: str | None = None) -> str:
-    """Link to the run (else the experiment's runs table) in the MLflow UI's model-training view,
-    or its store when there is no server."""
+    """Link to the run (else the experiment's runs table, in the view `experiment_id` stored) in
+    the MLflow UI's model-training view, or its store when there is no server."""
     uri = tracking.tracking_uri
     if uri.startswith("http"):
-        page = f"runs/{run_id}" if run_id else "runs"
-        return f"{uri.rstrip('/')}/#/experiments/{experiment}/{page}?{MODEL_TRAINING_VIEW}"
+        if run_id:
+            page, query = f"runs/{run_id}", MODEL_TRAINING_VIEW
+        else:
+            page, query = "runs", f"{MODEL_TRAINING_VIEW}&viewStateShareKey={RUNS_VIEW}"
+        return f"{uri.rstrip('/')}/#/experiments/{experiment}/{page}?{query}"
     if run_id is None:
         return f"{uri} (experiment {experiment})"
     return f"{uri} (experiment {experiment}, run {run_id})"

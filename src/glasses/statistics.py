@@ -26,6 +26,12 @@ VERDICT_METRIC = "balanced_accuracy"
 NAN = float("nan")
 
 
+def headline_metrics() -> tuple[str, ...]:
+    """The study's headline, each family's mean test `VERDICT_METRIC` as the parent run logs it
+    (`tasks.reporting`): the columns MLflow's runs table opens with."""
+    return tuple(f"{family}_test_{VERDICT_METRIC}" for family in FAMILIES)
+
+
 def bootstrap_ci(
     values: Sequence[float],
     statistic: Callable[[np.ndarray], float] = np.mean,

@@ -84,12 +84,14 @@ def test_mlflow_parent_run_shows_verdict_and_headline_metric(browser, finished) 
 
 
 def test_mlflow_runs_table_lists_the_run(browser, finished) -> None:
-    """The runs-table link the run logs opens the model-training view, in a fresh browser."""
+    """The runs-table link the run logs opens the model-training view, in a fresh browser, with
+    the headline metrics among its columns."""
     _, tracking, experiment, parent = finished
     page = browser.new_page(viewport={"width": 1600, "height": 1000})
     page.goto(ui_url(tracking, experiment))
     _sees(page, parent.info.run_name)
     assert "/runs" in page.url and "workflowType=machine_learning" in page.url
+    _sees(page, "cnn_test_balanced_accuracy")  # a column only the link's view shows at first
     _shot(page, "mlflow-runs-table")
 
 

@@ -19,6 +19,7 @@ from prefect.client.schemas.filters import (
 from prefect.logging.handlers import APILogWorker
 
 from flows.full import glasses
+from glasses.statistics import headline_metrics
 from mlflow import MlflowClient
 
 OLIVETTI = Path(__file__).resolve().parents[2].parent / "shared/data/olivetti_glasses/labels.csv"
@@ -124,6 +125,7 @@ def test_olivetti_runs_and_keeps_people_on_one_side(local_tracking, tmp_path):
     assert {"cnn_test_balanced_accuracy_low", "scatnet_test_balanced_accuracy_high"} <= set(
         run.data.metrics
     )
+    assert set(headline_metrics()) <= set(run.data.metrics)  # the runs table's link shows them
     assert "scattering_seconds" not in run.data.metrics
     assert family[0].data.params["optimiser.steps"] and family[0].data.params["data_fingerprint"]
     study_run = run.data.tags["prefect_flow_run_id"]  # the sub-flow's; the user watches its parent

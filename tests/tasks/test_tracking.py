@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import sys
@@ -17,6 +18,7 @@ from glasses.entrypoint import PROCESS_DEFAULTS, prepare_process
 from mlflow import MlflowClient
 from tasks.runs import run_outcome, start_run
 from tasks.tracking import (
+    RUNS_VIEW_TAG,
     ServerUnavailable,
     artifact_folder,
     client,
@@ -78,6 +80,11 @@ def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch
     created = tracking.get_experiment(experiment)
     assert created.name == "faces"
     assert created.tags["mlflow.experimentKind"] == "custom_model_development"
+    # the flow's call names the headline columns: the experiment's stored view follows
+    assert experiment_id(tracking, columns=["cnn_test_balanced_accuracy"]) == experiment
+    view = json.loads(tracking.get_experiment(experiment).tags[RUNS_VIEW_TAG])
+    assert view["selectedColumns"][-1] == "metrics.`cnn_test_balanced_accuracy`"
+    assert view["columnOrder"][-1] == "metrics.`cnn_test_balanced_accuracy`"
     run_id = start_run(tracking, experiment, "x", None, {})
     tags = tracking.get_run(run_id).data.tags
     assert tags["mlflow.user"] and tags["mlflow.source.name"] != "engine.py"
@@ -90,10 +97,12 @@ def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch
 
 
 def test_ui_links_open_mlflows_model_training_view() -> None:
-    """MLflow 3.17's UI opens GenAI pages unless the address names the view: every link does."""
+    """MLflow 3.17's UI opens GenAI pages unless the address names the view: every link does;
+    the runs table's also names the columns `experiment_id` stored."""
     served = MlflowClient("http://127.0.0.1:5000")
     assert ui_url(served, "7") == (
         "http://127.0.0.1:5000/#/experiments/7/runs?workflowType=machine_learning"
+        "&viewStateShareKey=glasses-headline"
     )
     assert ui_url(served, "7", "abc") == (
         "http://127.0.0.1:5000/#/experiments/7/runs/abc?workflowType=machine_learning"
