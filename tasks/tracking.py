@@ -149,9 +149,11 @@ def experiment_id(
 ) -> str:
     """The experiment `name` (else `experiment_name()`), made if missing; a SQLite store keeps
     its artifacts beside its database (`artifact_folder`). Marked as model training, so MLflow's
-    UI opens it on the runs table, whose link (`ui_url`) shows the metrics `columns`."""
+    UI opens it on the runs table, whose link (`ui_url`) shows the metrics `columns` (the flows
+    give the headline; a caller without `columns` leaves the stored view alone)."""
     name = name or experiment_name()
-    tags = {**EXPERIMENT_KIND, RUNS_VIEW_TAG: runs_view(columns)}
+    view = {RUNS_VIEW_TAG: runs_view(columns)} if columns else {}  # none: left as it is
+    tags = {**EXPERIMENT_KIND, **view}
     experiment = tracking.get_experiment_by_name(name)
     if experiment is not None:
         for key, value in tags.items():

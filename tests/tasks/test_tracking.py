@@ -85,6 +85,8 @@ def test_experiment_and_runs_follow_mlflow_conventions(mlflow_local, monkeypatch
     view = json.loads(tracking.get_experiment(experiment).tags[RUNS_VIEW_TAG])
     assert view["selectedColumns"][-1] == "metrics.`cnn_test_balanced_accuracy`"
     assert view["columnOrder"][-1] == "metrics.`cnn_test_balanced_accuracy`"
+    experiment_id(tracking)  # `glasses summary`, the re-run, a benchmark: the view stays
+    assert json.loads(tracking.get_experiment(experiment).tags[RUNS_VIEW_TAG]) == view
     run_id = start_run(tracking, experiment, "x", None, {})
     tags = tracking.get_run(run_id).data.tags
     assert tags["mlflow.user"] and tags["mlflow.source.name"] != "engine.py"
