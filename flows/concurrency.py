@@ -99,15 +99,17 @@ def run_concurrently(
 ) -> list[Any]:
     """Submit every call through the flow's task runner and return the results in the order
     of `parameters`; a progress artifact and a log line follow each finished call, and
-    `on_first` gets the seconds the first one took. With a `cost` of each call, the costliest
-    are submitted first (equal costs in their given order): started last, a long task would
-    run alone on the cores while the others wait for it."""
+    `on_first` gets the seconds the first one took per unit of its `cost` (trainings, where the
+    calls train). With a `cost` of each call, the costliest are submitted first (equal costs in
+    their given order): started last, a long task would run alone on the cores while the others
+    wait for it."""
     bounded = task.with_options(retries=config.runtime.retries)
     progress = StageProgress(task.name, len(parameters), on_first)
     order = longest_first(parameters, cost) if cost else range(len(parameters))
     futures = {i: bounded.submit(**parameters[i]) for i in order}
-    for _ in as_completed(list(futures.values())):
-        progress.advance()
+    position = {id(future): i for i, future in futures.items()}
+    for future in as_completed(list(futures.values())):
+        progress.advance(cost(parameters[position[id(future)]]) if cost else 1)
     return [
         _result(bounded, futures[i], call, config.runtime.retries)
         for i, call in enumerate(parameters)

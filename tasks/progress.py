@@ -106,14 +106,15 @@ def training_lines(training: str, steps: int) -> Callable[[CheckScores], None]:
 
 
 def whole_run_estimate(trainings: int, at_once: int) -> Callable[[float], None]:
-    """What to report once the first of a study's `trainings` (`at_once` in parallel) is timed:
-    the estimate of the rest (`glasses.progress.study_estimate`)."""
+    """What to report once the first task of a study's `trainings` (`at_once` in parallel) is
+    timed, given its seconds per training: the estimate of the rest
+    (`glasses.progress.study_estimate`)."""
 
-    def estimate(first: float) -> None:
-        left = study_estimate(first, trainings - 1, at_once)
+    def estimate(each: float) -> None:
+        left = study_estimate(each, trainings - 1, at_once)
         report(
             f"whole run: about {duration(left)} left for {trainings - 1} more trainings "
-            f"({at_once} at once, the first took {duration(first)}; explanations not counted)"
+            f"({at_once} at once, {duration(each)} each so far; explanations not counted)"
         )
 
     return estimate
@@ -157,7 +158,9 @@ def failures_reported() -> Iterator[None]:
 
 class StageProgress:
     """A Prefect progress artifact (key `<stage>-progress`) and one progress line per finished
-    task; `on_first` is called with the seconds the first one took."""
+    task; `on_first` is called with the seconds the first one took per training in it (a task
+    of three stacked ScatNet folds is three trainings: counted as one, the whole-run estimate
+    of `make demo` came out three times too long)."""
 
     def __init__(self, stage: str, total: int, on_first: Callable[[float], None] | None = None):
         self.stage, self.total, self.done = stage, total, 0
@@ -167,7 +170,8 @@ class StageProgress:
             0.0, key=f"{stage}-progress", description=f"{stage}: 0/{total} done"
         )
 
-    def advance(self) -> None:
+    def advance(self, trainings: float = 1) -> None:
+        """One more task finished, of `trainings` trainings."""
         self.done += 1
         elapsed = time.monotonic() - self.started
         line = (
@@ -177,4 +181,4 @@ class StageProgress:
         update_progress_artifact(self.artifact, 100 * self.done / self.total, description=line)
         report(line)
         if self.done == 1 and self.on_first is not None:
-            self.on_first(elapsed)
+            self.on_first(elapsed / max(trainings, 1))

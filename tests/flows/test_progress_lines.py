@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import time
 
+import pytest
 from prefect import flow, get_client, task
 from prefect.client.schemas.filters import LogFilter, LogFilterFlowRunId
 from prefect.logging.handlers import APILogWorker
@@ -73,3 +74,18 @@ def test_heartbeat_speaks_only_after_silence(caplog) -> None:
             report("cnn-fold-1 step")
             time.sleep(0.4)
     assert not [r for r in caplog.records if "still running" in r.getMessage()]
+
+
+def test_the_first_task_is_timed_per_training(monkeypatch) -> None:
+    """A task of three stacked trainings that took 60 s gives the whole-run estimate 20 s a
+    training, not 60 (the estimate `make demo` printed was three times too long)."""
+    from tasks import progress
+
+    monkeypatch.setattr(progress, "create_progress_artifact", lambda *a, **k: None)
+    monkeypatch.setattr(progress, "update_progress_artifact", lambda *a, **k: None)
+    monkeypatch.setattr(progress, "report", lambda line: None)
+    timed = []
+    stage = progress.StageProgress("train-fold", 2, timed.append)
+    stage.started -= 60  # started a minute ago
+    stage.advance(trainings=3)
+    assert timed == [pytest.approx(20.0, abs=0.5)]
