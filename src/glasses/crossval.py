@@ -141,11 +141,11 @@ def fold_table(outcomes: list[FoldOutcome]) -> pd.DataFrame:
             }
             for o in outcomes
         ],
-        index=pd.Index([f"fold {i + 1}" for i in range(len(outcomes))], name="fold"),
+        index=[f"fold {i + 1}" for i in range(len(outcomes))],
     )
     summary = pd.DataFrame({"mean": rows.mean(), "std": rows.std(ddof=1)}).T
     table = pd.concat([rows, summary])
-    table.index.name = "fold"
+    table.index.name = "fold"  # after concat, which drops a name the summary rows lack
     table[STEPS] = pd.array([o.steps for o in outcomes] + [None, None], dtype="Int64")
     table[STOPPED_EARLY] = [str(o.early_stopped).lower() for o in outcomes] + ["", ""]
     return table

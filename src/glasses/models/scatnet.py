@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 from kymatio import Scattering2D
@@ -150,3 +150,13 @@ class ScatNet(nn.Module):
         variance = (squares - n * mean * mean).clamp_min(0) / max(n - 1, 1)
         self.coefficient_mean.copy_(mean.float())
         self.coefficient_std.copy_(variance.sqrt().float().clamp_min(1e-6))
+
+
+def fixed_parts_reused(model: nn.Module, budget_mb: int) -> AbstractContextManager:
+    """While open, what `model` computes before its first randomised layer is computed once per
+    input image, in up to `budget_mb` MB: the ScatNet's scattering (`ScatteringMemo`); the CNN
+    learns every layer, so there it changes nothing. Here, beside the model, so that the
+    randomisation check (`glasses.xai.correctness`) needs no test of a model's class."""
+    if isinstance(model, ScatNet) and budget_mb > 0:
+        return model.reusing_scattering(budget_mb * 2**20)
+    return nullcontext()

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import AbstractContextManager, contextmanager, nullcontext
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Literal
 
@@ -33,7 +33,7 @@ from scipy import ndimage, stats
 from skimage.metrics import structural_similarity
 from torch import nn
 
-from glasses.models.scatnet import ScatNet
+from glasses.models.scatnet import fixed_parts_reused
 from glasses.statistics import people_interval
 
 Explain = Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray]
@@ -213,15 +213,6 @@ def randomisation_layers(model: nn.Module) -> list[tuple[str, nn.Module]]:
         if isinstance(module, nn.Linear | nn.Conv2d) and module.weight.requires_grad
     ]
     return layers[::-1]
-
-
-def fixed_parts_reused(model: nn.Module, budget_mb: int) -> AbstractContextManager:
-    """While open, what `model` computes before its first randomised layer is computed once per
-    input batch, in up to `budget_mb` MB: the ScatNet's scattering (`ScatteringMemo`); the CNN
-    learns every layer, so there it changes nothing."""
-    if isinstance(model, ScatNet) and budget_mb > 0:
-        return model.reusing_scattering(budget_mb * 2**20)
-    return nullcontext()
 
 
 def _randomise(layer: nn.Module, generator: torch.Generator) -> None:
