@@ -26,7 +26,14 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 
 from benchmarks.floor import gemm_gflops  # noqa: E402
-from benchmarks.stages import WARM, flow_runs, peak_memory_table, stage_table  # noqa: E402
+from benchmarks.stages import (  # noqa: E402
+    REFERENCE_GFLOPS,
+    WARM,
+    flow_runs,
+    peak_memory_table,
+    scaled_table,
+    stage_table,
+)  # noqa: E402
 from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
 from benchmarks.work import training_work, work_table  # noqa: E402
 from glasses.config import resolve_config  # noqa: E402
@@ -118,6 +125,16 @@ def main() -> None:
             f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
             + markdown_table(stage_table(timings), digits=1)
         )
+        scaled = scaled_table(timings, floor_rate)
+        sections["scaled"] = (
+            f"The cold run scaled to the goals' {REFERENCE_GFLOPS:.0f} GFLOP/s floor "
+            f"(seconds x {floor_rate:.0f} / {REFERENCE_GFLOPS:.0f})\n\n"
+            + markdown_table(scaled, digits=1)
+        )
+        metrics |= {
+            f"scaled_cold_{row.split()[0]}_seconds": value
+            for row, value in scaled.iloc[:, 1].items()
+        }
         sections["memory"] = "Peak resident memory per stage, MB\n\n" + markdown_table(
             peak_memory_table(timings), digits=0
         )
@@ -128,7 +145,7 @@ def main() -> None:
                 f"overhead_share_{slug}": timing.overhead_share,
                 f"flow_{slug}_peak_rss_mb": max(timing.peak_mb.values(), default=0.0),
             }
-        print("", sections["flow"], "", sections["memory"], sep="\n")
+        print("", sections["flow"], "", sections["scaled"], "", sections["memory"], sep="\n")
         warm = timings[WARM]
         flow_config = resolve_config(arguments.flow_profile, {})
         gflop = {f: PlainLoop.build(f, flow_config).flops_per_image() / 1e9 for f in FAMILIES}

@@ -128,6 +128,30 @@ def stage_table(timings: dict[str, FlowTiming]) -> pd.DataFrame:
     return table
 
 
+# The issue's reference host: other hosts here differ 2-3x in GEMM speed, so the goals are stated
+# at this floor and each run's seconds are scaled by its own floor / this one.
+REFERENCE_GFLOPS = 458.0
+GOALS_SCALED = {"flow wall (incl. Prefect start)": 180.0, "xai": 40.0}
+
+
+def scaled_table(timings: dict[str, FlowTiming], gflops: float) -> pd.DataFrame:
+    """The goals' rows of the cold run, measured and scaled to `REFERENCE_GFLOPS`: seconds x
+    this machine's floor / the reference floor (a slower host's seconds shrink)."""
+    cold = stage_table(timings).iloc[:, 0]
+    rows = list(GOALS_SCALED)
+    measured = [cold.get(row, float("nan")) for row in rows]
+    return pd.DataFrame(
+        {
+            f"{cold.name} s": measured,
+            f"scaled to {REFERENCE_GFLOPS:.0f} GFLOP/s": [
+                s * gflops / REFERENCE_GFLOPS for s in measured
+            ],
+            "goal s (scaled)": [GOALS_SCALED[row] for row in rows],
+        },
+        index=pd.Index(rows, name="stage"),
+    )
+
+
 def peak_memory_table(timings: dict[str, FlowTiming]) -> pd.DataFrame:
     """Peak resident MB per stage (the kernel's counter, reset per stage), per run."""
     table = pd.DataFrame({name: timing.peak_mb for name, timing in timings.items()})

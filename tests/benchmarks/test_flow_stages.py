@@ -10,6 +10,7 @@ from benchmarks.stages import (
     FlowTiming,
     overhead_share,
     peak_memory_table,
+    scaled_table,
     scratch_store,
     stage_metric,
     stage_table,
@@ -48,6 +49,16 @@ def test_stage_table_sums_and_shares() -> None:
     assert table.loc["overhead (wall - stages), %"].tolist() == pytest.approx([10.0, 100 * 8 / 88])
     memory = peak_memory_table({"cold": cold, "warm": warm})
     assert memory.loc["xai"].tolist() == [3000.0, 3100.0]
+
+
+def test_scaled_table_takes_the_cold_run_to_the_reference_floor() -> None:
+    cold = FlowTiming({"load": 10.0, "xai": 80.0}, 300.0, 960, {})
+    warm = FlowTiming({"load": 2.0, "xai": 78.0}, 88.0, 960, {})
+    table = scaled_table({"cold": cold, "warm": warm}, gflops=229.0)  # half the reference
+    assert table.index.tolist() == ["flow wall (incl. Prefect start)", "xai"]
+    assert table.iloc[:, 0].tolist() == [300.0, 80.0]
+    assert table.iloc[:, 1].tolist() == pytest.approx([150.0, 40.0])
+    assert table["goal s (scaled)"].tolist() == [180.0, 40.0]
 
 
 def test_scratch_store_gives_the_environment_back(monkeypatch, tmp_path) -> None:
