@@ -99,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         table = measure(config, arguments.images, arguments.train_images, Path(cache))
     print(f"\nIG precision ({arguments.profile}, {arguments.images} test images)\n")
-    print(markdown_table(table, digits=4))
+    print(markdown_table(table))
 
 
 if __name__ == "__main__":

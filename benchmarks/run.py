@@ -99,7 +99,7 @@ def main() -> None:
     rates = gemm_gflops()
     floor_rate = max(rates.values())
     gemm = pd.DataFrame({"GFLOP/s": rates}).rename_axis("float32 GEMM 2048^3")
-    sections["gemm"] = markdown_table(gemm, digits=1)
+    sections["gemm"] = markdown_table(gemm)
     metrics |= {f"gemm_gflops_{name.split()[0].lower()}": rate for name, rate in rates.items()}
     print(sections["machine"], "\n", sections["gemm"], sep="\n", flush=True)
 
@@ -108,7 +108,7 @@ def main() -> None:
     sections["costs"] = (
         f"Training cost per image, `{arguments.profile}` sizes "
         f"({config.data.image_size} px), floor at {floor_rate:.0f} GFLOP/s\n\n"
-        + markdown_table(cost_table(costs), digits=2)
+        + markdown_table(cost_table(costs))
     )
     for cost in costs:
         metrics |= {
@@ -123,20 +123,19 @@ def main() -> None:
         timings = flow_runs(arguments.data, arguments.flow_profile, arguments.cache_dir)
         sections["flow"] = (
             f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
-            + markdown_table(stage_table(timings), digits=1)
+            + markdown_table(stage_table(timings))
         )
         scaled = scaled_table(timings, floor_rate)
         sections["scaled"] = (
             f"The cold run scaled to the goals' {REFERENCE_GFLOPS:.0f} GFLOP/s floor "
-            f"(seconds x {floor_rate:.0f} / {REFERENCE_GFLOPS:.0f})\n\n"
-            + markdown_table(scaled, digits=1)
+            f"(seconds x {floor_rate:.0f} / {REFERENCE_GFLOPS:.0f})\n\n" + markdown_table(scaled)
         )
         metrics |= {
             f"scaled_cold_{row.split()[0]}_seconds": value
             for row, value in scaled.iloc[:, 1].items()
         }
         sections["memory"] = "Peak resident memory per stage, MB\n\n" + markdown_table(
-            peak_memory_table(timings), digits=0
+            peak_memory_table(timings)
         )
         for name, timing in timings.items():
             slug = name.split(",")[0].replace(" ", "_")
@@ -155,7 +154,7 @@ def main() -> None:
         sections["work"] = (
             f"Training work of `{arguments.flow_profile}` ({warm.train_images} training images) "
             f"at the {floor_rate:.0f} GFLOP/s floor, beside the warm run's stage times\n\n"
-            + markdown_table(work, digits=2)
+            + markdown_table(work)
         )
         metrics |= {f"floor_seconds_{stage}": s for stage, s in work["floor s"].items()}
         print("", sections["work"], sep="\n")

@@ -111,7 +111,7 @@ def main() -> None:
         }
     ).rename_axis(f"ScatNet head, `{arguments.profile}`")
     print(f"head: {flops / 1e9:.3f} GFLOP / image (forward and backward)\n")
-    print(markdown_table(table, digits=3))
+    print(markdown_table(table))
     print(f"\nload average after: {os.getloadavg()}")
 
 

@@ -167,9 +167,9 @@ def main() -> None:
     arguments = parser.parse_args()
     timings = flow_runs(arguments.data, arguments.profile, arguments.cache_dir)
     print(f"\nFlow stages ({arguments.profile}, {arguments.data}), seconds\n")
-    print(markdown_table(stage_table(timings), digits=1))
+    print(markdown_table(stage_table(timings)))
     print("\nPeak resident memory, MB\n")
-    print(markdown_table(peak_memory_table(timings), digits=0))
+    print(markdown_table(peak_memory_table(timings)))
 
 
 if __name__ == "__main__":

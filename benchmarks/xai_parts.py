@@ -137,9 +137,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as cache:
         parts = measure(config, Path(cache), arguments.families, arguments.methods)
     print(f"\nXAI stage parts ({arguments.profile}, {arguments.threads} thread(s))\n")
-    print(markdown_table(parts.set_index(["part", "family", "method"]), digits=2))
+    print(markdown_table(parts.set_index(["part", "family", "method"])))
     print()
-    print(markdown_table(summary(parts), digits=2))
+    print(markdown_table(summary(parts)))
 
 
 if __name__ == "__main__":
