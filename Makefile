@@ -35,11 +35,13 @@ demo: up
 	  echo "Prefect UI: $${PREFECT_API_URL%/api}"
 
 # Two pytest workers (pytest-xdist), a file each at a time: most of the long tests wait on servers
-# and child processes, so two overlap on two cores. TEST_WORKERS=0 runs the suite in one process.
+# and child processes, so two overlap on two cores. Files go out in the order tests/conftest.py
+# sorts them (longest first), not xdist's (most tests first). TEST_WORKERS=0: one process.
 TEST_WORKERS ?= 2
 test: install
 	@start=$$(date +%s); status=0; \
-	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --durations=25 || status=$$?; \
+	  $(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder \
+	    --durations=25 || status=$$?; \
 	  echo "make test: $$(( $$(date +%s) - start )) s of wall time"; exit $$status
 
 # The MLflow and Prefect UIs in Chromium after a tiny run on a stack of its own (minutes, not in

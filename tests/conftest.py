@@ -9,6 +9,7 @@ prepare_process()  # before torch loads: the suite must not crawl when the machi
 import os  # noqa: E402
 import shutil  # noqa: E402
 import socket  # noqa: E402
+import subprocess  # noqa: E402
 import sys  # noqa: E402
 from collections.abc import Callable, Iterator  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -101,13 +102,37 @@ def snapshot(root: Path) -> dict[str, tuple[int, int]]:
     }
 
 
-# The folders and files of the suite's longest tests (`make test` prints its --durations): run
-# first, so that neither pytest worker is left alone with a long one at the end.
-LONGEST_FIRST = ("tests/flows/", "tests/e2e/", "tests/scripts/", "tests/tasks/test_serving.py")
+# The suite's longest files, longest first (seconds of one `make test`, which prints its
+# --durations), then the folders of the other long ones: pytest-xdist hands out files in this
+# order, so that no worker is left alone with a long file at the end.
+LONGEST_FIRST = (
+    "tests/e2e/test_stack.py",  # ~250 s: a deployment run, the retrain, the kill test
+    "tests/flows/test_crash_recovery.py",  # ~130 s
+    "tests/flows/test_first_runs_at_once.py",  # ~100 s
+    "tests/flows/test_runs_in_one_store.py",  # ~90 s
+    "tests/flows/test_seed_stability.py",  # ~70 s
+    "tests/flows/test_cli.py",  # ~50 s
+    "tests/flows/test_full_disk.py",  # ~45 s
+    "tests/flows/test_retrain_flow.py",  # ~45 s
+    "tests/flows/test_full_flow.py",  # ~45 s
+    "tests/flows/",
+    "tests/e2e/",
+    "tests/test_null_simulation.py",
+    "tests/xai/",
+    "tests/tasks/",
+)
+
+
+def first_place(nodeid: str) -> int:
+    """The test's rank in `LONGEST_FIRST`; the rest after it, in file order."""
+    return next(
+        (rank for rank, prefix in enumerate(LONGEST_FIRST) if nodeid.startswith(prefix)),
+        len(LONGEST_FIRST),
+    )
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    items.sort(key=lambda item: not item.nodeid.startswith(LONGEST_FIRST))  # stable: file order
+    items.sort(key=lambda item: first_place(item.nodeid))  # stable: file order within a rank
 
 
 @pytest.fixture
@@ -141,16 +166,65 @@ def cache_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return folder
 
 
-@pytest.fixture(scope="session")
-def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """An initialised, empty MLflow SQLite store: creating the schema takes seconds, a copy not."""
+def built_once(factory: pytest.TempPathFactory, name: str, build: Callable[[Path], None]) -> Path:
+    """The folder `name`, built by `build` once per test run however many pytest-xdist workers
+    ask: the first builds it under a lock in the run's shared temporary folder, the others wait
+    and take it. For stores whose schema takes seconds to create and a copy no time."""
+    from glasses.locking import file_lock
+
+    shared = factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent  # pytest-N/, above each worker's popen-gwK/
+    folder = shared / name
+    with file_lock(shared / f"{name}.lock", timeout=600):
+        if not (folder / ".built").exists():
+            shutil.rmtree(folder, ignore_errors=True)
+            folder.mkdir()
+            build(folder)
+            (folder / ".built").touch()
+    return folder
+
+
+def _create_mlflow_db(folder: Path) -> None:
     from mlflow import MlflowClient
 
-    folder = tmp_path_factory.mktemp("mlflow_template")
     with pytest.MonkeyPatch.context() as patch:
         patch.chdir(folder)  # the Default experiment's artifact root lands here, not in the repo
         MlflowClient(tracking_uri=f"sqlite:///{folder}/mlflow.db").search_experiments()
-    return folder / "mlflow.db"
+
+
+def _create_prefect_db(folder: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "PREFECT_API_URL"}
+    subprocess.run(
+        [Path(sys.executable).parent / "prefect", "server", "database", "upgrade", "-y"],
+        env={**env, "PREFECT_HOME": str(folder)},
+        check=True,
+        capture_output=True,
+        timeout=300,
+    )
+
+
+@pytest.fixture(scope="session")
+def _empty_mlflow_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """An initialised, empty MLflow SQLite store: creating the schema takes seconds, a copy not."""
+    return built_once(tmp_path_factory, "mlflow_template", _create_mlflow_db) / "mlflow.db"
+
+
+@pytest.fixture(scope="session")
+def _empty_prefect_db(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A migrated, empty Prefect database: a server on a new `PREFECT_HOME` spends seconds on
+    its migrations at every start; on a copy of this one, none."""
+    return built_once(tmp_path_factory, "prefect_template", _create_prefect_db) / "prefect.db"
+
+
+@pytest.fixture
+def prefect_home(tmp_path: Path, _empty_prefect_db: Path) -> Path:
+    """`tmp_path/prefect`, a `PREFECT_HOME` whose database is migrated and empty: for tests whose
+    point is not a first start (tests/flows/test_first_runs_at_once.py is about that)."""
+    home = tmp_path / "prefect"
+    home.mkdir()
+    shutil.copyfile(_empty_prefect_db, home / "prefect.db")
+    return home
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from test_deployment import ROOT, run_deployment, stack  # noqa: F401 - the fixture
+from test_stack import ROOT, run_deployment, stack  # noqa: F401 - the fixture
 
 from mlflow import MlflowClient
 from tasks.tracking import ui_url

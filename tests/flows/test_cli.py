@@ -49,7 +49,7 @@ def test_unknown_override_key_is_named(monkeypatch, tmp_path, capsys):
 
 
 def test_explain_writes_an_overlay_for_a_registered_model(
-    monkeypatch, tmp_path, capsys, references
+    mlflow_local, tmp_path, capsys, references
 ):
     import numpy as np
     import torch
@@ -59,8 +59,6 @@ def test_explain_writes_an_overlay_for_a_registered_model(
     from glasses.models.cnn import CNN
     from tasks.registry import register_model
 
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
     torch.manual_seed(0)
     model = CNN(resolve_config("tiny").cnn, 32).eval()
     pixels = torch.randint(0, 255, (2, 3, 32, 32), dtype=torch.uint8).numpy()
@@ -92,16 +90,14 @@ def test_explain_writes_an_overlay_for_a_registered_model(
     assert str(output) in capsys.readouterr().out
 
 
-def test_a_failing_run_shows_its_error_once_without_tracebacks(tmp_path):
+def test_a_failing_run_shows_its_error_once_without_tracebacks(
+    tmp_path, mlflow_local, prefect_home
+):
     """Prefect's task and flow tracebacks stay off the console; `glasses:` says it once. Run as
     a user runs it, in a process of its own, so no other test's logging set-up interferes."""
     (tmp_path / "labels.csv").write_text("path,label\nface.png,1\n")
     Image.new("RGB", (32, 32)).save(tmp_path / "face.png")
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": f"sqlite:///{tmp_path}/mlflow.db",
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-    }
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
     env.pop("PREFECT_API_URL", None)
     command = [BIN / "glasses", "run", "--profile", "tiny", "--data", str(tmp_path / "labels.csv")]
     finished = subprocess.run(

@@ -18,7 +18,7 @@ from glasses.liveness import Owner, abandoned_because, this_process
 from mlflow import MlflowClient
 from tasks.resume import REUSED
 from tasks.runs import ENDED_BY, FORMER_OWNER_TAGS, OWNER_TAGS, end_abandoned_runs
-from tasks.tracking import client, experiment_id, open_store
+from tasks.tracking import client, experiment_id
 
 BIN = Path(sys.executable).parent
 
@@ -110,9 +110,8 @@ def running_folds(tracking: MlflowClient) -> list:
 
 
 @pytest.mark.timeout(300)
-def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PREFECT_HOME": str(tmp_path / "prefect")}
+def test_kill_9_during_cross_validation(csv_data, mlflow_local, prefect_home, tmp_path) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
     env.pop("PREFECT_API_URL", None)
     command = [
         BIN / "glasses", "run", "--profile", "tiny", "--data", str(csv_data.csv),
@@ -120,9 +119,7 @@ def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None
         "--set", "cnn.optimiser.patience=0", "--set", "scatnet.optimiser.patience=0",
     ]  # fmt: skip
     glasses = subprocess.Popen(command, env=env, cwd=tmp_path, stdout=subprocess.DEVNULL)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    open_store()  # under the store's lock: creating it beside `glasses run` broke its migrations
-    tracking = client()
+    tracking = client()  # of the store `mlflow_local` created before `glasses run` started
     try:
         deadline = time.monotonic() + 240
         while not running_folds(tracking):
@@ -154,13 +151,13 @@ def test_kill_9_during_cross_validation(csv_data, tmp_path, monkeypatch) -> None
 
 
 @pytest.mark.timeout(420)
-def test_kill_9_during_the_sweep_then_the_same_command_resumes(csv_data, tmp_path) -> None:
+def test_kill_9_during_the_sweep_then_the_same_command_resumes(
+    csv_data, mlflow_local, prefect_home, tmp_path
+) -> None:
     """The re-run reuses the folds and refits the killed run finished (from the result store
     in the cache folder) instead of training them again, and leaves no run RUNNING."""
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {**os.environ, "MLFLOW_TRACKING_URI": uri, "PREFECT_HOME": str(tmp_path / "prefect")}
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home)}
     env.pop("PREFECT_API_URL", None)
-    env["GLASSES_CACHE_DIR"] = str(tmp_path / "cache")
     results = tmp_path / "cache" / "results"
     command = [
         BIN / "glasses", "run", "--profile", "tiny", "--data", str(csv_data.csv),
@@ -187,7 +184,7 @@ def test_kill_9_during_the_sweep_then_the_same_command_resumes(csv_data, tmp_pat
     again = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True)
     assert again.returncode == 0, again.stderr[-2000:]
     assert {p.name: p.stat().st_mtime_ns for p in results.glob("[fr]*-*.npz")} == trained
-    tracking = MlflowClient(uri)
+    tracking = MlflowClient(mlflow_local)
     experiment = tracking.get_experiment_by_name("glasses").experiment_id
     runs = tracking.search_runs([experiment])
     assert not [r.info.run_name for r in runs if r.info.status == "RUNNING"]

@@ -41,14 +41,10 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
 
 
 @pytest.mark.timeout(300)
-def test_a_full_cache_disk_fails_the_run_with_one_line(small_disk, tmp_path) -> None:
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    env = {
-        **os.environ,
-        "MLFLOW_TRACKING_URI": uri,
-        "PREFECT_HOME": str(tmp_path / "prefect"),
-        "GLASSES_CACHE_DIR": str(small_disk),
-    }
+def test_a_full_cache_disk_fails_the_run_with_one_line(
+    small_disk, mlflow_local, prefect_home, tmp_path
+) -> None:
+    env = {**os.environ, "PREFECT_HOME": str(prefect_home), "GLASSES_CACHE_DIR": str(small_disk)}
     env.pop("PREFECT_API_URL", None)
     command = [BIN / "glasses", "run", "--profile", "tiny", "--set", "data.image_size=128"]
     finished = subprocess.run(
@@ -60,11 +56,11 @@ def test_a_full_cache_disk_fails_the_run_with_one_line(small_disk, tmp_path) -> 
     assert last.endswith("MB; free space or set GLASSES_CACHE_DIR"), last
     assert not [path for path in small_disk.rglob("*") if ".tmp" in path.name]
 
-    tracking = MlflowClient(uri)
+    tracking = MlflowClient(mlflow_local)
     runs = tracking.search_runs([tracking.get_experiment_by_name("glasses").experiment_id])
     (parent,) = [run for run in runs if "mlflow.parentRunId" not in run.data.tags]
     assert parent.info.status == "FAILED"
     assert not [run.info.run_name for run in runs if run.info.status == "RUNNING"]
-    with sqlite3.connect(tmp_path / "prefect" / "prefect.db") as prefect:
+    with sqlite3.connect(prefect_home / "prefect.db") as prefect:
         states = {state for (state,) in prefect.execute("SELECT state_type FROM flow_run")}
     assert states == {"FAILED"}

@@ -26,12 +26,8 @@ OLIVETTI = Path(__file__).resolve().parents[2].parent / "shared/data/olivetti_gl
 
 
 @pytest.fixture
-def local_tracking(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+def local_tracking(mlflow_local):
+    return MlflowClient(tracking_uri=mlflow_local, registry_uri=mlflow_local)
 
 
 @pytest.mark.skipif(not OLIVETTI.exists(), reason="../shared/data is not beside the project")

@@ -16,10 +16,7 @@ from mlflow import MlflowClient
 
 
 @pytest.fixture
-def workplace(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{tmp_path}/mlflow.db")
-    monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
+def workplace(tmp_path, mlflow_local):
     (tmp_path / "incoming").mkdir()
     return tmp_path
 

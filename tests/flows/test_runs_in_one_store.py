@@ -15,12 +15,8 @@ FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}, "runtime": {"res
 
 
 @pytest.fixture
-def store(tmp_path, monkeypatch) -> MlflowClient:
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
-    return MlflowClient(tracking_uri=uri, registry_uri=uri)
+def store(mlflow_local) -> MlflowClient:
+    return MlflowClient(tracking_uri=mlflow_local, registry_uri=mlflow_local)
 
 
 def metrics(store: MlflowClient, run_id: str, family: str) -> dict[str, float]:

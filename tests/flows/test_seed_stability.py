@@ -58,12 +58,8 @@ def study(tracking: MlflowClient, seed: int, folder: Path) -> dict:
 
 
 @pytest.mark.skipif(not OLIVETTI.exists(), reason="../shared/data is not beside the project")
-def test_two_seeds_give_one_verdict_and_overlapping_intervals(tmp_path, monkeypatch) -> None:
-    monkeypatch.chdir(tmp_path)
-    uri = f"sqlite:///{tmp_path}/mlflow.db"
-    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-    monkeypatch.setenv("GLASSES_CACHE_DIR", str(tmp_path / "cache"))
-    tracking = MlflowClient(tracking_uri=uri, registry_uri=uri)
+def test_two_seeds_give_one_verdict_and_overlapping_intervals(tmp_path, mlflow_local) -> None:
+    tracking = MlflowClient(tracking_uri=mlflow_local, registry_uri=mlflow_local)
     one, two = (study(tracking, seed, tmp_path / str(seed)) for seed in (1, 2))
 
     assert one["class"] == two["class"]

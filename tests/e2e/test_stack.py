@@ -1,14 +1,19 @@
-"""`prefect deployment run glasses/full` against real MLflow and Prefect servers.
+"""The local stack end to end: `prefect deployment run glasses/full` and the scheduled retrain
+against real MLflow and Prefect servers, then `scripts/stack.sh` after SIGKILL of each service.
 
 The stack is started by the same script as `make up`, on free loopback ports and in temporary
-folders, so the test exercises what users run; everything is checked over HTTP afterwards.
+folders, so the tests exercise what users run; everything is checked over HTTP afterwards. One
+stack serves the module: the kill test comes last, since it ends with `down`.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
+import signal
 import socket
 import subprocess
+import time
 from pathlib import Path
 
 import httpx
@@ -31,8 +36,11 @@ def free_port() -> int:
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
+def stack(tmp_path_factory, _empty_mlflow_db, _empty_prefect_db):
     folder = tmp_path_factory.mktemp("stack")
+    for template, store in ((_empty_mlflow_db, "mlflow"), (_empty_prefect_db, "prefect")):
+        (folder / store).mkdir()  # new stores, without the seconds their migrations take
+        shutil.copyfile(template, folder / store / template.name)
     env = {
         **os.environ,
         "MLFLOW_PORT": str(free_port()),
@@ -44,15 +52,22 @@ def stack(tmp_path_factory):
     }
     env.pop("MLFLOW_TRACKING_URI", None)
     env.pop("PREFECT_API_URL", None)
-    subprocess.run([ROOT / "scripts/stack.sh", "up"], env=env, check=True, timeout=400)
-    lines = subprocess.run(
-        [ROOT / "scripts/stack.sh", "env"], env=env, check=True, capture_output=True, text=True
-    ).stdout.splitlines()
-    env.update(line.removeprefix("export ").split("=", 1) for line in lines)
+    started = stack_sh(env, "up")
+    assert started.returncode == 0, started.stdout + started.stderr
+    env.update(
+        line.removeprefix("export ").split("=", 1)
+        for line in stack_sh(env, "env").stdout.splitlines()
+    )
     try:
         yield env
     finally:
-        subprocess.run([ROOT / "scripts/stack.sh", "down"], env=env, timeout=120)
+        stack_sh(env, "down")
+
+
+def stack_sh(env: dict[str, str], command: str) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [ROOT / "scripts/stack.sh", command], env=env, capture_output=True, text=True, timeout=400
+    )
 
 
 def run_deployment(stack: dict[str, str], name: str, *params: str) -> subprocess.CompletedProcess:
@@ -175,3 +190,71 @@ def test_scheduled_retrain_on_a_drifted_batch(stack, tmp_path, newest_version):
     assert newest.aliases == [alias]
     drift = {a.path for a in client.list_artifacts(retrain_run.info.run_id, "drift")}
     assert "drift/evidently_report.html" in drift
+
+
+SERVICES = ("mlflow", "prefect", "serve")
+
+
+def group_members(group: int) -> list[int]:
+    """Running processes whose process group is `group` (what `pgrep -g` finds, less zombies:
+    here PID 1 does not reap orphans, and a zombie holds neither a port nor memory)."""
+    found = subprocess.run(["pgrep", "-g", str(group)], capture_output=True, text=True)
+    return [int(pid) for pid in found.stdout.split() if not zombie(int(pid))]
+
+
+def zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except OSError:
+        return True  # gone
+
+
+def groups(folder: Path) -> dict[str, int]:
+    return {name: int((folder / f"{name}.pid").read_text()) for name in SERVICES}
+
+
+@pytest.mark.e2e
+@pytest.mark.timeout(600)
+def test_kill_9_each_service_then_up_status_down(stack) -> None:
+    """Last in the module: `scripts/stack.sh` owns its process groups. Services killed with
+    SIGKILL are cleaned up and restarted by `up`, `down` leaves no process behind, and a run
+    with MLflow down says why."""
+    folder = Path(stack["STACK_DIR"])
+    first = groups(folder)
+    seen = set(first.values())
+    try:
+        # Ports given to `up` are remembered for a shell that does not set them.
+        fresh = {k: v for k, v in stack.items() if k not in ("MLFLOW_PORT", "PREFECT_PORT")}
+        assert f"127.0.0.1:{stack['MLFLOW_PORT']}" in stack_sh(fresh, "env").stdout
+
+        for name in SERVICES:  # only the leader: its workers stay behind, holding the port
+            os.kill(first[name], signal.SIGKILL)
+        time.sleep(1)
+        assert group_members(first["mlflow"]), "precondition: MLflow's workers outlive it"
+        assert "not answering" in stack_sh(stack, "status").stdout
+
+        again = stack_sh(stack, "up")
+        assert again.returncode == 0, again.stdout + again.stderr
+        second = groups(folder)
+        seen |= set(second.values())
+        for name in SERVICES:
+            assert second[name] != first[name]
+            assert group_members(first[name]) == [], f"{name}: leftovers of the killed service"
+        status = stack_sh(stack, "status").stdout
+        assert status.count(": running") == 3, status
+
+        # MLflow gone entirely: the deployment run fails, and --watch shows why.
+        os.killpg(second["mlflow"], signal.SIGKILL)
+        watched = subprocess.run(
+            [BIN / "prefect", "deployment", "run", "glasses/full", "--watch",
+             "--param", "profile=tiny", "--param", "data=synthetic"],
+            env=stack, capture_output=True, text=True, timeout=300,
+        )  # fmt: skip
+        output = watched.stdout + watched.stderr
+        assert watched.returncode != 0
+        assert "MLflow tracking server" in output and "not reachable" in output, output[-3000:]
+    finally:
+        stopped = stack_sh(stack, "down")
+    assert stopped.returncode == 0, stopped.stderr
+    for group in seen:
+        assert group_members(group) == [], f"process group {group} survived `down`"
