@@ -39,11 +39,12 @@ members() { ps -eo pid=,pgid=,stat= | awk -v g="$1" '$2 == g && $3 !~ /^Z/ {prin
 group_alive() { local g; g=$(group "$1") && [ -n "$(members "$g")" ]; }
 leader_alive() { local g; g=$(group "$1") && members "$g" | grep -qx "$g"; }
 
-healthy() {  # the service answers, checked on the service itself
+healthy() {  # the service answers, checked on the service itself (serve: its deployment is
+  # registered; by HTTP, since a `prefect` CLI call costs seconds of CPU at every poll)
   case $1 in
     mlflow) curl -sf --max-time 5 "$MLFLOW_TRACKING_URI/health" ;;
     prefect) curl -sf --max-time 5 "$PREFECT_API_URL/health" ;;
-    serve) leader_alive serve && prefect deployment inspect glasses/full ;;
+    serve) leader_alive serve && curl -sf --max-time 5 "$PREFECT_API_URL/deployments/name/glasses/full" ;;
   esac >/dev/null 2>&1
 }
 

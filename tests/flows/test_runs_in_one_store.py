@@ -12,6 +12,8 @@ from tasks.runs import DASK_WORKER
 
 # Resume off: the second run trains again, so equal metrics show that training is reproducible.
 FAST = {"sweep": {"enabled": False}, "xai": {"enabled": False}, "runtime": {"resume": False}}
+# Every method and check, on the fewest samples: what matters is which models they explain.
+LEAST_XAI = {"lime_samples": 10, "shap_max_evals": 10, "ig_steps": 2, "randomisation_images": 1}
 
 
 @pytest.fixture
@@ -57,7 +59,7 @@ def test_same_run_twice_then_another_image_size_in_one_store(store) -> None:
     other = glasses(
         data="synthetic",
         profile="tiny",
-        overrides={"sweep": {"enabled": False}, "data": {"image_size": 48}},
+        overrides={"sweep": {"enabled": False}, "data": {"image_size": 48}, "xai": LEAST_XAI},
     )
     run = store.get_run(other["mlflow_run_id"])
     assert run.info.status == "FINISHED"
