@@ -27,13 +27,14 @@ import torch  # noqa: E402
 
 from benchmarks.floor import gemm_gflops  # noqa: E402
 from benchmarks.stages import (  # noqa: E402
+    COLD,
     REFERENCE_GFLOPS,
     WARM,
     flow_runs,
     peak_memory_table,
     scaled_table,
     stage_table,
-)  # noqa: E402
+)
 from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
 from benchmarks.work import training_work, work_table  # noqa: E402
 from glasses.config import resolve_config  # noqa: E402
@@ -125,7 +126,7 @@ def main() -> None:
             f"Flow stages, `{arguments.flow_profile}` on {arguments.data}, seconds\n\n"
             + markdown_table(stage_table(timings))
         )
-        scaled = scaled_table(timings, floor_rate)
+        scaled = scaled_table(timings[COLD], floor_rate)
         sections["scaled"] = (
             f"The cold run scaled to the goals' {REFERENCE_GFLOPS:.0f} GFLOP/s floor "
             f"(seconds x {floor_rate:.0f} / {REFERENCE_GFLOPS:.0f})\n\n" + markdown_table(scaled)
