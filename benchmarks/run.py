@@ -2,11 +2,12 @@
 
 In one process: the GEMM floor (`benchmarks.floor`), each family's training cost per image
 against it and against the seed study's plain loop (`benchmarks.training_cost`, at `--profile`'s
-sizes), then the `glasses/full` flow cold, warm and resumed, with its stage times and the share of
-its wall time outside every stage (`benchmarks.stages`, at `--flow-profile`), and the training
-work of its stages at the GEMM floor beside their measured times (`benchmarks.work`). Prints
-markdown; with MLFLOW_TRACKING_URI set, also logs the tables and the key numbers to the
-experiment `glasses-benchmarks`.
+sizes), one training step at `--flow-profile`'s sizes on one thread, part by part
+(`benchmarks.step_parts`), then the `glasses/full` flow cold, warm and resumed, with its stage
+times and the share of its wall time outside every stage (`benchmarks.stages`, at
+`--flow-profile`), and the training work of its stages at the GEMM floor beside their measured
+times (`benchmarks.work`). Prints markdown; with MLFLOW_TRACKING_URI set, also logs the tables
+and the key numbers to the experiment `glasses-benchmarks`.
 
     python -m benchmarks.run [--profile paper] [--flow-profile quick] [--data synthetic]
                              [--skip-flow] [--cache-dir DIR]
@@ -35,6 +36,7 @@ from benchmarks.stages import (  # noqa: E402
     scaled_table,
     stage_table,
 )
+from benchmarks.step_parts import one_thread_parts  # noqa: E402
 from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
 from benchmarks.work import training_work, work_table  # noqa: E402
 from glasses.config import resolve_config  # noqa: E402
@@ -119,6 +121,18 @@ def main() -> None:
             f"{cost.family}_speedup_over_plain_loop": cost.speedup,
         }
     print("", sections["costs"], sep="\n", flush=True)
+
+    one_thread, parts = one_thread_parts(arguments.flow_profile)
+    sections["step"] = (
+        f"One training step, `{arguments.flow_profile}` sizes, on one thread as each of the "
+        f"flow's trainings runs ({one_thread:.0f} GFLOP/s)\n\n" + markdown_table(parts)
+    )
+    metrics |= {
+        f"{family}_step_floor_ratio": ratio
+        for (family, part), ratio in parts["x floor"].items()
+        if part == "whole step"
+    }
+    print("", sections["step"], sep="\n", flush=True)
 
     if not arguments.skip_flow:
         timings = flow_runs(arguments.data, arguments.flow_profile, arguments.cache_dir)
