@@ -48,8 +48,10 @@ def test_lime_is_reproducible_for_a_fixed_seed(tiny_model, images: torch.Tensor)
     whole = lime_attributions(model, images, 1, num_samples=60, seed=7, batch_size=256)
     np.testing.assert_array_equal(first, again)
     assert not np.array_equal(first, other)
-    # The batch size only groups the same perturbed images: the model's rounding at most.
-    np.testing.assert_allclose(whole, first, rtol=1e-6, atol=1e-9)
+    # The batch size only groups the same perturbed images: the model's rounding at most, which
+    # oneDNN makes depend on the batch on some CPUs (seen: 1.2e-9 on maps of 7e-4, Intel Xeon);
+    # another grouping of the images would move the maps by their own size.
+    np.testing.assert_allclose(whole, first, rtol=1e-6, atol=1e-4 * np.abs(first).max())
 
 
 def test_vectorised_perturbations_match_stock_lime(tiny_model, images: torch.Tensor) -> None:
