@@ -18,6 +18,7 @@ from glasses.entrypoint import prepare_process
 
 prepare_process()  # before torch loads
 
+import argparse  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Callable  # noqa: E402
 from dataclasses import dataclass  # noqa: E402
@@ -27,13 +28,14 @@ import pandas as pd  # noqa: E402
 import torch  # noqa: E402
 from torch.profiler import ProfilerActivity, profile  # noqa: E402
 
-from benchmarks.floor import best_seconds, gemm_gflops  # noqa: E402
+from benchmarks.floor import best_seconds, floor_ms, gemm_gflops  # noqa: E402
 from benchmarks.training_cost import PlainLoop, random_inputs  # noqa: E402
 from glasses.augment import augment  # noqa: E402
 from glasses.config import GlassesConfig, resolve_config  # noqa: E402
 from glasses.entrypoint import torch_threads  # noqa: E402
 from glasses.families import FAMILIES, SPECS, Family  # noqa: E402
 from glasses.fitting import train_on  # noqa: E402
+from glasses.tables import markdown_table  # noqa: E402
 from glasses.training import pixels_to_input  # noqa: E402
 
 # The operators whose FLOPs the floor counts: convolutions and matrix products, forward and
@@ -67,18 +69,25 @@ class StepParts:
         return self.step_ms - self.products_ms - self.augmentation_ms
 
 
-def _training(family: Family, config: GlassesConfig, steps: int) -> float:
-    """Seconds of one training call of `steps` steps on random inputs of the family's kind."""
-    settings = SPECS[family].optimiser(config)
-    inputs, labels = random_inputs(family, config, rows=4 * settings.batch_size)
+Inputs = tuple[torch.Tensor, torch.Tensor]  # what the family trains on, and labels
+
+
+def _inputs(family: Family, config: GlassesConfig) -> Inputs:
+    """Random inputs of the family's kind, four batches of them (`random_inputs`)."""
+    return random_inputs(family, config, rows=4 * SPECS[family].optimiser(config).batch_size)
+
+
+def _training(family: Family, config: GlassesConfig, data: Inputs, steps: int) -> float:
+    """Seconds of one training call of `steps` steps on `data`."""
+    inputs, labels = data
     started = time.perf_counter()
     train_on(family, config, inputs, labels, np.arange(len(inputs)), seed=0, steps=steps)
     return time.perf_counter() - started
 
 
-def _products_seconds(family: Family, config: GlassesConfig, steps: int) -> float:
+def _products_seconds(family: Family, config: GlassesConfig, data: Inputs, steps: int) -> float:
     with profile(activities=[ProfilerActivity.CPU]) as profiler:
-        _training(family, config, steps)
+        _training(family, config, data, steps)
     return sum(e.self_cpu_time_total for e in profiler.key_averages() if e.key in PRODUCTS) / 1e6
 
 
@@ -91,23 +100,22 @@ def per_step_ms(seconds: Callable[[int], float]) -> float:
     return (double - single) / STEPS * 1e3
 
 
-def products_ms(family: Family, config: GlassesConfig) -> float:
+def products_ms(family: Family, config: GlassesConfig, data: Inputs) -> float:
     """Profiled self time of `PRODUCTS` per step of the project's training."""
-    return per_step_ms(lambda steps: _products_seconds(family, config, steps))
+    return per_step_ms(lambda steps: _products_seconds(family, config, data, steps))
 
 
-def step_ms(family: Family, config: GlassesConfig) -> float:
+def step_ms(family: Family, config: GlassesConfig, data: Inputs) -> float:
     """Wall ms per step of the project's training."""
-    return per_step_ms(lambda steps: _training(family, config, steps))
+    return per_step_ms(lambda steps: _training(family, config, data, steps))
 
 
-def augmentation_ms(family: Family, config: GlassesConfig) -> float:
-    """ms of the augmentation of one batch, where the family augments."""
+def augmentation_ms(family: Family, config: GlassesConfig, data: Inputs) -> float:
+    """ms of the augmentation of one batch of `data`, where the family augments."""
     if not SPECS[family].augments_batches:
         return 0.0
     batch = SPECS[family].optimiser(config).batch_size
-    pixels, _ = random_inputs(family, config, rows=batch)
-    images, generator = pixels_to_input(pixels), torch.Generator().manual_seed(0)
+    images, generator = pixels_to_input(data[0][:batch]), torch.Generator().manual_seed(0)
     return best_seconds(lambda: augment(images, config.augment, generator), repeats=20) * 1e3
 
 
@@ -115,13 +123,14 @@ def measure(family: Family, config: GlassesConfig, gflops: float) -> StepParts:
     """The parts of one step of `family` at the current thread count; `gflops` is the GEMM rate
     at that thread count."""
     batch = SPECS[family].optimiser(config).batch_size
-    flops = PlainLoop.build(family, config).flops_per_image() * batch
+    flops_per_image = PlainLoop.build(family, config).flops_per_image()
+    data = _inputs(family, config)
     return StepParts(
         family,
-        flops / (gflops * 1e9) * 1e3,
-        step_ms(family, config),
-        products_ms(family, config),
-        augmentation_ms(family, config),
+        floor_ms(flops_per_image, gflops) * batch,
+        step_ms(family, config, data),
+        products_ms(family, config, data),
+        augmentation_ms(family, config, data),
     )
 
 
@@ -150,10 +159,6 @@ def one_thread_parts(profile_name: str) -> tuple[float, pd.DataFrame]:
 
 
 def main() -> None:
-    import argparse
-
-    from glasses.tables import markdown_table
-
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--profile", default="quick")
     arguments = parser.parse_args()

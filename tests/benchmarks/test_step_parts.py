@@ -36,7 +36,8 @@ def test_a_training_set_up_is_left_out_of_the_time_per_step() -> None:
 def test_a_real_step_is_measured_in_its_parts(monkeypatch, family) -> None:
     config = resolve_config("tiny")
     monkeypatch.setattr(step_parts, "STEPS", 4)
-    assert step_parts._products_seconds(family, config, 4) > 0  # its products were profiled
+    data = step_parts._inputs(family, config)
+    assert step_parts._products_seconds(family, config, data, 4) > 0  # its products were profiled
     parts = measure(family, config, gflops=100.0)
     assert parts.floor_ms > 0
     assert all(math.isfinite(ms) for ms in (parts.step_ms, parts.products_ms, parts.other_ms))
