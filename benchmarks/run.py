@@ -38,8 +38,9 @@ from benchmarks.stages import (  # noqa: E402
 )
 from benchmarks.step_parts import one_thread_parts  # noqa: E402
 from benchmarks.training_cost import Cost, PlainLoop, measure, timed_config  # noqa: E402
-from benchmarks.work import training_work, work_table  # noqa: E402
+from benchmarks.work import gap_table, training_work, work_table  # noqa: E402
 from glasses.config import resolve_config  # noqa: E402
+from glasses.cores import local_workers, threads_per_worker  # noqa: E402
 from glasses.families import FAMILIES  # noqa: E402
 from glasses.tables import markdown_table  # noqa: E402
 
@@ -163,16 +164,34 @@ def main() -> None:
         warm = timings[WARM]
         flow_config = resolve_config(arguments.flow_profile, {})
         gflop = {f: PlainLoop.build(f, flow_config).flops_per_image() / 1e9 for f in FAMILIES}
-        work = work_table(
-            training_work(flow_config, warm.train_images, gflop), warm.stages, floor_rate
-        )
+        stage_work = training_work(flow_config, warm.train_images, gflop)
+        work = work_table(stage_work, warm.stages, floor_rate)
         sections["work"] = (
             f"Training work of `{arguments.flow_profile}` ({warm.train_images} training images) "
             f"at the {floor_rate:.0f} GFLOP/s floor, beside the warm run's stage times\n\n"
             + markdown_table(work)
         )
         metrics |= {f"floor_seconds_{stage}": s for stage, s in work["floor s"].items()}
-        print("", sections["work"], sep="\n")
+        workers = local_workers(flow_config.runtime)
+        cores = workers * threads_per_worker(workers)
+        whole_step = {f: parts.loc[(f, "whole step"), "ms / step"] for f in FAMILIES}
+        gaps = gap_table(work, stage_work, warm.cores_busy, whole_step, cores)
+        sections["gaps"] = (
+            f"Why each stage is where it is: measured / floor = step / floor x CPU / steps "
+            f"alone x cores / cores busy (the warm run, {cores} cores; steps alone at the "
+            f"one-thread step table's whole step)\n\n" + markdown_table(gaps)
+        )
+        metrics |= {
+            f"{stage}_{slug}": value
+            for stage, row in gaps.iterrows()
+            for slug, column in (
+                ("step_floor_ratio", "step / floor"),
+                ("neighbour_factor", "CPU / steps alone"),
+                ("idle_factor", "cores / cores busy"),
+            )
+            if (value := row[column]) == value  # measured stages only
+        }
+        print("", sections["work"], "", sections["gaps"], sep="\n")
     sections["after"] = f"Load average after: {load_average()}"
     metrics["load_average_after"] = os.getloadavg()[0]
     print("", sections["after"], sep="\n")

@@ -23,7 +23,7 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Iterable, Iterator  # noqa: E402
 from contextlib import contextmanager  # noqa: E402
-from dataclasses import dataclass  # noqa: E402
+from dataclasses import dataclass, field  # noqa: E402
 from pathlib import Path  # noqa: E402
 
 import pandas as pd  # noqa: E402
@@ -38,6 +38,8 @@ class FlowTiming:
     wall: float  # the flow call, in-process, Prefect's temporary server start included
     train_images: int  # the training split the run's refits used
     peak_mb: dict[str, float]  # stage name -> peak resident MB (`stage_<name>_peak_rss_mb`)
+    # stage name -> cores kept busy on average (`stage_<name>_cores_busy`)
+    cores_busy: dict[str, float] = field(default_factory=dict)
 
     @property
     def overhead_share(self) -> float:
@@ -53,7 +55,8 @@ def overhead_share(wall: float, stage_seconds: Iterable[float]) -> float:
 
 
 def stage_metric(metrics: dict[str, float], suffix: str) -> dict[str, float]:
-    """`stage_<name>_<suffix>` metrics by stage name: `seconds` or `peak_rss_mb`."""
+    """`stage_<name>_<suffix>` metrics by stage name: `seconds`, `peak_rss_mb` or
+    `cores_busy`."""
     ending = f"_{suffix}"
     return {
         key.removeprefix("stage_").removesuffix(ending): value
@@ -80,7 +83,11 @@ def timed_flow(data: str, profile: str, overrides: dict | None = None) -> FlowTi
     train_images = int(family_run.data.metrics["train_images"])
     metrics = run.data.metrics
     return FlowTiming(
-        stage_metric(metrics, "seconds"), wall, train_images, stage_metric(metrics, "peak_rss_mb")
+        stage_metric(metrics, "seconds"),
+        wall,
+        train_images,
+        stage_metric(metrics, "peak_rss_mb"),
+        stage_metric(metrics, "cores_busy"),
     )
 
 

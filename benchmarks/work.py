@@ -25,6 +25,7 @@ class StageWork:
     stage: str  # as the flow names it (`stage_<name>_seconds`)
     family: Family
     trainings: int
+    steps: int  # optimiser steps, all trainings together
     images: int  # training images through forward and backward, all trainings together
     gflop: float
 
@@ -65,7 +66,9 @@ def training_work(
             images = steps * optimiser.batch_size
             trainings = len(multiples) * twice
             work.append(
-                StageWork(stage, family, trainings, images, images * gflop_per_image[family])
+                StageWork(
+                    stage, family, trainings, steps, images, images * gflop_per_image[family]
+                )
             )
     return work
 
@@ -85,3 +88,48 @@ def work_table(work: list[StageWork], measured: dict[str, float], gflops: float)
     table["measured s"] = [measured.get(stage, float("nan")) for stage in stages]
     table["measured / floor"] = table["measured s"] / table["floor s"]
     return table
+
+
+def gap_table(
+    table: pd.DataFrame,
+    work: list[StageWork],
+    cores_busy: dict[str, float],
+    step_ms: dict[Family, float],
+    cores: int,
+) -> pd.DataFrame:
+    """Why each stage of `work_table`'s `table` is `measured / floor` away from its floor, as
+    three measured factors whose product is that ratio:
+
+    - **step / floor**: the stage's steps, each at the time one step takes alone on one thread
+      (`step_ms`, `benchmarks.step_parts`), spread over the flow's `cores` with none idle,
+      against the floor: what the kernels, the augmentation and the rest of a step cost;
+    - **CPU / steps alone**: the CPU time the stage spent (its wall time x `cores_busy`, the
+      flow's own metric) against those steps alone: trainings slowed by a neighbour on the
+      other core (memory bandwidth, a shared cache), and work between the steps (checks,
+      scores, set-up, logging);
+    - **cores / cores busy**: cores that waited (trainings of unequal length, a last task
+      alone, waits on the store).
+    """
+    stages = table.index
+    alone = pd.Series(
+        [
+            sum(w.steps * step_ms[w.family] for w in work if w.stage == stage) / 1e3 / cores
+            for stage in stages
+        ],
+        index=stages,
+    )
+    busy = pd.Series({stage: cores_busy.get(stage, float("nan")) for stage in stages})
+    cpu = table["measured s"] * busy
+    return pd.DataFrame(
+        {
+            "floor s": table["floor s"],
+            "steps alone s": alone,
+            "step / floor": alone / table["floor s"],
+            "CPU s": cpu,
+            "CPU / steps alone": cpu / (alone * cores),
+            "cores busy": busy,
+            "cores / cores busy": cores / busy,
+            "measured / floor": table["measured / floor"],
+        },
+        index=stages,
+    )

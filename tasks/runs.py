@@ -189,10 +189,13 @@ def stage_timer(
     tracking: MlflowClient, run_id: str, name: str, heartbeat_seconds: float
 ) -> Iterator[None]:
     """Log a stage's wall time as `stage_<name>_seconds`, the baseline later work is measured by,
-    and the process's peak resident memory during it as `stage_<name>_peak_rss_mb`; its start
-    and end as progress lines, and a heartbeat while it runs (`tasks.progress`)."""
+    the process's peak resident memory during it as `stage_<name>_peak_rss_mb`, and the cores
+    it kept busy on average as `stage_<name>_cores_busy` (this process's CPU time over the wall
+    time: below the cores a stage's tasks were given, cores waited; tasks in Dask workers are
+    not counted); its start and end as progress lines, and a heartbeat while it runs
+    (`tasks.progress`)."""
     reset_peak()
-    started = time.perf_counter()
+    started, cpu_started = time.perf_counter(), time.process_time()
     report(f"stage {name}: started")
     try:
         with heartbeat(f"stage {name}", heartbeat_seconds):
@@ -201,6 +204,7 @@ def stage_timer(
         report(f"stage {name}: failed after {duration(time.perf_counter() - started)}")
         raise
     seconds = time.perf_counter() - started
+    cpu_seconds = time.process_time() - cpu_started
     report(f"stage {name}: finished in {duration(seconds)}")
     log_metrics(
         tracking,
@@ -208,5 +212,6 @@ def stage_timer(
         {
             f"stage_{name}_seconds": seconds,
             f"stage_{name}_peak_rss_mb": peak_rss_mb(),
+            f"stage_{name}_cores_busy": cpu_seconds / seconds,
         },
     )

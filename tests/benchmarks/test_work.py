@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from benchmarks.work import training_work, work_table
+from benchmarks.work import gap_table, training_work, work_table
 from glasses.config import resolve_config
 
 GFLOP = {"cnn": 2.0, "scatnet": 1.0}
@@ -74,3 +74,26 @@ def test_the_budget_check_adds_its_trainings_at_their_multiples_of_the_budget() 
     trainings, images = by_stage(training_work(config, 48, GFLOP), "cnn")["sweep"]
     assert trainings == 4 + 2 * 2
     assert images == (4 * 12 + 2 * 6 + 2 * 24) * 8
+
+
+def test_the_gap_is_three_factors_whose_product_is_measured_over_floor() -> None:
+    """tiny cross-validation: 2 trainings of 12 steps of 8 images per family, 384 GFLOP at 384
+    GFLOP/s, so 1 s of floor. At 10 ms (CNN) and 5 ms (ScatNet) a step alone, on 2 cores: 0.18 s
+    of steps (0.18x the floor). Measured 0.5 s with 1.5 cores busy: 0.75 s of CPU, 2.08x the
+    0.36 s of steps alone, and 2 / 1.5 = 1.33x for the core that waited."""
+    config = resolve_config("tiny", NO_EARLY_STOPPING)
+    work = training_work(config, n_train=48, gflop_per_image={"cnn": 1.0, "scatnet": 1.0})
+    table = work_table(work, {"cross_validation": 0.5}, gflops=384.0)
+    gaps = gap_table(
+        table, work, {"cross_validation": 1.5}, {"cnn": 10.0, "scatnet": 5.0}, cores=2
+    )
+    row = gaps.loc["cross_validation"]
+    assert row["floor s"] == pytest.approx(1.0)
+    assert row["steps alone s"] == pytest.approx(0.18)
+    assert row["step / floor"] == pytest.approx(0.18)
+    assert row["CPU s"] == pytest.approx(0.75)
+    assert row["CPU / steps alone"] == pytest.approx(0.75 / 0.36)
+    assert row["cores / cores busy"] == pytest.approx(2 / 1.5)
+    product = row["step / floor"] * row["CPU / steps alone"] * row["cores / cores busy"]
+    assert product == pytest.approx(row["measured / floor"]) == pytest.approx(0.5)
+    assert gaps.loc["refit"].isna()[["CPU s", "cores busy"]].all()  # not measured
