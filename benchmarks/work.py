@@ -66,9 +66,7 @@ def training_work(
             images = steps * optimiser.batch_size
             trainings = len(multiples) * twice
             work.append(
-                StageWork(
-                    stage, family, trainings, steps, images, images * gflop_per_image[family]
-                )
+                StageWork(stage, family, trainings, steps, images, images * gflop_per_image[family])
             )
     return work
 

@@ -84,9 +84,7 @@ def test_the_gap_is_three_factors_whose_product_is_measured_over_floor() -> None
     config = resolve_config("tiny", NO_EARLY_STOPPING)
     work = training_work(config, n_train=48, gflop_per_image={"cnn": 1.0, "scatnet": 1.0})
     table = work_table(work, {"cross_validation": 0.5}, gflops=384.0)
-    gaps = gap_table(
-        table, work, {"cross_validation": 1.5}, {"cnn": 10.0, "scatnet": 5.0}, cores=2
-    )
+    gaps = gap_table(table, work, {"cross_validation": 1.5}, {"cnn": 10.0, "scatnet": 5.0}, cores=2)
     row = gaps.loc["cross_validation"]
     assert row["floor s"] == pytest.approx(1.0)
     assert row["steps alone s"] == pytest.approx(0.18)
