@@ -189,7 +189,7 @@ def main() -> None:
                 ("neighbour_factor", "CPU / steps alone"),
                 ("idle_factor", "cores / cores busy"),
             )
-            if (value := row[column]) == value  # measured stages only
+            if pd.notna(value := row[column])  # measured stages only
         }
         print("", sections["work"], "", sections["gaps"], sep="\n")
     sections["after"] = f"Load average after: {load_average()}"
